@@ -1,0 +1,9 @@
+"""The podpreset engine: pure, synchronous, and free of I/O.
+
+Everything in this package works on plain JSON-shaped values (dicts, lists, strings) exactly as
+they arrive from the Kubernetes API, and returns plain values. It cannot do any I/O: no sockets,
+no files, no Flask, no Kubernetes client, no threads, no logging configuration, no global state.
+The outside world (HTTP, the watch of PodPreset objects, YAML files on disk, metrics, events)
+lives in the ``webhook`` package, which calls into this one. ``tests/unit/test_purity.py``
+enforces the rule by parsing every module here.
+"""

@@ -1,0 +1,219 @@
+"""AdmissionReview v1 in, AdmissionReview v1 out: the function behind ``/mutate`` and ``podpreset review``.
+
+``admit`` validates the review's shape (a bad one raises ``BadReview``, which the server turns
+into HTTP 400), applies the skip rules for operations and resources, runs the engine on the
+presets of the request's namespace, and builds the response. ``encode_review`` is the one JSON
+encoding both the server and the CLI use, so their bytes are identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from presets.engine import Outcome, apply_presets
+from presets.model import PodPreset
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+
+
+class BadReview(ValueError):
+    """The body is not a well-formed AdmissionReview v1; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class PresetIndex:
+    """Presets grouped by namespace and sorted by name, built once per snapshot."""
+
+    by_namespace: Mapping[str, tuple[PodPreset, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, presets: Iterable[PodPreset]) -> PresetIndex:
+        groups: dict[str, list[PodPreset]] = {}
+        for preset in presets:
+            groups.setdefault(preset.namespace, []).append(preset)
+        return cls({ns: tuple(sorted(group, key=lambda p: p.name)) for ns, group in groups.items()})
+
+    def for_namespace(self, namespace: str) -> tuple[PodPreset, ...]:
+        return self.by_namespace.get(namespace, ())
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self.by_namespace.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """The parts of ``AdmissionReview.request`` the webhook uses."""
+
+    uid: str
+    operation: str
+    namespace: str
+    dry_run: bool
+    is_pod: bool
+    object: dict[str, Any] | None
+
+    @property
+    def pod_name(self) -> str:
+        """The pod's name, or its generateName (controllers' pods have no name yet)."""
+        metadata = (self.object or {}).get("metadata")
+        if not isinstance(metadata, dict):
+            return ""
+        name = metadata.get("name") or ""
+        return str(name) if name else str(metadata.get("generateName") or "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The review's answer: the request, what the engine decided (None when not a pod CREATE)."""
+
+    request: Request
+    outcome: Outcome | None
+    response: dict[str, Any]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.response["response"].get("warnings", ()))
+
+
+def admit(review: object, index: PresetIndex) -> Decision:
+    """Answer one AdmissionReview. Raises ``BadReview`` for a malformed one."""
+    request = parse_review(review)
+    outcome: Outcome | None = None
+    response: dict[str, Any] = {"uid": request.uid, "allowed": True}
+    if request.is_pod and request.operation == "CREATE" and request.object is not None:
+        outcome = apply_presets(request.object, index.for_namespace(request.namespace))
+        if outcome.patch:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(
+                json.dumps(list(outcome.patch), separators=(",", ":")).encode()
+            ).decode("ascii")
+        if outcome.conflicts:
+            response["warnings"] = [c.describe() for c in outcome.conflicts]
+    return Decision(request=request, outcome=outcome,
+                    response={"apiVersion": API_VERSION, "kind": KIND, "response": response})
+
+
+def encode_review(review: Mapping[str, Any]) -> bytes:
+    """The exact bytes of a response AdmissionReview, shared by the server and the CLI."""
+    return json.dumps(review, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def parse_review(review: object) -> Request:
+    """Check the AdmissionReview's shape and extract the request."""
+    if not isinstance(review, dict):
+        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_kind(review)}")
+    if review.get("kind") != KIND:
+        raise BadReview(f"kind: expected {KIND}, got {review.get('kind')!r}")
+    if review.get("apiVersion") != API_VERSION:
+        raise BadReview(f"apiVersion: expected {API_VERSION}, got {review.get('apiVersion')!r}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview(f"request: expected an object, got {_kind(request)}")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid: required, a non-empty string")
+    operation = request.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise BadReview("request.operation: required, a non-empty string")
+    for name in ("namespace", "subResource"):
+        value = request.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadReview(f"request.{name}: expected a string, got {_kind(value)}")
+    dry_run = request.get("dryRun", False)
+    if dry_run is None:
+        dry_run = False
+    if not isinstance(dry_run, bool):
+        raise BadReview(f"request.dryRun: expected a boolean, got {_kind(dry_run)}")
+    resource = request.get("resource")
+    if not isinstance(resource, dict):
+        raise BadReview(f"request.resource: expected an object, got {_kind(resource)}")
+    for name in ("group", "version", "resource"):
+        value = resource.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadReview(f"request.resource.{name}: expected a string, got {_kind(value)}")
+    is_pod = (resource.get("group") or "") == "" and resource.get("resource") == "pods" \
+        and not request.get("subResource")
+    obj = request.get("object")
+    if obj is not None and not isinstance(obj, dict):
+        raise BadReview(f"request.object: expected an object, got {_kind(obj)}")
+    if operation == "CREATE" and obj is None:
+        raise BadReview("request.object: required for CREATE")
+    if is_pod and operation == "CREATE" and obj is not None:
+        _check_pod(obj)
+    namespace = request.get("namespace") or ""
+    if not namespace and isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+        ns = obj["metadata"].get("namespace")
+        namespace = ns if isinstance(ns, str) else ""
+    return Request(uid=uid, operation=operation, namespace=namespace, dry_run=dry_run, is_pod=is_pod,
+                   object=obj)
+
+
+def check_pod(pod: object, where: str = "pod") -> None:
+    """Raise ``BadReview`` unless every field the engine reads has the right JSON type."""
+    if not isinstance(pod, dict):
+        raise BadReview(f"{where}: expected an object, got {_kind(pod)}")
+    _check_pod(pod, where)
+
+
+def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
+    metadata = pod.get("metadata")
+    if metadata is not None:
+        _expect(metadata, dict, f"{where}.metadata")
+        for name in ("labels", "annotations"):
+            values = metadata.get(name)
+            if values is None:
+                continue
+            _expect(values, dict, f"{where}.metadata.{name}")
+            for key, value in values.items():
+                if not isinstance(value, str):
+                    raise BadReview(f"{where}.metadata.{name}[{key}]: expected a string, got {_kind(value)}")
+        for name in ("name", "generateName", "namespace"):
+            if metadata.get(name) is not None:
+                _expect(metadata[name], str, f"{where}.metadata.{name}")
+    spec = pod.get("spec")
+    if spec is None:
+        return
+    _expect(spec, dict, f"{where}.spec")
+    for name in ("volumes", "tolerations"):
+        _check_items(spec.get(name), f"{where}.spec.{name}")
+    for name in ("containers", "initContainers"):
+        containers = spec.get(name)
+        _check_items(containers, f"{where}.spec.{name}")
+        for i, container in enumerate(containers or ()):
+            for field_name in ("env", "envFrom", "volumeMounts"):
+                _check_items(container.get(field_name), f"{where}.spec.{name}[{i}].{field_name}")
+
+
+def _check_items(value: object, where: str) -> None:
+    if value is None:
+        return
+    _expect(value, list, where)
+    assert isinstance(value, list)
+    for i, item in enumerate(value):
+        _expect(item, dict, f"{where}[{i}]")
+
+
+def _expect(value: object, kind: type, where: str) -> None:
+    if not isinstance(value, kind):
+        expected = {dict: "an object", list: "a list", str: "a string"}[kind]
+        raise BadReview(f"{where}: expected {expected}, got {_kind(value)}")
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__

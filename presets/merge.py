@@ -1,0 +1,159 @@
+"""The merge rules: one small pure function per list.
+
+Each takes the items the pod (or container) already has and the matching presets in order, and
+returns ``Merged``: the items to append and the conflicts found, in a single pass. An item added
+by an earlier preset counts as existing for later ones. Items are compared modulo Kubernetes
+defaulting (``presets.defaults``). Nothing is mutated; conflicts are returned, never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from presets.defaults import (
+    Frozen,
+    canonical_env_from,
+    canonical_env_var,
+    canonical_toleration,
+    canonical_volume,
+    canonical_volume_mount,
+)
+from presets.model import PodPreset
+
+Field = Literal["env", "envFrom", "volumeMounts", "volumes"]
+POD_OWNER = ""
+"""``Conflict.other`` when the item the preset disagrees with is the pod's own."""
+
+_NOUNS: dict[Field, str] = {
+    "env": "env var",
+    "envFrom": "envFrom source",
+    "volumeMounts": "volume mount",
+    "volumes": "volume",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Conflict:
+    """A preset item that disagrees with an item of the same key. Never holds values."""
+
+    preset: str
+    field: Field
+    key: str
+    container: str | None = None
+    """``container "app"`` or ``init container "setup"``; None for pod-level lists."""
+    other: str = POD_OWNER
+    """The preset that defined the key first, or ``POD_OWNER`` when the pod has it."""
+
+    def describe(self) -> str:
+        """One line for warnings, logs and events; names, never values."""
+        where = f"{self.container}: " if self.container else ""
+        owner = "the pod's own definition" if self.other == POD_OWNER else f"podpreset {self.other!r}"
+        return (f"podpreset {self.preset!r} conflicts on {where}{_NOUNS[self.field]} {self.key} "
+                f"which differs from {owner}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Merged:
+    """What a merge rule decided: items to append, in order, and conflicts."""
+
+    added: tuple[dict[str, Any], ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+
+
+def env_from_key(item: dict[str, Any]) -> str:
+    """The envFrom merge key (prefix, configMapRef.name, secretRef.name), rendered for messages."""
+    parts = []
+    for ref in ("configMapRef", "secretRef"):
+        target = item.get(ref)
+        if isinstance(target, dict) and target.get("name"):
+            parts.append(f"{ref} {target['name']!r}")
+    if item.get("prefix"):
+        parts.append(f"prefix {item['prefix']!r}")
+    return " with ".join(parts) if parts else "(empty)"
+
+
+def merge_env(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset],
+              container: str | None = None) -> Merged:
+    """env: keyed by name; same content is skipped, different content conflicts."""
+    return _merge_keyed(existing, presets, lambda p: p.env, "env",
+                        lambda i: (repr(i.get("name")),), canonical_env_var, container)
+
+
+def merge_env_from(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset],
+                   container: str | None = None) -> Merged:
+    """envFrom: keyed by (prefix, configMapRef.name, secretRef.name). A deviation from the
+    original, which silently dropped the container's envFrom here (its quirk Q1)."""
+    return _merge_keyed(existing, presets, lambda p: p.env_from, "envFrom",
+                        lambda i: (env_from_key(i),), canonical_env_from, container)
+
+
+def merge_volume_mounts(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset],
+                        container: str | None = None) -> Merged:
+    """volumeMounts: keyed by name and, separately, by mountPath, as the original was."""
+    return _merge_keyed(existing, presets, lambda p: p.volume_mounts, "volumeMounts",
+                        lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
+                        canonical_volume_mount, container)
+
+
+def merge_volumes(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
+    """volumes: keyed by name."""
+    return _merge_keyed(existing, presets, lambda p: p.volumes, "volumes",
+                        lambda i: (repr(i.get("name")),), canonical_volume, None)
+
+
+def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
+    """tolerations: whole-object equality; an exact duplicate is never added; no conflicts."""
+    seen: set[Hashable] = {canonical_toleration(t) for t in existing if isinstance(t, dict)}
+    added: list[dict[str, Any]] = []
+    for preset in presets:
+        for toleration in preset.tolerations:
+            form = canonical_toleration(toleration)
+            if form not in seen:
+                seen.add(form)
+                added.append(toleration)
+    return Merged(added=tuple(added))
+
+
+def _merge_keyed(
+    existing: Sequence[dict[str, Any]],
+    presets: Sequence[PodPreset],
+    items_of: Callable[[PodPreset], Iterable[dict[str, Any]]],
+    field: Field,
+    keys_of: Callable[[dict[str, Any]], tuple[str, ...]],
+    canonical: Callable[[dict[str, Any]], Frozen],
+    container: str | None,
+) -> Merged:
+    """The shared single pass: a map per key, seeded from ``existing``, grown with each addition.
+
+    A key maps to every canonical form seen for it (a pod may mount one volume twice) and to who
+    defined it first. An item whose keys all hold its exact form is a duplicate and is skipped.
+    """
+    forms: dict[str, set[Hashable]] = {}
+    owners: dict[str, str] = {}
+    for item in existing:
+        if not isinstance(item, dict):
+            continue
+        form = canonical(item)
+        for key in keys_of(item):
+            forms.setdefault(key, set()).add(form)
+            owners.setdefault(key, POD_OWNER)
+    added: list[dict[str, Any]] = []
+    conflicts: list[Conflict] = []
+    for preset in presets:
+        for item in items_of(preset):
+            form = canonical(item)
+            keys = keys_of(item)
+            clashes = [k for k in keys if k in forms and form not in forms[k]]
+            if clashes:
+                conflicts.extend(Conflict(preset=preset.name, field=field, key=k, container=container,
+                                          other=owners[k]) for k in clashes)
+                continue
+            if all(k in forms for k in keys):
+                continue
+            for key in keys:
+                forms.setdefault(key, set()).add(form)
+                owners.setdefault(key, preset.name)
+            added.append(item)
+    return Merged(added=tuple(added), conflicts=tuple(conflicts))

@@ -1,0 +1,165 @@
+"""Reading preset documents from YAML or JSON files and directories.
+
+A path is a file (YAML, possibly multi-document or a ``List``; or JSON) or a directory, whose
+``*.yaml``, ``*.yml`` and ``*.json`` files are read in name order (not recursively). Every
+problem is reported with its file, document number, preset name and field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from presets.model import InvalidPreset, PodPreset, Problem, parse_preset
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class SourceError(Exception):
+    """A preset path cannot be read or parsed at all (missing file, bad YAML)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """One document of a file: its 1-based position and parsed content."""
+
+    source: str
+    number: int
+    content: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadResult:
+    """Valid presets and every problem found; the caller decides whether problems are fatal."""
+
+    presets: tuple[PodPreset, ...]
+    problems: tuple[Problem, ...]
+
+
+def files_of(path: str) -> list[Path]:
+    """The preset files a path names. Raises ``SourceError`` when it does not exist."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(f for f in p.iterdir() if f.is_file() and f.suffix in SUFFIXES)
+    if p.is_file():
+        return [p]
+    raise SourceError(f"{path}: no such file or directory")
+
+
+def read_text(path: str) -> str:
+    """A file's text, or standard input for ``-``."""
+    try:
+        if path == "-":
+            import sys
+
+            return sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read: {exc}") from exc
+
+
+def parse_documents(text: str, source: str) -> list[Document]:
+    """Split text into documents: JSON, or YAML (multi-document); ``List`` kinds are unpacked."""
+    stripped = text.lstrip()
+    raw: list[Any]
+    if source.endswith(".json") or stripped.startswith(("{", "[")):
+        try:
+            raw = [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            if source.endswith(".json"):
+                raise SourceError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+            raw = _load_yaml(text, source)
+    else:
+        raw = _load_yaml(text, source)
+    documents: list[Document] = []
+    number = 0
+    for content in raw:
+        if content is None:
+            continue
+        items = _list_items(content)
+        for item in items if items is not None else [content]:
+            number += 1
+            documents.append(Document(source=source, number=number, content=item))
+    return documents
+
+
+def read_documents(paths: Iterable[str]) -> Iterator[Document]:
+    """Every document of every path, in order. Raises ``SourceError`` on unreadable input."""
+    for path in paths:
+        if path == "-":
+            yield from parse_documents(read_text(path), "<stdin>")
+            continue
+        for file in files_of(path):
+            yield from parse_documents(read_text(str(file)), str(file))
+
+
+def load_presets(paths: Iterable[str], default_namespace: str = "default") -> LoadResult:
+    """Parse and validate every preset in ``paths``; invalid documents become problems.
+
+    Documents that are not PodPresets are problems too, as are two presets with one
+    namespace and name. Raises ``SourceError`` only when a path cannot be read or parsed.
+    """
+    presets: list[PodPreset] = []
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], str] = {}
+    for doc in read_documents(paths):
+        try:
+            preset = parse_preset(doc.content, source=doc.source, document=doc.number,
+                                  default_namespace=default_namespace)
+        except InvalidPreset as exc:
+            problems.extend(exc.problems)
+            continue
+        key = (preset.namespace, preset.name)
+        if key in seen:
+            problems.append(Problem(source=doc.source, document=doc.number, name=preset.name, field="metadata.name",
+                                    message=f"a preset {preset.namespace}/{preset.name} is already defined in "
+                                            f"{seen[key]}"))
+            continue
+        seen[key] = f"{doc.source}: document {doc.number}"
+        presets.append(preset)
+    return LoadResult(presets=tuple(presets), problems=tuple(problems))
+
+
+def fingerprint(paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    """A cheap change detector for a set of paths: (file, mtime_ns, size) of every preset file."""
+    entries: list[tuple[str, int, int]] = []
+    for path in paths:
+        try:
+            files = files_of(path)
+        except SourceError:
+            entries.append((path, -1, -1))
+            continue
+        for file in files:
+            try:
+                st = os.stat(file)
+            except OSError:
+                entries.append((str(file), -1, -1))
+                continue
+            entries.append((str(file), st.st_mtime_ns, st.st_size))
+    return tuple(entries)
+
+
+def _load_yaml(text: str, source: str) -> list[Any]:
+    try:
+        return list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SourceError(f"{source}: invalid YAML{where}: {problem}") from exc
+
+
+def _list_items(content: Any) -> list[Any] | None:
+    if isinstance(content, dict) and isinstance(content.get("kind"), str) and content["kind"].endswith("List") \
+            and isinstance(content.get("items"), list):
+        return list(content["items"])
+    return None
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
