@@ -93,8 +93,11 @@ def admit(review: object, index: PresetIndex) -> Decision:
             ).decode("ascii")
         if outcome.conflicts:
             response["warnings"] = [c.describe() for c in outcome.conflicts]
-    return Decision(request=request, outcome=outcome,
-                    response={"apiVersion": API_VERSION, "kind": KIND, "response": response})
+    return Decision(
+        request=request,
+        outcome=outcome,
+        response={"apiVersion": API_VERSION, "kind": KIND, "response": response},
+    )
 
 
 def encode_review(review: Mapping[str, Any]) -> bytes:
@@ -135,8 +138,11 @@ def parse_review(review: object) -> Request:
         value = resource.get(name)
         if value is not None and not isinstance(value, str):
             raise BadReview(f"request.resource.{name}: expected a string, got {_kind(value)}")
-    is_pod = (resource.get("group") or "") == "" and resource.get("resource") == "pods" \
+    is_pod = (
+        (resource.get("group") or "") == ""
+        and resource.get("resource") == "pods"
         and not request.get("subResource")
+    )
     obj = request.get("object")
     if obj is not None and not isinstance(obj, dict):
         raise BadReview(f"request.object: expected an object, got {_kind(obj)}")
@@ -148,8 +154,9 @@ def parse_review(review: object) -> Request:
     if not namespace and isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
         ns = obj["metadata"].get("namespace")
         namespace = ns if isinstance(ns, str) else ""
-    return Request(uid=uid, operation=operation, namespace=namespace, dry_run=dry_run, is_pod=is_pod,
-                   object=obj)
+    return Request(
+        uid=uid, operation=operation, namespace=namespace, dry_run=dry_run, is_pod=is_pod, object=obj
+    )
 
 
 def check_pod(pod: object, where: str = "pod") -> None:
@@ -197,9 +204,12 @@ def _check_items(value: object, where: str) -> None:
         _expect(item, dict, f"{where}[{i}]")
 
 
+_EXPECTED: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+
+
 def _expect(value: object, kind: type, where: str) -> None:
     if not isinstance(value, kind):
-        expected = {dict: "an object", list: "a list", str: "a string"}[kind]
+        expected = _EXPECTED[kind]
         raise BadReview(f"{where}: expected {expected}, got {_kind(value)}")
 
 

@@ -57,7 +57,7 @@ def freeze(value: object) -> Frozen:
 
 
 def _is_unset(value: object) -> bool:
-    return value is None or value is False or value == "" or value == []
+    return value is None or value is False or value in ("", [])
 
 
 def _default_env_var(item: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,10 @@ def _default_volume(item: dict[str, Any]) -> dict[str, Any]:
         if key in _DEFAULT_MODE_SOURCES and source.get("defaultMode") is None:
             source = {**source, "defaultMode": 420}
         if key in _VOLUME_SOURCE_DEFAULTS:
-            source = {**_VOLUME_SOURCE_DEFAULTS[key], **{k: v for k, v in source.items() if v not in (None, "")}}
+            source = {
+                **_VOLUME_SOURCE_DEFAULTS[key],
+                **{k: v for k, v in source.items() if v not in (None, "")},
+            }
         if key == "downwardAPI":
             source = _default_items(source)
         if key == "projected":
@@ -112,11 +115,11 @@ def _default_projected(source: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(projections, list):
         return source
     out: list[object] = []
-    for projection in projections:
-        if not isinstance(projection, dict):
-            out.append(projection)
+    for raw in projections:
+        if not isinstance(raw, dict):
+            out.append(raw)
             continue
-        projection = dict(projection)
+        projection = dict(raw)
         downward = projection.get("downwardAPI")
         if isinstance(downward, dict):
             projection["downwardAPI"] = _default_items(downward)

@@ -72,14 +72,18 @@ def skip_reason(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def select_presets(labels: Mapping[str, str], presets: Iterable[PodPreset]) -> tuple[list[PodPreset], list[Mismatch]]:
+def select_presets(
+    labels: Mapping[str, str], presets: Iterable[PodPreset]
+) -> tuple[list[PodPreset], list[Mismatch]]:
     """Split presets into those whose selector matches ``labels`` (by name) and the rest."""
     matched: list[PodPreset] = []
     mismatches: list[Mismatch] = []
     for preset in sorted(presets, key=lambda p: p.name):
         unmet = preset.selector.unmet(labels)
         if unmet:
-            mismatches.append(Mismatch(preset=preset.name, unmet=tuple(describe_requirement(r) for r in unmet)))
+            mismatches.append(
+                Mismatch(preset=preset.name, unmet=tuple(describe_requirement(r) for r in unmet))
+            )
         else:
             matched.append(preset)
     return matched, mismatches
@@ -94,8 +98,9 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
     labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
     matched, mismatches = select_presets(labels, presets)
     if not matched:
-        return Outcome(action="unchanged", reason="no preset selects this pod", pod=pod,
-                       mismatches=tuple(mismatches))
+        return Outcome(
+            action="unchanged", reason="no preset selects this pod", pod=pod, mismatches=tuple(mismatches)
+        )
 
     spec = _mapping(pod.get("spec"))
     merges: list[tuple[tuple[str | int, ...], Sequence[Any] | None, Merged]] = []
@@ -112,15 +117,23 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
                 continue
             label = f"{noun} {container.get('name')!r}"
             base = ("spec", list_name, index)
-            for field, rule in (("env", merge_env), ("envFrom", merge_env_from),
-                                ("volumeMounts", merge_volume_mounts)):
+            for field, rule in (
+                ("env", merge_env),
+                ("envFrom", merge_env_from),
+                ("volumeMounts", merge_volume_mounts),
+            ):
                 current = container.get(field)
                 merges.append(((*base, field), current, rule(_items(current), matched, label)))
 
     conflicts = tuple(c for _, _, merged in merges for c in merged.conflicts)
     if conflicts:
-        return Outcome(action="conflict", reason=f"{len(conflicts)} conflict(s); no preset applied", pod=pod,
-                       conflicts=conflicts, mismatches=tuple(mismatches))
+        return Outcome(
+            action="conflict",
+            reason=f"{len(conflicts)} conflict(s); no preset applied",
+            pod=pod,
+            conflicts=conflicts,
+            mismatches=tuple(mismatches),
+        )
 
     patch: list[PatchOp] = []
     mutated = _Copier(pod)
@@ -153,8 +166,13 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
     )
 
 
-def _append(patch: list[PatchOp], mutated: _Copier, path: tuple[str | int, ...],
-            current: Sequence[Any] | None, added: tuple[dict[str, Any], ...]) -> None:
+def _append(
+    patch: list[PatchOp],
+    mutated: _Copier,
+    path: tuple[str | int, ...],
+    current: Sequence[Any] | None,
+    added: tuple[dict[str, Any], ...],
+) -> None:
     pointer = "".join("/" + escape(str(part)) for part in path)
     if isinstance(current, list):
         patch.extend({"op": "add", "path": pointer + "/-", "value": item} for item in added)
@@ -164,8 +182,9 @@ def _append(patch: list[PatchOp], mutated: _Copier, path: tuple[str | int, ...],
         mutated.set(path, list(added))
 
 
-def _count_added(matched: Sequence[PodPreset],
-                 merges: Sequence[tuple[tuple[str | int, ...], Sequence[Any] | None, Merged]]) -> dict[str, dict[str, int]]:
+def _count_added(
+    matched: Sequence[PodPreset], merges: Sequence[tuple[tuple[str | int, ...], Sequence[Any] | None, Merged]]
+) -> dict[str, dict[str, int]]:
     """How many items of each preset were injected somewhere, by field (identity of items)."""
     added_ids = {id(item) for _, _, merged in merges for item in merged.added}
     counts: dict[str, dict[str, int]] = {}
@@ -193,9 +212,11 @@ class _Copier:
         for depth in range(len(path) - 1):
             part = path[depth]
             prefix = path[: depth + 1]
-            child = node[part] if isinstance(node, list) else node.get(part)
+            child = node.get(part) if isinstance(node, dict) else node[part]
             if prefix not in self._copied:
-                child = list(child) if isinstance(child, list) else dict(child) if isinstance(child, dict) else {}
+                child = (
+                    list(child) if isinstance(child, list) else dict(child) if isinstance(child, dict) else {}
+                )
                 node[part] = child
                 self._copied.add(prefix)
             node = child

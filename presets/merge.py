@@ -50,8 +50,10 @@ class Conflict:
         """One line for warnings, logs and events; names, never values."""
         where = f"{self.container}: " if self.container else ""
         owner = "the pod's own definition" if self.other == POD_OWNER else f"podpreset {self.other!r}"
-        return (f"podpreset {self.preset!r} conflicts on {where}{_NOUNS[self.field]} {self.key} "
-                f"which differs from {owner}")
+        return (
+            f"podpreset {self.preset!r} conflicts on {where}{_NOUNS[self.field]} {self.key} "
+            f"which differs from {owner}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,33 +76,63 @@ def env_from_key(item: dict[str, Any]) -> str:
     return " with ".join(parts) if parts else "(empty)"
 
 
-def merge_env(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset],
-              container: str | None = None) -> Merged:
+def merge_env(
+    existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
+) -> Merged:
     """env: keyed by name; same content is skipped, different content conflicts."""
-    return _merge_keyed(existing, presets, lambda p: p.env, "env",
-                        lambda i: (repr(i.get("name")),), canonical_env_var, container)
+    return _merge_keyed(
+        existing,
+        presets,
+        lambda p: p.env,
+        "env",
+        lambda i: (repr(i.get("name")),),
+        canonical_env_var,
+        container,
+    )
 
 
-def merge_env_from(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset],
-                   container: str | None = None) -> Merged:
+def merge_env_from(
+    existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
+) -> Merged:
     """envFrom: keyed by (prefix, configMapRef.name, secretRef.name). A deviation from the
     original, which silently dropped the container's envFrom here (its quirk Q1)."""
-    return _merge_keyed(existing, presets, lambda p: p.env_from, "envFrom",
-                        lambda i: (env_from_key(i),), canonical_env_from, container)
+    return _merge_keyed(
+        existing,
+        presets,
+        lambda p: p.env_from,
+        "envFrom",
+        lambda i: (env_from_key(i),),
+        canonical_env_from,
+        container,
+    )
 
 
-def merge_volume_mounts(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset],
-                        container: str | None = None) -> Merged:
+def merge_volume_mounts(
+    existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
+) -> Merged:
     """volumeMounts: keyed by name and, separately, by mountPath, as the original was."""
-    return _merge_keyed(existing, presets, lambda p: p.volume_mounts, "volumeMounts",
-                        lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
-                        canonical_volume_mount, container)
+    return _merge_keyed(
+        existing,
+        presets,
+        lambda p: p.volume_mounts,
+        "volumeMounts",
+        lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
+        canonical_volume_mount,
+        container,
+    )
 
 
 def merge_volumes(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
     """volumes: keyed by name."""
-    return _merge_keyed(existing, presets, lambda p: p.volumes, "volumes",
-                        lambda i: (repr(i.get("name")),), canonical_volume, None)
+    return _merge_keyed(
+        existing,
+        presets,
+        lambda p: p.volumes,
+        "volumes",
+        lambda i: (repr(i.get("name")),),
+        canonical_volume,
+        None,
+    )
 
 
 def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
@@ -116,7 +148,7 @@ def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodP
     return Merged(added=tuple(added))
 
 
-def _merge_keyed(
+def _merge_keyed(  # noqa: PLR0917 (the rule's parts, passed by the five public rules)
     existing: Sequence[dict[str, Any]],
     presets: Sequence[PodPreset],
     items_of: Callable[[PodPreset], Iterable[dict[str, Any]]],
@@ -133,8 +165,6 @@ def _merge_keyed(
     forms: dict[str, set[Hashable]] = {}
     owners: dict[str, str] = {}
     for item in existing:
-        if not isinstance(item, dict):
-            continue
         form = canonical(item)
         for key in keys_of(item):
             forms.setdefault(key, set()).add(form)
@@ -147,8 +177,10 @@ def _merge_keyed(
             keys = keys_of(item)
             clashes = [k for k in keys if k in forms and form not in forms[k]]
             if clashes:
-                conflicts.extend(Conflict(preset=preset.name, field=field, key=k, container=container,
-                                          other=owners[k]) for k in clashes)
+                conflicts.extend(
+                    Conflict(preset=preset.name, field=field, key=k, container=container, other=owners[k])
+                    for k in clashes
+                )
                 continue
             if all(k in forms for k in keys):
                 continue

@@ -86,8 +86,17 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
     found: list[tuple[str, str]] = []
     name = ""
     if not isinstance(doc, dict):
-        raise InvalidPreset([Problem(source=source, document=document, name="", field="",
-                                     message=f"expected a mapping, got {_kind(doc)}")])
+        raise InvalidPreset(
+            [
+                Problem(
+                    source=source,
+                    document=document,
+                    name="",
+                    field="",
+                    message=f"expected a mapping, got {_kind(doc)}",
+                )
+            ]
+        )
     raw_name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), dict) else None
     if isinstance(raw_name, str):
         name = raw_name
@@ -95,7 +104,9 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
     if doc.get("kind") != KIND:
         found.append(("kind", f"must be {KIND}, got {doc.get('kind')!r}"))
     if doc.get("apiVersion") not in API_VERSIONS:
-        found.append(("apiVersion", f"must be one of {', '.join(API_VERSIONS)}, got {doc.get('apiVersion')!r}"))
+        found.append(
+            ("apiVersion", f"must be one of {', '.join(API_VERSIONS)}, got {doc.get('apiVersion')!r}")
+        )
 
     metadata = doc.get("metadata")
     namespace = default_namespace
@@ -107,7 +118,12 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
         raw_ns = metadata.get("namespace")
         if raw_ns is not None and raw_ns != "":
             if not isinstance(raw_ns, str) or not _DNS_LABEL_RE.match(raw_ns) or len(raw_ns) > 63:
-                found.append(("metadata.namespace", f"must be a DNS label (lowercase letters, digits, '-'), got {raw_ns!r}"))
+                found.append(
+                    (
+                        "metadata.namespace",
+                        f"must be a DNS label (lowercase letters, digits, '-'), got {raw_ns!r}",
+                    )
+                )
             else:
                 namespace = raw_ns
         rv = metadata.get("resourceVersion")
@@ -116,14 +132,17 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
 
     spec = doc.get("spec")
     selector = EVERYTHING
-    items: dict[str, tuple[dict[str, Any], ...]] = {f: () for f in INJECTION_FIELDS}
+    items: dict[str, tuple[dict[str, Any], ...]] = dict.fromkeys(INJECTION_FIELDS, ())
     if not isinstance(spec, dict):
-        found.append(("spec", "required: a mapping with a selector and at least one of "
-                              + ", ".join(INJECTION_FIELDS)))
+        found.append(
+            ("spec", "required: a mapping with a selector and at least one of " + ", ".join(INJECTION_FIELDS))
+        )
     else:
         for key in spec:
             if key not in SPEC_FIELDS:
-                found.append((f"spec.{key}", f"unknown field (a PodPreset spec has {', '.join(SPEC_FIELDS)})"))
+                found.append(
+                    (f"spec.{key}", f"unknown field (a PodPreset spec has {', '.join(SPEC_FIELDS)})")
+                )
         selector, selector_problems = parse_selector(spec.get("selector"), "spec.selector")
         found.extend(selector_problems)
         for key in INJECTION_FIELDS:
@@ -149,8 +168,9 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
         found.extend(_check_tolerations(items["tolerations"]))
 
     if found:
-        raise InvalidPreset([Problem(source=source, document=document, name=name, field=f, message=m)
-                             for f, m in found])
+        raise InvalidPreset(
+            [Problem(source=source, document=document, name=name, field=f, message=m) for f, m in found]
+        )
     return PodPreset(
         name=name,
         namespace=namespace,
@@ -169,11 +189,21 @@ def _check_name(name: object) -> list[tuple[str, str]]:
     if not isinstance(name, str) or not name:
         return [("metadata.name", "required: the preset needs a name")]
     if len(name) > MAX_NAME_LENGTH:
-        return [("metadata.name", f"is {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed, because "
-                                  f"the pod annotation key podpreset-<name> must fit in 63 characters")]
+        return [
+            (
+                "metadata.name",
+                f"is {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed, because "
+                f"the pod annotation key podpreset-<name> must fit in 63 characters",
+            )
+        ]
     if not _DNS_SUBDOMAIN_RE.match(name):
-        return [("metadata.name", f"{name!r} is not a DNS subdomain: use lowercase letters, digits, '-' and '.', "
-                                  "starting and ending with a letter or digit")]
+        return [
+            (
+                "metadata.name",
+                f"{name!r} is not a DNS subdomain: use lowercase letters, digits, '-' and '.', "
+                "starting and ending with a letter or digit",
+            )
+        ]
     return []
 
 
@@ -196,11 +226,17 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
             if "=" in name:
                 found.append((f"{path}.name", f"{name!r} must not contain '='"))
             if name in seen:
-                found.append((f"{path}.name", f"duplicate env var {name!r} (also spec.env[{seen[name]}]); "
-                                              "keep one definition"))
+                found.append(
+                    (
+                        f"{path}.name",
+                        f"duplicate env var {name!r} (also spec.env[{seen[name]}]); keep one definition",
+                    )
+                )
             seen.setdefault(name, i)
         if "value" in var and var["value"] is not None and not isinstance(var["value"], str):
-            found.append((f"{path}.value", f"expected a string, got {_kind(var['value'])} (quote it in YAML)"))
+            found.append(
+                (f"{path}.value", f"expected a string, got {_kind(var['value'])} (quote it in YAML)")
+            )
         value_from = var.get("valueFrom")
         if value_from is not None:
             if not isinstance(value_from, dict):
@@ -211,14 +247,22 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
                 sources = [k for k in _VALUE_FROM_SOURCES if value_from.get(k) is not None]
                 unknown = [k for k in value_from if k not in _VALUE_FROM_SOURCES]
                 if unknown:
-                    found.append((f"{path}.valueFrom.{unknown[0]}", "unknown field (expected one of "
-                                  + ", ".join(_VALUE_FROM_SOURCES) + ")"))
+                    found.append(
+                        (
+                            f"{path}.valueFrom.{unknown[0]}",
+                            "unknown field (expected one of " + ", ".join(_VALUE_FROM_SOURCES) + ")",
+                        )
+                    )
                 elif len(sources) != 1:
-                    found.append((f"{path}.valueFrom", "must set exactly one of " + ", ".join(_VALUE_FROM_SOURCES)))
+                    found.append(
+                        (f"{path}.valueFrom", "must set exactly one of " + ", ".join(_VALUE_FROM_SOURCES))
+                    )
                 else:
                     ref = value_from[sources[0]]
                     if not isinstance(ref, dict):
-                        found.append((f"{path}.valueFrom.{sources[0]}", f"expected a mapping, got {_kind(ref)}"))
+                        found.append(
+                            (f"{path}.valueFrom.{sources[0]}", f"expected a mapping, got {_kind(ref)}")
+                        )
                     elif sources[0] == "fieldRef":
                         found.extend(_require_string(ref, "fieldPath", f"{path}.valueFrom.fieldRef"))
                     elif sources[0] == "resourceFieldRef":
@@ -235,7 +279,9 @@ def _check_env_from(env_from: tuple[dict[str, Any], ...]) -> list[tuple[str, str
         sources = [k for k in _ENV_FROM_SOURCES if item.get(k) is not None]
         unknown = [k for k in item if k not in (*_ENV_FROM_SOURCES, "prefix")]
         if unknown:
-            found.append((f"{path}.{unknown[0]}", "unknown field (expected configMapRef, secretRef or prefix)"))
+            found.append(
+                (f"{path}.{unknown[0]}", "unknown field (expected configMapRef, secretRef or prefix)")
+            )
         if len(sources) != 1:
             found.append((path, "must set exactly one of configMapRef or secretRef"))
             continue
@@ -260,11 +306,20 @@ def _check_volumes(volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]
             found.append((f"{path}.name", "required: a non-empty string"))
         else:
             if not _DNS_LABEL_RE.match(name) or len(name) > 63:
-                found.append((f"{path}.name", f"{name!r} must be a DNS label (lowercase letters, digits and '-', "
-                                              "at most 63 characters)"))
+                found.append(
+                    (
+                        f"{path}.name",
+                        f"{name!r} must be a DNS label (lowercase letters, digits and '-', "
+                        "at most 63 characters)",
+                    )
+                )
             if name in seen:
-                found.append((f"{path}.name", f"duplicate volume {name!r} (also spec.volumes[{seen[name]}]); "
-                                              "keep one definition"))
+                found.append(
+                    (
+                        f"{path}.name",
+                        f"duplicate volume {name!r} (also spec.volumes[{seen[name]}]); keep one definition",
+                    )
+                )
             seen.setdefault(name, i)
         sources = [k for k in volume if k != "name" and volume[k] is not None]
         if len(sources) > 1:
@@ -275,8 +330,9 @@ def _check_volumes(volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]
     return found
 
 
-def _check_volume_mounts(mounts: tuple[dict[str, Any], ...],
-                         volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
+def _check_volume_mounts(
+    mounts: tuple[dict[str, Any], ...], volumes: tuple[dict[str, Any], ...]
+) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     declared = {v.get("name") for v in volumes}
     names: dict[str, int] = {}
@@ -289,17 +345,30 @@ def _check_volume_mounts(mounts: tuple[dict[str, Any], ...],
         name = mount.get("name")
         if not name_problems and isinstance(name, str):
             if name not in declared:
-                found.append((f"{path}.name", f"volume {name!r} is not declared in spec.volumes of this preset; "
-                                              "add it there"))
+                found.append(
+                    (
+                        f"{path}.name",
+                        f"volume {name!r} is not declared in spec.volumes of this preset; add it there",
+                    )
+                )
             if name in names:
-                found.append((f"{path}.name", f"volume {name!r} is already mounted by spec.volumeMounts[{names[name]}]; "
-                                              "a preset may mount each of its volumes once"))
+                found.append(
+                    (
+                        f"{path}.name",
+                        f"volume {name!r} is already mounted by spec.volumeMounts[{names[name]}]; "
+                        "a preset may mount each of its volumes once",
+                    )
+                )
             names.setdefault(name, i)
         mount_path = mount.get("mountPath")
         if not path_problems and isinstance(mount_path, str):
             if mount_path in paths:
-                found.append((f"{path}.mountPath", f"{mount_path!r} is already used by "
-                                                   f"spec.volumeMounts[{paths[mount_path]}]"))
+                found.append(
+                    (
+                        f"{path}.mountPath",
+                        f"{mount_path!r} is already used by spec.volumeMounts[{paths[mount_path]}]",
+                    )
+                )
             paths.setdefault(mount_path, i)
         for flag in ("readOnly",):
             if flag in mount and mount[flag] is not None and not isinstance(mount[flag], bool):
@@ -318,7 +387,9 @@ def _check_tolerations(tolerations: tuple[dict[str, Any], ...]) -> list[tuple[st
         if not isinstance(key, str):
             found.append((f"{path}.key", f"expected a string, got {_kind(key)}"))
         elif not key and operator != "Exists":
-            found.append((f"{path}.operator", "must be Exists when key is empty (an empty key tolerates every taint)"))
+            found.append(
+                (f"{path}.operator", "must be Exists when key is empty (an empty key tolerates every taint)")
+            )
         value = toleration.get("value")
         if value is not None and not isinstance(value, str):
             found.append((f"{path}.value", f"expected a string, got {_kind(value)} (quote it in YAML)"))
@@ -326,18 +397,28 @@ def _check_tolerations(tolerations: tuple[dict[str, Any], ...]) -> list[tuple[st
             found.append((f"{path}.value", "must be empty when operator is Exists"))
         effect = toleration.get("effect")
         if effect not in (None, "", *_TAINT_EFFECTS):
-            found.append((f"{path}.effect", f"must be one of {', '.join(_TAINT_EFFECTS)} (or empty for all), got "
-                                            f"{effect!r}"))
+            found.append(
+                (
+                    f"{path}.effect",
+                    f"must be one of {', '.join(_TAINT_EFFECTS)} (or empty for all), got {effect!r}",
+                )
+            )
         seconds = toleration.get("tolerationSeconds")
         if seconds is not None:
             if not isinstance(seconds, int) or isinstance(seconds, bool):
                 found.append((f"{path}.tolerationSeconds", f"expected an integer, got {_kind(seconds)}"))
             elif effect != "NoExecute":
                 found.append((f"{path}.tolerationSeconds", "only applies with effect NoExecute"))
-        unknown = [k for k in toleration if k not in ("key", "operator", "value", "effect", "tolerationSeconds")]
+        unknown = [
+            k for k in toleration if k not in ("key", "operator", "value", "effect", "tolerationSeconds")
+        ]
         if unknown:
-            found.append((f"{path}.{unknown[0]}", "unknown field (expected key, operator, value, effect, "
-                                                  "tolerationSeconds)"))
+            found.append(
+                (
+                    f"{path}.{unknown[0]}",
+                    "unknown field (expected key, operator, value, effect, tolerationSeconds)",
+                )
+            )
     return found
 
 

@@ -151,7 +151,9 @@ def _parse_expression(expr: object, path: str) -> tuple[Requirement | None, list
         problems.append((f"{path}.key", key_problem))
     operator = expr.get("operator")
     if operator not in OPERATORS:
-        problems.append((f"{path}.operator", f"must be one of In, NotIn, Exists, DoesNotExist, got {operator!r}"))
+        problems.append(
+            (f"{path}.operator", f"must be one of In, NotIn, Exists, DoesNotExist, got {operator!r}")
+        )
     values = expr.get("values")
     if values is None:
         values = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +57,6 @@ def read_text(path: str) -> str:
     """A file's text, or standard input for ``-``."""
     try:
         if path == "-":
-            import sys
-
             return sys.stdin.read()
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -73,7 +72,9 @@ def parse_documents(text: str, source: str) -> list[Document]:
             raw = [json.loads(text)]
         except json.JSONDecodeError as exc:
             if source.endswith(".json"):
-                raise SourceError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+                raise SourceError(
+                    f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+                ) from exc
             raw = _load_yaml(text, source)
     else:
         raw = _load_yaml(text, source)
@@ -110,16 +111,23 @@ def load_presets(paths: Iterable[str], default_namespace: str = "default") -> Lo
     seen: dict[tuple[str, str], str] = {}
     for doc in read_documents(paths):
         try:
-            preset = parse_preset(doc.content, source=doc.source, document=doc.number,
-                                  default_namespace=default_namespace)
+            preset = parse_preset(
+                doc.content, source=doc.source, document=doc.number, default_namespace=default_namespace
+            )
         except InvalidPreset as exc:
             problems.extend(exc.problems)
             continue
         key = (preset.namespace, preset.name)
         if key in seen:
-            problems.append(Problem(source=doc.source, document=doc.number, name=preset.name, field="metadata.name",
-                                    message=f"a preset {preset.namespace}/{preset.name} is already defined in "
-                                            f"{seen[key]}"))
+            problems.append(
+                Problem(
+                    source=doc.source,
+                    document=doc.number,
+                    name=preset.name,
+                    field="metadata.name",
+                    message=f"a preset {preset.namespace}/{preset.name} is already defined in {seen[key]}",
+                )
+            )
             continue
         seen[key] = f"{doc.source}: document {doc.number}"
         presets.append(preset)
@@ -156,8 +164,12 @@ def _load_yaml(text: str, source: str) -> list[Any]:
 
 
 def _list_items(content: Any) -> list[Any] | None:
-    if isinstance(content, dict) and isinstance(content.get("kind"), str) and content["kind"].endswith("List") \
-            and isinstance(content.get("items"), list):
+    if (
+        isinstance(content, dict)
+        and isinstance(content.get("kind"), str)
+        and content["kind"].endswith("List")
+        and isinstance(content.get("items"), list)
+    ):
         return list(content["items"])
     return None
 

@@ -1,0 +1,270 @@
+"""The ``podpreset`` command: apply, review, validate (offline) and serve.
+
+``apply``, ``review`` and ``validate`` import neither Flask nor the Kubernetes client, so they
+start fast; ``serve`` imports the server lazily. Input and usage errors exit 2 with one line per
+problem on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from presets.admission import BadReview, PresetIndex, admit, check_pod, encode_review
+from presets.engine import Outcome, apply_presets
+from presets.model import PodPreset
+from webhook.files import SourceError, load_presets, parse_documents, read_text
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+class UsageError(Exception):
+    """Bad input or arguments: printed as one line, exit status 2."""
+
+
+def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``serve``'s options (which import the server) only when asked."""
+    parser = argparse.ArgumentParser(prog="podpreset", description="PodPresets for today's Kubernetes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    apply = commands.add_parser("apply", help="print an object as the webhook would admit it")
+    apply.add_argument(
+        "-f",
+        "--filename",
+        dest="presets",
+        action="append",
+        required=True,
+        metavar="PRESETS",
+        help="preset file or directory (repeatable)",
+    )
+    apply.add_argument("-n", "--namespace", help="namespace of the object and of presets that name none")
+    apply.add_argument("-o", "--output", choices=("yaml", "json", "patch"), default="yaml")
+    apply.add_argument(
+        "--explain", action="store_true", help="say on stderr why each preset did or did not apply"
+    )
+    apply.add_argument("object", metavar="OBJECT", help="a Pod or workload file, or - for standard input")
+
+    review = commands.add_parser("review", help="print the AdmissionReview response the webhook would return")
+    review.add_argument("-f", "--filename", dest="presets", action="append", required=True, metavar="PRESETS")
+    review.add_argument("review", metavar="REVIEW", help="an AdmissionReview file, or - for standard input")
+
+    validate = commands.add_parser("validate", help="check preset files; exit 1 listing every problem")
+    validate.add_argument("paths", nargs="+", metavar="PRESETS")
+
+    serve = commands.add_parser("serve", help="serve the webhook over TLS with gunicorn")
+    if with_serve:
+        from webhook.serve import add_serve_arguments
+
+        add_serve_arguments(serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(with_serve=bool(argv) and argv[0] == "serve")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "apply":
+            return run_apply(args, sys.stdout, sys.stderr)
+        if args.command == "review":
+            return run_review(args, sys.stdout)
+        if args.command == "validate":
+            return run_validate(args.paths, sys.stdout, sys.stderr)
+        from webhook.serve import run_serve
+
+        return int(run_serve(args))
+    except (UsageError, SourceError, BadReview) as exc:
+        print(f"podpreset {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+def load_or_fail(paths: Sequence[str], default_namespace: str) -> tuple[PodPreset, ...]:
+    """Valid presets of ``paths``, or ``UsageError`` listing every problem."""
+    result = load_presets(paths, default_namespace)
+    if result.problems:
+        lines = "\n".join(str(p) for p in result.problems)
+        raise UsageError(f"invalid presets (fix them or run podpreset validate):\n{lines}")
+    return result.presets
+
+
+def run_validate(paths: Sequence[str], out: TextIO, err: TextIO) -> int:
+    problems: list[str] = []
+    count = 0
+    for path in paths:
+        try:
+            result = load_presets([path])
+        except SourceError as exc:
+            if "no such file" in str(exc):
+                raise
+            problems.append(str(exc))
+            continue
+        count += len(result.presets)
+        problems.extend(str(p) for p in result.problems)
+    for line in problems:
+        print(line, file=out)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=err)
+        return EXIT_INVALID
+    print(f"{count} preset(s) valid", file=err)
+    return EXIT_OK
+
+
+def run_review(args: argparse.Namespace, out: TextIO) -> int:
+    index = PresetIndex.build(load_or_fail(args.presets, "default"))
+    text = read_text(args.review)
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{args.review}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    decision = admit(body, index)
+    out.write(encode_review(decision.response).decode("utf-8"))
+    if out.isatty():
+        out.write("\n")
+    return EXIT_OK
+
+
+def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    default_namespace = args.namespace or "default"
+    index = PresetIndex.build(load_or_fail(args.presets, default_namespace))
+    source = "<stdin>" if args.object == "-" else args.object
+    documents = parse_documents(read_text(args.object), source)
+    if not documents:
+        raise UsageError(f"{source}: no object found")
+    results: list[Any] = []
+    for doc in documents:
+        obj = doc.content
+        where = f"{source}: document {doc.number}"
+        if not isinstance(obj, dict):
+            raise UsageError(f"{where}: expected a Kubernetes object, got {type(obj).__name__}")
+        mutated, patch, outcome, namespace = apply_to_object(obj, index, args.namespace, where)
+        if args.explain:
+            explain(outcome, namespace, index, where, err)
+        results.append(patch if args.output == "patch" else mutated)
+    write_output(results, args.output, out)
+    return EXIT_OK
+
+
+def apply_to_object(
+    obj: dict[str, Any], index: PresetIndex, namespace_flag: str | None, where: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], Outcome, str]:
+    """Mutate a Pod, or a workload's pod template, as a pod of its namespace would be."""
+    kind = obj.get("kind", "Pod")
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    assert isinstance(metadata, dict)
+    namespace = namespace_flag or metadata.get("namespace") or "default"
+    if not isinstance(namespace, str):
+        raise UsageError(f"{where}: metadata.namespace: expected a string")
+    if kind == "Pod":
+        path: tuple[str, ...] = ()
+    elif kind in TEMPLATE_PATHS:
+        path = TEMPLATE_PATHS[kind]
+    else:
+        kinds = ", ".join(["Pod", *TEMPLATE_PATHS])
+        raise UsageError(f"{where}: kind {kind!r} has no pod template; expected one of {kinds}")
+    pod: Any = obj
+    for part in path:
+        pod = pod.get(part) if isinstance(pod, dict) else None
+    field = ".".join(path) or "pod"
+    if not isinstance(pod, dict):
+        raise UsageError(f"{where}: {field}: required for a {kind}")
+    try:
+        check_pod(pod, f"{where}: {field}")
+    except BadReview as exc:
+        raise UsageError(str(exc)) from exc
+    outcome = apply_presets(pod, index.for_namespace(namespace))
+    prefix = "".join("/" + part for part in path)
+    patch = [{**op, "path": prefix + op["path"]} for op in outcome.patch]
+    mutated = outcome.pod
+    for depth in range(len(path) - 1, -1, -1):
+        parent: Any = obj
+        for part in path[:depth]:
+            parent = parent[part]
+        mutated = {**parent, path[depth]: mutated}
+    return mutated, patch, outcome, namespace
+
+
+def explain(outcome: Outcome, namespace: str, index: PresetIndex, where: str, err: TextIO) -> None:
+    """Plain words on why each preset of the namespace did or did not apply."""
+    presets = index.for_namespace(namespace)
+    print(f"{where}: namespace {namespace!r} has {len(presets)} preset(s)", file=err)
+    if not presets:
+        others = sorted(ns for ns in index.by_namespace if ns != namespace)
+        if others:
+            print(
+                f"  presets exist only in namespace(s) {', '.join(others)}; set metadata.namespace or -n",
+                file=err,
+            )
+    if outcome.action == "skipped":
+        print(f"  skipped: {outcome.reason}; no preset is applied to this pod", file=err)
+        return
+    for mismatch in outcome.mismatches:
+        print(
+            f"  {mismatch.preset}: not selected: the pod's labels do not satisfy {', '.join(mismatch.unmet)}",
+            file=err,
+        )
+    conflicted = {c.preset for c in outcome.conflicts}
+    mismatched = {m.preset for m in outcome.mismatches}
+    for preset in presets:
+        if preset.name in mismatched:
+            continue
+        if outcome.action == "conflict":
+            state = (
+                "selected, but conflicts"
+                if preset.name in conflicted
+                else "selected, not applied because of a conflict"
+            )
+            print(f"  {preset.name}: {state}", file=err)
+            continue
+        counts = (outcome.added or {}).get(preset.name, {})
+        added = ", ".join(f"{n} {field}" for field, n in counts.items() if n)
+        added = added or "nothing new (everything it injects is already there)"
+        print(f"  {preset.name}: applied; adds {added}", file=err)
+    for conflict in outcome.conflicts:
+        print(f"  conflict: {conflict.describe()}", file=err)
+    if outcome.action == "conflict":
+        print(
+            "  result: the pod is admitted unchanged (all or nothing); resolve the conflicts above", file=err
+        )
+    else:
+        print(f"  result: {outcome.action} ({outcome.reason})", file=err)
+
+
+def write_output(results: list[Any], output: str, out: TextIO) -> None:
+    if output in ("json", "patch"):
+        value = results[0] if len(results) == 1 else results
+        out.write(json.dumps(value, indent=2) + "\n")
+        return
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class Dumper(base):  # type: ignore[misc]
+        """Presets' items are shared between containers; print each copy, never YAML aliases."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    out.write(yaml.dump_all(results, Dumper=Dumper, sort_keys=False, default_flow_style=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
