@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8443
 CERTS := build/dev-certs
 
-.PHONY: install test unit lint run bench e2e e2e-kind controlplane clean
+.PHONY: install test unit lint run bench e2e e2e-kind controlplane crd crd-fetch clean
 
 install: $(STAMP)
 
@@ -36,6 +36,18 @@ controlplane:
 
 e2e: install controlplane
 	KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)" $(BIN)/pytest -q tests/e2e
+
+# The PodPreset CRD, generated from kube-apiserver's OpenAPI stored in hack/openapi/.
+crd: install
+	$(BIN)/python hack/gen-crd.py
+
+# Refresh hack/openapi/ from a freshly started kube-apiserver, then regenerate the CRD.
+crd-fetch: install controlplane
+	KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)" $(BIN)/python hack/gen-crd.py --fetch
+
+# The same end-to-end scenarios against a kind cluster (needs Docker and kind).
+e2e-kind: install
+	hack/e2e-kind.sh
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

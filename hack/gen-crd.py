@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Generate the PodPreset CRD from the Kubernetes API server's own OpenAPI.
+
+    hack/gen-crd.py            # write deploy/crd/podpresets.podpreset.dev.yaml from hack/openapi/*.json
+    hack/gen-crd.py --fetch    # first start kube-apiserver + etcd ($KUBEBUILDER_ASSETS) and refresh the
+                               # stored OpenAPI snippet from GET /openapi/v3/api/v1
+    hack/gen-crd.py --check    # exit 1 when the committed CRD differs from what would be generated
+
+The item schemas (EnvVar, EnvFromSource, Volume, VolumeMount, Toleration, LabelSelector) are the
+API server's, with every ``$ref`` resolved inline and turned into a structural schema: the
+``allOf: [$ref]`` wrappers are flattened, ``oneOf`` int-or-string / quantity types become
+``x-kubernetes-int-or-string``, and what a CRD schema cannot hold (defaults, patch strategies,
+unions) is dropped. On top come bounds (``maxItems``, ``maxLength``) that keep CEL's cost
+estimate within budget, and the CEL rules for DESIGN §4's validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TOP = Path(__file__).resolve().parent.parent
+K8S_VERSION = "v1.34.4"
+SNIPPET = TOP / "hack" / "openapi" / f"core-v1-{K8S_VERSION}.json"
+OUTPUT = TOP / "deploy" / "crd" / "podpresets.podpreset.dev.yaml"
+
+CORE = "io.k8s.api.core.v1."
+META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+ROOTS = {
+    "env": CORE + "EnvVar",
+    "envFrom": CORE + "EnvFromSource",
+    "volumes": CORE + "Volume",
+    "volumeMounts": CORE + "VolumeMount",
+    "tolerations": CORE + "Toleration",
+    "selector": META + "LabelSelector",
+}
+SPECIAL = {
+    "io.k8s.apimachinery.pkg.api.resource.Quantity": {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+        "x-kubernetes-int-or-string": True,
+    },
+    "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "x-kubernetes-int-or-string": True,
+    },
+    # managedFields' opaque trie, inside an ephemeral volume's claim template metadata.
+    META + "FieldsV1": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+}
+KEEP = {"description", "type", "format", "properties", "items", "required", "enum", "additionalProperties",
+        "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
+        "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields", "anyOf", "pattern",
+        "minimum", "maximum", "maxLength", "minLength", "maxItems", "minItems"}
+
+# Bounds: they keep the CEL cost estimate in budget and are far beyond any real preset.
+MAX_ITEMS = {"env": 256, "envFrom": 64, "volumes": 64, "volumeMounts": 64, "tolerations": 64}
+LABEL_KEY_RE = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_VALUE_RE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+def fetch() -> None:
+    """Start a control plane and store the closure of the schemas we use from /openapi/v3/api/v1."""
+    sys.path.insert(0, str(TOP / "tests" / "e2e"))
+    import controlplane  # noqa: PLC0415 - only needed with --fetch
+
+    with controlplane.running_control_plane() as plane:
+        version = json.loads(plane.get("/version"))["gitVersion"]
+        document = json.loads(plane.get("/openapi/v3/api/v1"))
+    if version != K8S_VERSION:
+        sys.exit(f"the API server is {version}, this generator is pinned to {K8S_VERSION}: update K8S_VERSION")
+    schemas = document["components"]["schemas"]
+    wanted: dict[str, Any] = {}
+    todo = list(ROOTS.values())
+    while todo:
+        name = todo.pop()
+        if name in wanted or name in SPECIAL:
+            continue
+        wanted[name] = schemas[name]
+        todo.extend(_refs(schemas[name]))
+    SNIPPET.parent.mkdir(parents=True, exist_ok=True)
+    SNIPPET.write_text(json.dumps({"source": f"kube-apiserver {version} GET /openapi/v3/api/v1",
+                                   "schemas": dict(sorted(wanted.items()))}, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {SNIPPET.relative_to(TOP)} ({len(wanted)} schemas)", file=sys.stderr)
+
+
+def _refs(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        found = [schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else []
+        for value in schema.values():
+            found.extend(_refs(value))
+        return found
+    if isinstance(schema, list):
+        return [r for item in schema for r in _refs(item)]
+    return []
+
+
+def structural(schema: dict[str, Any], schemas: dict[str, Any], stack: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Inline ``$ref``s and keep only what a structural CRD schema may hold."""
+    schema = dict(schema)
+    description = schema.get("description")
+    ref = schema.pop("$ref", None)
+    if ref is None and isinstance(schema.get("allOf"), list) and len(schema["allOf"]) == 1:
+        ref = schema.pop("allOf")[0]["$ref"]
+    if ref is not None:
+        name = ref.rsplit("/", 1)[-1]
+        if name in stack:
+            raise SystemExit(f"recursive schema {' -> '.join((*stack, name))}: cannot inline")
+        if name in SPECIAL:
+            target = dict(SPECIAL[name])
+            target.setdefault("description", schemas.get(name, {}).get("description", ""))
+        else:
+            target = structural(schemas[name], schemas, (*stack, name))
+        merged = dict(target)
+        for key, value in schema.items():
+            if key in ("x-kubernetes-list-type", "x-kubernetes-map-type"):
+                merged[key] = value
+        if description:
+            merged["description"] = description
+        return _clean(merged)
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            out[key] = {k: structural(v, schemas, stack) for k, v in value.items()}
+        elif key == "items":
+            out[key] = structural(value, schemas, stack)
+        elif key == "additionalProperties" and isinstance(value, dict):
+            out[key] = structural(value, schemas, stack)
+        elif key in KEEP:
+            out[key] = value
+    return _clean(out)
+
+
+def _clean(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = {k: v for k, v in schema.items() if k in KEEP and v not in (None, "")}
+    if schema.get("x-kubernetes-list-type") == "map":
+        # A list-map key must be required (defaults are dropped); otherwise keep the list atomic.
+        item = schema.get("items", {})
+        keys = schema.get("x-kubernetes-list-map-keys", [])
+        if not set(keys) <= set(item.get("required", [])):
+            schema["x-kubernetes-list-type"] = "atomic"
+            schema.pop("x-kubernetes-list-map-keys", None)
+    if "type" not in schema and not schema.get("x-kubernetes-int-or-string") and "properties" in schema:
+        schema["type"] = "object"
+    return schema
+
+
+def rule(expression: str, message: str | None = None, *, message_expression: str | None = None,
+         field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    out = {"rule": expression}
+    if message:
+        out["message"] = message
+    if message_expression:
+        out["messageExpression"] = message_expression
+    if field_path:
+        out["fieldPath"] = field_path
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
+    items = {field: structural({"$ref": "#/components/schemas/" + name}, schemas) for field, name in ROOTS.items()}
+
+    selector = items.pop("selector")
+    selector["description"] = ("Which pods of the preset's namespace it applies to. Empty or absent: every pod. "
+                               + selector.get("description", ""))
+    labels = selector["properties"]["matchLabels"]
+    labels["maxProperties"] = 64
+    labels["additionalProperties"]["maxLength"] = 63
+    labels["x-kubernetes-validations"] = [
+        rule(f"self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY_RE}'))",
+             "invalid label key: a label key is an optional DNS subdomain prefix and '/', then a name of at most "
+             "63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+        rule(f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))",
+             "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
+             "digit (or empty)"),
+    ]
+    expressions = selector["properties"]["matchExpressions"]
+    expressions["maxItems"] = 32
+    requirement = expressions["items"]
+    requirement["properties"]["key"]["maxLength"] = 317
+    requirement["properties"]["values"]["maxItems"] = 64
+    requirement["properties"]["values"]["items"]["maxLength"] = 63
+    requirement["x-kubernetes-validations"] = [
+        rule(f"self.key.matches('{LABEL_KEY_RE}')",
+             message_expression="'invalid label key ' + self.key + ': a label key is an optional DNS subdomain "
+                                "prefix and \\'/\\', then a name of at most 63 letters, digits, \\'-\\', \\'_\\' or "
+                                "\\'.\\', starting and ending with a letter or digit'", field_path=".key"),
+        rule("self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+             message_expression="'operator ' + self.operator + ' is not one of In, NotIn, Exists, DoesNotExist'",
+             field_path=".operator"),
+        rule("!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+             message_expression="'values must not be empty when operator is ' + self.operator",
+             field_path=".values"),
+        rule("!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+             message_expression="'values must be empty when operator is ' + self.operator", field_path=".values"),
+        rule(f"!has(self.values) || self.values.all(v, v.matches('{LABEL_VALUE_RE}'))",
+             "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
+             "digit (or empty)", field_path=".values"),
+    ]
+
+    env = items["env"]
+    env["properties"]["name"]["maxLength"] = 1024
+    env["x-kubernetes-validations"] = [
+        rule("!self.name.contains('=')", message_expression="'env var name ' + self.name + ' must not contain \\'=\\''",
+             field_path=".name"),
+        rule("!(has(self.value) && size(self.value) > 0 && has(self.valueFrom))",
+             message_expression="'env var ' + self.name + ': set value or valueFrom, not both'"),
+    ]
+
+    volume = items["volumes"]
+    volume["properties"]["name"]["maxLength"] = 63
+    sources = sorted(k for k in volume["properties"] if k != "name")
+    volume["x-kubernetes-validations"] = [
+        rule("self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+             message_expression="'volume name ' + self.name + ' must be a DNS label: lowercase letters, digits "
+                                "and \\'-\\', starting and ending with a letter or digit'", field_path=".name"),
+        rule("[" + ", ".join(f"has(self.{s})" for s in sources) + "].filter(x, x).size() == 1",
+             message_expression="'volume ' + self.name + ' must have exactly one volume source (for example "
+                                "configMap, secret, emptyDir, downwardAPI, projected, persistentVolumeClaim)'"),
+    ]
+
+    mount = items["volumeMounts"]
+    mount["properties"]["name"]["maxLength"] = 63
+    mount["properties"]["mountPath"]["maxLength"] = 4096
+
+    toleration = items["tolerations"]
+    toleration["properties"]["key"]["maxLength"] = 317
+    toleration["properties"]["value"]["maxLength"] = 63
+    toleration["x-kubernetes-validations"] = [
+        rule("!has(self.operator) || self.operator in ['Exists', 'Equal']",
+             message_expression="'toleration operator ' + self.operator + ' is not Exists or Equal'",
+             field_path=".operator"),
+        rule("(has(self.key) && size(self.key) > 0) || (has(self.operator) && self.operator == 'Exists')",
+             "a toleration with an empty key must have operator Exists (it then tolerates every taint)"),
+        rule("!(has(self.operator) && self.operator == 'Exists') || !has(self.value) || size(self.value) == 0",
+             "a toleration with operator Exists must not have a value", field_path=".value"),
+        rule("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+             "tolerationSeconds only applies with effect NoExecute", field_path=".tolerationSeconds"),
+    ]
+
+    properties: dict[str, Any] = {"selector": selector}
+    lists = {
+        "env": ("Environment variables added to every container and init container of a matching pod.", ["name"]),
+        "envFrom": ("ConfigMaps and Secrets whose keys become environment variables of every container and init "
+                    "container.", None),
+        "volumes": ("Volumes added to a matching pod.", ["name"]),
+        "volumeMounts": ("Mounts of this preset's volumes, added to every container and init container.",
+                         ["mountPath"]),
+        "tolerations": ("Tolerations added to a matching pod.", None),
+    }
+    for field, (description, keys) in lists.items():
+        schema: dict[str, Any] = {"description": description, "type": "array", "maxItems": MAX_ITEMS[field],
+                                  "items": items[field]}
+        if keys:
+            schema["x-kubernetes-list-type"] = "map"
+            schema["x-kubernetes-list-map-keys"] = keys
+        else:
+            schema["x-kubernetes-list-type"] = "atomic"
+        properties[field] = schema
+
+    injection = ("env", "envFrom", "volumes", "volumeMounts", "tolerations")
+    return {
+        "description": "What the preset injects into the pods it selects. At least one of env, envFrom, volumes, "
+                       "volumeMounts, tolerations must be set.",
+        "type": "object",
+        "properties": properties,
+        "x-kubernetes-validations": [
+            rule(" || ".join(f"(has(self.{f}) && size(self.{f}) > 0)" for f in injection),
+                 "the preset injects nothing: set at least one of env, envFrom, volumes, volumeMounts, tolerations",
+                 reason="FieldValueRequired"),
+            rule("!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
+                 "self.volumes.exists(v, v.name == m.name))",
+                 "every volumeMount must name a volume declared in spec.volumes of this same preset; add the "
+                 "missing volume to spec.volumes",
+                 field_path=".volumeMounts"),
+            rule("!has(self.volumeMounts) || self.volumeMounts.all(m, self.volumeMounts.exists_one(n, "
+                 "n.name == m.name))",
+                 "a preset may mount each of its volumes only once (two volumeMounts name the same volume)",
+                 field_path=".volumeMounts"),
+        ],
+    }
+
+
+def crd(schemas: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": "podpresets.podpreset.dev",
+            "annotations": {"podpreset.dev/generated-by": f"hack/gen-crd.py from kube-apiserver {K8S_VERSION} "
+                                                          "OpenAPI; do not edit"},
+        },
+        "spec": {
+            "group": "podpreset.dev",
+            "scope": "Namespaced",
+            "names": {"kind": "PodPreset", "listKind": "PodPresetList", "plural": "podpresets",
+                      "singular": "podpreset", "shortNames": ["pp"], "categories": ["all-presets"]},
+            "versions": [{
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "additionalPrinterColumns": [
+                    {"name": "Selector", "type": "string", "jsonPath": ".spec.selector.matchLabels",
+                     "description": "The labels a pod must have (matchExpressions are not shown)"},
+                    {"name": "Env", "type": "string", "jsonPath": ".spec.env[*].name",
+                     "description": "Names of the injected env vars"},
+                    {"name": "EnvFrom", "type": "string", "jsonPath": ".spec.envFrom[*]['configMapRef', 'secretRef'].name",
+                     "priority": 1, "description": "ConfigMaps and Secrets injected as env"},
+                    {"name": "Volumes", "type": "string", "jsonPath": ".spec.volumes[*].name",
+                     "description": "Names of the injected volumes"},
+                    {"name": "Tolerations", "type": "string", "jsonPath": ".spec.tolerations[*].key", "priority": 1,
+                     "description": "Keys of the injected tolerations"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "description": "A PodPreset injects env vars, envFrom sources, volumes, volume mounts and "
+                                   "tolerations into every pod of its namespace that its selector matches, when the "
+                                   "pod is created.",
+                    "type": "object",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec_schema(schemas),
+                    },
+                    "x-kubernetes-validations": [
+                        rule("size(self.metadata.name) <= 53",
+                             "metadata.name may be at most 53 characters, because the pod annotation key "
+                             "podpreset-<name> must fit in 63 characters",
+                             reason="FieldValueInvalid"),
+                    ],
+                }},
+            }],
+        },
+    }
+
+
+def render(schemas: dict[str, Any]) -> str:
+    header = ("# Generated by hack/gen-crd.py (make crd) from kube-apiserver " + K8S_VERSION
+              + "'s OpenAPI (hack/openapi/). Do not edit by hand.\n")
+    return header + yaml.safe_dump(crd(schemas), sort_keys=False, width=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fetch", action="store_true", help="refresh the OpenAPI snippet from a real API server")
+    parser.add_argument("--check", action="store_true", help="fail when the committed CRD is out of date")
+    args = parser.parse_args()
+    if args.fetch:
+        fetch()
+    schemas = json.loads(SNIPPET.read_text())["schemas"]
+    text = render(schemas)
+    if args.check:
+        if OUTPUT.read_text() != text:
+            sys.exit(f"{OUTPUT.relative_to(TOP)} is out of date: run make crd")
+        return
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(TOP)} ({len(text) // 1024} KiB)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
