@@ -1,0 +1,269 @@
+"""The podpreset CLI as a user runs it: a real process, its output, exit codes and messages."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "deploy" / "examples"
+WEB_POD = EXAMPLES / "pods" / "web.yaml"
+REVIEW = EXAMPLES / "pods" / "review.json"
+
+PRESET = """
+apiVersion: podpreset.dev/v1
+kind: PodPreset
+metadata: {name: proxy}
+spec:
+  selector: {matchLabels: {app: web}}
+  env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+"""
+
+
+def run(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.cli", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_apply_prints_the_mutated_pod_as_yaml():
+    result = run("apply", "-f", EXAMPLES, WEB_POD)
+    assert result.returncode == 0, result.stderr
+    pod = yaml.safe_load(result.stdout)
+    web = pod["spec"]["containers"][0]
+    assert [e["name"] for e in web["env"]][:2] == ["LOG_LEVEL", "DB_HOST"]
+    assert pod["spec"]["initContainers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "app-settings"}, "prefix": "APP_"}
+    ]
+    assert {t["key"] for t in pod["spec"]["tolerations"]} == {"nvidia.com/gpu", "pool"}
+    assert "&id" not in result.stdout
+
+
+def test_apply_explain_says_why_each_preset_did_or_did_not_apply(tmp_path):
+    pod = yaml.safe_load(WEB_POD.read_text())
+    pod["metadata"]["labels"] = {"tier": "batch", "egress": "direct"}
+    pod_file = write(tmp_path, "pod.yaml", yaml.safe_dump(pod))
+    result = run("apply", "-f", EXAMPLES, pod_file, "--explain")
+    assert result.returncode == 0
+    assert "db-credentials: not selected: the pod's labels do not satisfy role=db-client" in result.stderr
+    assert "app-config: not selected: the pod's labels do not satisfy tier in (api,web)" in result.stderr
+    assert "pod-info: applied; adds 2 env, 1 volumeMounts, 1 volumes" in result.stderr
+    assert "proxy: not selected" in result.stderr and "egress notin (direct)" in result.stderr
+
+
+def test_apply_explain_points_at_the_namespace_when_presets_live_elsewhere(tmp_path):
+    presets = write(tmp_path, "p.yaml", PRESET.replace("{name: proxy}", "{name: proxy, namespace: team-a}"))
+    pod = write(
+        tmp_path,
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
+        "spec: {containers: [{name: c, image: i}]}\n",
+    )
+    result = run("apply", "-f", presets, pod, "--explain")
+    assert result.returncode == 0
+    assert "presets exist only in namespace(s) team-a" in result.stderr
+    assert run("apply", "-n", "team-a", "-f", presets, pod, "-o", "json").stdout.count("HTTPS_PROXY") == 1
+
+
+def test_apply_explain_reports_conflicts_and_leaves_the_pod_unchanged(tmp_path):
+    presets = write(tmp_path, "p.yaml", PRESET)
+    pod_text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
+        "spec: {containers: [{name: c, image: i, env: [{name: HTTPS_PROXY, value: other}]}]}\n"
+    )
+    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
+    assert result.returncode == 0
+    assert yaml.safe_load(result.stdout) == yaml.safe_load(pod_text)
+    assert "conflict: podpreset 'proxy' conflicts on container 'c': env var 'HTTPS_PROXY'" in result.stderr
+    assert "admitted unchanged" in result.stderr
+    assert "other" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "template_path"),
+    [
+        ("Deployment", ["spec", "template"]),
+        ("StatefulSet", ["spec", "template"]),
+        ("DaemonSet", ["spec", "template"]),
+        ("ReplicaSet", ["spec", "template"]),
+        ("Job", ["spec", "template"]),
+        ("CronJob", ["spec", "jobTemplate", "spec", "template"]),
+    ],
+)
+def test_apply_mutates_a_workloads_pod_template(tmp_path, kind, template_path):
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    obj = {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "w", "namespace": "default"}}
+    node = obj
+    for part in template_path[:-1]:
+        node = node.setdefault(part, {})
+    node[template_path[-1]] = template
+    obj_file = write(tmp_path, "w.json", json.dumps(obj))
+    presets = write(tmp_path, "p.yaml", PRESET)
+    result = run("apply", "-f", presets, obj_file, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for part in template_path:
+        out = out[part]
+    assert out["spec"]["containers"][0]["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    patch = json.loads(run("apply", "-f", presets, obj_file, "-o", "patch").stdout)
+    prefix = "/" + "/".join(template_path)
+    assert patch and all(op["path"].startswith(prefix + "/") for op in patch)
+
+
+def test_apply_reads_standard_input():
+    result = run("apply", "-f", EXAMPLES, "-", stdin=WEB_POD.read_text())
+    assert result.returncode == 0 and "DB_HOST" in result.stdout
+
+
+def test_review_prints_exactly_what_mutate_returns():
+    from presets.admission import PresetIndex, admit, encode_review
+    from webhook.files import load_presets
+
+    result = run("review", "-f", EXAMPLES, REVIEW)
+    assert result.returncode == 0, result.stderr
+    expected = encode_review(
+        admit(
+            json.loads(REVIEW.read_text()), PresetIndex.build(load_presets([str(EXAMPLES)]).presets)
+        ).response
+    )
+    assert result.stdout.encode() == expected
+    response = json.loads(result.stdout)["response"]
+    assert response["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002" and response["patchType"] == "JSONPatch"
+
+
+def test_validate_accepts_the_examples():
+    result = run("validate", EXAMPLES)
+    assert result.returncode == 0
+    assert "5 preset(s) valid" in result.stderr
+
+
+def test_validate_lists_every_problem_and_exits_1(tmp_path):
+    bad = write(
+        tmp_path,
+        "bad.yaml",
+        PRESET.replace("proxy}", "a-name-that-is-far-too-long-to-fit-in-an-annotation-key-x}")
+        + "---\n"
+        + PRESET.replace("proxy}", "mounts}").replace(
+            'env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]',
+            "volumeMounts: [{name: v, mountPath: /v}]",
+        ),
+    )
+    result = run("validate", bad, EXAMPLES)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        f"{bad}: document 1 (a-name-that-is-far-too-long-to-fit-in-an-annotation-key-x): metadata.name:"
+    )
+    assert lines[1] == (
+        f"{bad}: document 2 (mounts): spec.volumeMounts[0].name: volume 'v' is not declared in "
+        "spec.volumes of this preset; add it there"
+    )
+
+
+def test_validate_reports_yaml_syntax_errors_with_the_line(tmp_path):
+    bad = write(tmp_path, "broken.yaml", "apiVersion: podpreset.dev/v1\nkind: [PodPreset\n")
+    result = run("validate", bad)
+    assert result.returncode == 1
+    assert f"{bad}: invalid YAML at line" in result.stdout
+
+
+def test_validate_reads_list_kinds_and_json(tmp_path):
+    doc = yaml.safe_load(PRESET)
+    listing = write(
+        tmp_path, "list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [doc, doc]})
+    )
+    result = run("validate", listing)
+    assert result.returncode == 1
+    assert "document 2 (proxy): metadata.name: a preset default/proxy is already defined in" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["apply", "-f", "missing-dir", "pod.yaml"],
+            "missing-dir: no such file or directory",
+            id="missing-presets",
+        ),
+        pytest.param(
+            ["apply", "-f", str(EXAMPLES), "missing.yaml"], "missing.yaml: cannot read", id="missing-object"
+        ),
+        pytest.param(
+            ["validate", "nowhere.yaml"], "nowhere.yaml: no such file or directory", id="validate-missing"
+        ),
+        pytest.param(["review", "-f", str(EXAMPLES), str(WEB_POD)], "invalid JSON", id="review-of-yaml"),
+    ],
+)
+def test_input_errors_exit_2_with_one_clear_line_and_no_traceback(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_review_of_a_non_review_exits_2(tmp_path):
+    result = run("review", "-f", EXAMPLES, write(tmp_path, "r.json", '{"kind": "Pod"}'))
+    assert result.returncode == 2
+    assert "kind: expected AdmissionReview" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_apply_of_a_kind_without_pod_template_exits_2(tmp_path):
+    result = run(
+        "apply",
+        "-f",
+        EXAMPLES,
+        write(tmp_path, "s.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"),
+    )
+    assert result.returncode == 2
+    assert "kind 'Service' has no pod template" in result.stderr
+
+
+def test_apply_with_invalid_presets_exits_2_listing_them(tmp_path):
+    bad = write(tmp_path, "bad.yaml", PRESET.replace("env:", "envs:"))
+    result = run("apply", "-f", bad, WEB_POD)
+    assert result.returncode == 2
+    assert "spec.envs: unknown field" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2():
+    assert run("apply").returncode == 2
+    assert run("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", str(EXAMPLES)],
+        ["apply", "-f", str(EXAMPLES), str(WEB_POD)],
+        ["review", "-f", str(EXAMPLES), str(REVIEW)],
+    ],
+    ids=["validate", "apply", "review"],
+)
+def test_offline_commands_import_neither_flask_nor_the_kubernetes_client(argv):
+    code = (
+        "import contextlib, io, sys; from webhook.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): rc = main({argv!r})\n"
+        "heavy = [m for m in ('flask', 'kubernetes', 'gunicorn', 'werkzeug') if m in sys.modules]\n"
+        "print(heavy); sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
