@@ -274,6 +274,7 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
 
 def _check_env_from(env_from: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
+    seen: dict[tuple[object, ...], int] = {}
     for i, item in enumerate(env_from):
         path = f"spec.envFrom[{i}]"
         sources = [k for k in _ENV_FROM_SOURCES if item.get(k) is not None]
@@ -293,6 +294,11 @@ def _check_env_from(env_from: tuple[dict[str, Any], ...]) -> list[tuple[str, str
         prefix = item.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
             found.append((f"{path}.prefix", f"expected a string, got {_kind(prefix)}"))
+        elif isinstance(ref, dict):
+            key = (prefix or "", sources[0], ref.get("name"))
+            if key in seen:
+                found.append((path, f"duplicate envFrom source (also spec.envFrom[{seen[key]}]); keep one"))
+            seen.setdefault(key, i)
     return found
 
 

@@ -98,6 +98,11 @@ VOL = {"name": "v", "emptyDir": {}}
             id="envFrom-two-sources",
         ),
         pytest.param(
+            doc(envFrom=[{"configMapRef": {"name": "a"}}, {"configMapRef": {"name": "a", "optional": True}}]),
+            "spec.envFrom[1]: duplicate envFrom source (also spec.envFrom[0])",
+            id="duplicate-envFrom-source",
+        ),
+        pytest.param(
             doc(tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]),
             "spec.tolerations[0].value: must be empty when operator is Exists",
             id="toleration-exists-with-value",
