@@ -1,0 +1,198 @@
+"""The Flask application: ``create_app(settings, source)`` and its four endpoints.
+
+``POST /mutate`` is a thin shell around ``presets.admission.admit``, the function ``podpreset
+review`` calls too: decode the body, admit, encode with ``encode_review``. HTTP statuses map
+named errors only: a body that is not JSON or not an AdmissionReview is a 400, a body over
+``max_body_bytes`` a 413 (rejected from its Content-Length, or when a streamed body passes the
+limit, never read whole), another content type than ``application/json`` a 415, another method a
+405. Anything else raised is a bug: Flask logs it and answers 500, and the webhook's
+``failurePolicy`` decides what the API server does; a pod is never admitted by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from presets.admission import BadReview, Decision, admit, encode_review
+from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from webhook.metrics import Metrics
+from webhook.settings import Settings
+from webhook.sources import PresetSource
+
+logger = logging.getLogger(__name__)
+JSON = "application/json"
+
+DecisionListener = Callable[[Decision], None]
+
+
+class BadBody(ValueError):
+    """The request body is not JSON (or nests too deeply to decode)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """What the views share, kept on ``app.extensions["podpreset"]`` for the server and tests."""
+
+    settings: Settings
+    source: PresetSource
+    metrics: Metrics
+    stopping: threading.Event
+    """Set when shutdown began: ``/readyz`` answers 503 from then on."""
+    on_decision: DecisionListener | None
+
+
+def create_app(
+    settings: Settings,
+    source: PresetSource,
+    *,
+    stopping: threading.Event | None = None,
+    on_decision: DecisionListener | None = None,
+) -> Flask:
+    """The webhook app. ``on_decision`` (e.g. recording Events) is called unless the review is a dry run."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    state = AppState(settings, source, Metrics(), stopping or threading.Event(), on_decision)
+    app.extensions["podpreset"] = state
+
+    @app.post("/mutate")
+    def mutate() -> Response:
+        started = time.perf_counter()
+        if request.mimetype != JSON:
+            return _error(415, f"Content-Type: expected {JSON}, got {request.content_type or 'none'!r}")
+        review = _decode(request.get_data(cache=False))
+        try:
+            decision = admit(review, source.snapshot().index)
+        except RecursionError:
+            raise BadBody("the AdmissionReview nests too deeply") from None
+        _log_decision(decision)
+        if on_decision is not None and not decision.request.dry_run:
+            _notify(on_decision, decision)
+        state.metrics.record_decision(decision, time.perf_counter() - started)
+        return Response(encode_review(decision.response), status=200, mimetype=JSON)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json(200, {"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        if state.stopping.is_set():
+            return _json(503, {"status": "stopping"})
+        snapshot = source.snapshot()
+        if not snapshot.synced:
+            return _json(503, {"status": "presets not loaded yet", "problems": list(snapshot.problems)})
+        return _json(200, {"status": "ok", "presets": len(snapshot.index)})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        state.metrics.observe_snapshot(source.snapshot())
+        return Response(state.metrics.exposition(), status=200, content_type=METRICS_CONTENT_TYPE)
+
+    @app.errorhandler(BadReview)
+    @app.errorhandler(BadBody)
+    def bad_request(error: ValueError) -> Response:
+        return _error(400, str(error))
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(error: InternalServerError) -> Response:
+        # Flask has already logged the original exception with its traceback.
+        return _error(500, "internal error; see the webhook's log")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        message = error.description or error.name
+        if error.code == 413:
+            message = f"body: larger than the limit of {settings.max_body_bytes} bytes"
+        elif error.code == 405:
+            message = f"{request.method} {request.path}: method not allowed"
+        response = _error(error.code or 500, message)
+        valid_methods = getattr(error, "valid_methods", None)
+        if valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
+        return response
+
+    def _error(status: int, message: str) -> Response:
+        if request.path == "/mutate":
+            state.metrics.record_error()
+        logger.info(
+            "rejected %s %s: %d %s",
+            request.method,
+            request.path,
+            status,
+            message,
+            extra={"fields": {"status": status, "path": request.path, "error": message}},
+        )
+        return _json(status, {"error": message, "code": status})
+
+    return app
+
+
+def _decode(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise BadBody("body: JSON nests too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise BadBody(f"body: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise BadBody(
+            f"body: invalid JSON at {where}: {exc.msg}" if body.strip() else "body: empty"
+        ) from None
+
+
+def _json(status: int, content: object) -> Response:
+    return Response(json.dumps(content, separators=(",", ":")), status=status, mimetype=JSON)
+
+
+def _log_decision(decision: Decision) -> None:
+    req, outcome = decision.request, decision.outcome
+    action = outcome.action if outcome is not None else "skipped"
+    applied = list(outcome.applied) if outcome is not None else []
+    conflicts = [c.describe() for c in outcome.conflicts] if outcome is not None else []
+    logger.info(
+        "admission uid=%s namespace=%s pod=%s operation=%s action=%s applied=%s conflicts=%s dry_run=%s",
+        req.uid,
+        req.namespace,
+        req.pod_name,
+        req.operation,
+        action,
+        ",".join(applied) or "-",
+        len(conflicts),
+        req.dry_run,
+        extra={
+            "fields": {
+                "uid": req.uid,
+                "namespace": req.namespace,
+                "pod": req.pod_name,
+                "operation": req.operation,
+                "action": action,
+                "applied": applied,
+                "conflicts": conflicts,
+                "dry_run": req.dry_run,
+            }
+        },
+    )
+    for line in conflicts:
+        logger.warning(
+            "admission uid=%s conflict: %s",
+            req.uid,
+            line,
+            extra={"fields": {"uid": req.uid, "namespace": req.namespace, "conflict": line}},
+        )
+
+
+def _notify(listener: DecisionListener, decision: Decision) -> None:
+    # Side effects such as Events are best effort: the decision is already made and correct.
+    try:
+        listener(decision)
+    except Exception:
+        logger.exception("recording the decision for uid=%s failed", decision.request.uid)

@@ -1,0 +1,135 @@
+"""Prometheus metrics of the webhook, correct across gunicorn workers.
+
+Under gunicorn, ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at an emptied directory before the
+workers fork; each worker writes its values there, ``/metrics`` on any worker aggregates all of
+them, and the arbiter marks a dead worker's gauges gone. Without that variable (tests, the Flask
+development server) the values live in the ``Metrics`` object's own registry.
+
+Gauges describing the preset source use the ``live*`` modes: ``synced`` is the minimum across live
+workers (0 when any worker has not synced), presets loaded and problems the maximum, and the last
+successful load time the minimum (the stalest worker).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from presets.admission import Decision
+from webhook.sources import Snapshot
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+OUTCOMES = ("mutated", "unchanged", "conflict", "skipped", "error")
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The webhook's metric families, registered in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.admissions = Counter(
+            "podpreset_admissions",
+            "Admission reviews answered, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.conflicts = Counter(
+            "podpreset_conflicts",
+            "Preset conflicts that left a pod unchanged, by preset.",
+            ["namespace", "preset"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "podpreset_admission_duration_seconds",
+            "Time to answer one POST /mutate, from decoding to encoding.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.presets_loaded = Gauge(
+            "podpreset_presets_loaded",
+            "Presets in the snapshot being served.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.source_synced = Gauge(
+            "podpreset_source_synced",
+            "1 when the preset source has completed its first load (every worker).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.last_sync = Gauge(
+            "podpreset_source_last_success_timestamp_seconds",
+            "Unix time of the last successful preset load (the stalest worker).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.source_problems = Gauge(
+            "podpreset_source_problems",
+            "Problems found by the last preset load attempt; 0 when it was clean.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        for outcome in OUTCOMES:
+            self.admissions.labels(outcome)
+        self._observed: Snapshot | None = None
+
+    def record_decision(self, decision: Decision, seconds: float) -> None:
+        """Count one answered review and its conflicts."""
+        outcome = decision.outcome
+        self.admissions.labels(outcome.action if outcome is not None else "skipped").inc()
+        if outcome is not None:
+            for preset in sorted({c.preset for c in outcome.conflicts}):
+                self.conflicts.labels(decision.request.namespace, preset).inc()
+        self.latency.observe(seconds)
+
+    def record_error(self) -> None:
+        """Count one review that got a 4xx or 5xx."""
+        self.admissions.labels("error").inc()
+
+    def observe_snapshot(self, snapshot: Snapshot) -> None:
+        """Mirror the source's state into the gauges; cheap when the snapshot has not changed."""
+        if snapshot is self._observed:
+            return
+        self._observed = snapshot
+        self.presets_loaded.set(len(snapshot.index))
+        self.source_synced.set(1 if snapshot.synced else 0)
+        self.source_problems.set(len(snapshot.problems))
+        if snapshot.last_sync is not None:
+            self.last_sync.set(snapshot.last_sync)
+
+    def exposition(self) -> bytes:
+        """The text format of every worker's metrics (or of this registry outside gunicorn)."""
+        if multiprocess_dir() is not None:
+            registry = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def prepare_multiprocess_dir(path: str) -> None:
+    """Create ``path`` or empty it of a previous run's files; call before workers fork."""
+    directory = Path(path)
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (called by the arbiter when a worker exits)."""
+    if multiprocess_dir() is not None:
+        prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,238 @@
+"""``podpreset serve``: gunicorn, started from Python, serving ``create_app`` over TLS.
+
+The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers with keep-alive
+(the API server reuses its connections; a TLS handshake per admission would cost more than the
+admission). Nothing that owns a thread or a connection exists before the fork: each worker
+builds its app and its own preset source when it loads, and starts the source in
+``post_worker_init``. On SIGTERM a worker marks itself stopping (``/readyz`` turns 503), stops
+accepting, answers what is in flight and what arrives on its kept-alive connections for a short
+linger, then exits; gunicorn's ``graceful_timeout`` bounds it all.
+
+``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
+measure a no-op app on the same stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication
+
+from webhook.logs import logging_config
+from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from webhook.tls import CertificateError, CertificateReloader
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from webhook.sources import PresetSource
+
+logger = logging.getLogger(__name__)
+AppFactory = Callable[[], "Flask"]
+
+
+class StartupError(Exception):
+    """``serve`` cannot start: bad settings, presets or certificate; the message says which."""
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``podpreset serve`` (each also read from a ``PODPRESET_*`` variable)."""
+    add_settings_arguments(parser)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT. Returns the exit status (2 for usage or input errors)."""
+    try:
+        settings = settings_from_args(args)
+        check_presets(settings)
+    except (SettingsError, StartupError) as exc:
+        print(f"podpreset serve: {exc}", file=sys.stderr)
+        return 2
+    return serve_app(lambda: create_webhook_app(settings), settings)
+
+
+def serve_app(app_factory: AppFactory, settings: Settings) -> int:
+    """Run ``app_factory`` (called once in each worker, after the fork) under production gunicorn."""
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    reloader: CertificateReloader | None = None
+    if not settings.insecure_http:
+        assert settings.tls_cert is not None and settings.tls_key is not None
+        try:
+            reloader = CertificateReloader(
+                settings.tls_cert, settings.tls_key, interval=settings.reload_interval
+            )
+        except CertificateError as exc:
+            print(f"podpreset serve: {exc}", file=sys.stderr)
+            return 2
+    else:
+        logger.warning("serving plain HTTP (--insecure-http): for local debugging only")
+    _prepare_metrics(settings)
+    WebhookServer(app_factory, gunicorn_options(settings, reloader)).run()
+    return 0
+
+
+def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -> dict[str, Any]:
+    """The gunicorn settings of every podpreset server."""
+    options: dict[str, Any] = {
+        "bind": [settings.bind],
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "keepalive": round(settings.keepalive),
+        "graceful_timeout": max(1, round(settings.graceful_timeout)),
+        "timeout": 30,
+        "preload_app": False,
+        "proc_name": "podpreset",
+        "accesslog": None,
+        "errorlog": "-",
+        "logconfig_dict": logging_config(settings.log_format, settings.log_level),
+        "control_socket_disable": True,
+        "post_fork": _post_fork,
+        "post_worker_init": _post_worker_init,
+        "worker_exit": _worker_exit,
+        "child_exit": _child_exit,
+    }
+    if os.path.isdir("/dev/shm"):
+        options["worker_tmp_dir"] = "/dev/shm"  # works with a read-only root filesystem
+    if reloader is not None:
+        options["certfile"] = reloader.cert_file
+        options["keyfile"] = reloader.key_file
+        options["ssl_context"] = reloader.gunicorn_hook
+    return options
+
+
+class WebhookServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn's application API around an app factory."""
+
+    def __init__(self, app_factory: AppFactory, options: dict[str, Any]) -> None:
+        self.app_factory = app_factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.app_factory()
+
+
+def create_webhook_app(settings: Settings) -> Flask:
+    """One worker's app with its own (not yet started) preset source."""
+    from webhook.app import create_app
+
+    return create_app(settings, make_source(settings))
+
+
+def make_source(settings: Settings) -> PresetSource:
+    """The file source for ``-f`` paths; the Kubernetes watch source otherwise."""
+    if settings.uses_kubernetes:
+        from webhook.kube import KubeSource
+
+        source: PresetSource = KubeSource(settings)
+        return source
+    from webhook.filesource import FileSource
+
+    return FileSource(settings.preset_paths, interval=settings.reload_interval)
+
+
+def check_presets(settings: Settings) -> None:
+    """Refuse to start on preset files that do not load cleanly. Raises ``StartupError``."""
+    if settings.uses_kubernetes:
+        return
+    from webhook.files import SourceError, load_presets
+
+    try:
+        result = load_presets(settings.preset_paths)
+    except SourceError as exc:
+        raise StartupError(str(exc)) from None
+    if result.problems:
+        raise StartupError("invalid presets:\n" + "\n".join(f"  {problem}" for problem in result.problems))
+
+
+def _prepare_metrics(settings: Settings) -> None:
+    from webhook.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = settings.metrics_dir or tempfile.mkdtemp(prefix="podpreset-metrics-")
+    prepare_multiprocess_dir(path)
+    os.environ[MULTIPROC_ENV] = path
+
+
+# gunicorn server hooks. ``worker.wsgi`` is the app ``load`` returned.
+
+
+def _post_fork(_server: object, _worker: object) -> None:
+    # prometheus_client picks its value class when first imported; make sure workers write files
+    # even if something imported it before the variable was set.
+    from prometheus_client import values
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def _post_worker_init(worker: Any) -> None:
+    state = _state_of(worker.wsgi)
+    if state is None:
+        return
+    state.source.start()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        state.stopping.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    interval = state.settings.reload_interval
+
+    def refresh_metrics() -> None:
+        while True:
+            try:
+                state.metrics.observe_snapshot(state.source.snapshot())
+            except Exception:
+                logger.exception("updating the preset source metrics failed")
+            if state.stopping.wait(interval):
+                return
+
+    threading.Thread(target=refresh_metrics, name="podpreset-metrics", daemon=True).start()
+
+
+def _worker_exit(_server: object, worker: Any) -> None:
+    state = _state_of(getattr(worker, "wsgi", None))
+    if state is not None:
+        state.stopping.set()
+        state.source.stop()
+
+
+def _child_exit(_server: object, worker: Any) -> None:
+    from webhook.metrics import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
+def _state_of(app: object) -> Any:
+    extensions = getattr(app, "extensions", None)
+    return extensions.get("podpreset") if isinstance(extensions, dict) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m webhook.serve``: the same as ``podpreset serve``."""
+    parser = argparse.ArgumentParser(
+        prog="podpreset serve", description="Serve the PodPreset admission webhook."
+    )
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The server's configuration: one frozen ``Settings`` built from ``serve`` flags and ``PODPRESET_*``.
+
+Every flag has an environment variable (``--tls-cert`` ↔ ``PODPRESET_TLS_CERT``); a flag given on
+the command line wins over the variable, the variable over the default. ``create_app``, the
+sources and the gunicorn configuration all read this one object and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+LogFormat = Literal["text", "json"]
+ENV_PREFIX = "PODPRESET_"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_N = TypeVar("_N", int, float)
+
+
+class SettingsError(ValueError):
+    """A flag or ``PODPRESET_*`` variable has an invalid value, or a required one is missing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the server needs to know; built once, before gunicorn forks."""
+
+    bind: str = "0.0.0.0:8443"
+    workers: int = 2
+    threads: int = 8
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_http: bool = False
+    """Serve plain HTTP (local debugging only); TLS is required otherwise."""
+    preset_paths: tuple[str, ...] = ()
+    kubeconfig: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    metrics_dir: str | None = None
+    """PROMETHEUS_MULTIPROC_DIR for the workers; a fresh temporary directory when None."""
+    graceful_timeout: float = 25.0
+    """Seconds in-flight requests get to finish after SIGTERM (below the pod's 30 s grace)."""
+    keepalive: float = 120.0
+    """Idle keep-alive seconds; above the API server's 90 s idle timeout so that it, not we, closes."""
+    reload_interval: float = 1.0
+    """How often (seconds) preset files and the TLS certificate are checked for changes."""
+
+    @property
+    def uses_kubernetes(self) -> bool:
+        """The Kubernetes watch source serves presets (``--kubeconfig``, or no ``-f`` paths)."""
+        return self.kubeconfig is not None or not self.preset_paths
+
+
+# (flag dest, environment variable suffix, help) for each serve option; the CLI and the docs use it.
+_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("preset_paths", "PRESETS"),
+    ("kubeconfig", "KUBECONFIG"),
+    ("tls_cert", "TLS_CERT"),
+    ("tls_key", "TLS_KEY"),
+    ("insecure_http", "INSECURE_HTTP"),
+    ("bind", "BIND"),
+    ("workers", "WORKERS"),
+    ("threads", "THREADS"),
+    ("max_body_bytes", "MAX_BODY_BYTES"),
+    ("log_format", "LOG_FORMAT"),
+    ("log_level", "LOG_LEVEL"),
+    ("metrics_dir", "METRICS_DIR"),
+    ("graceful_timeout", "GRACEFUL_TIMEOUT"),
+    ("keepalive", "KEEPALIVE"),
+    ("reload_interval", "RELOAD_INTERVAL"),
+)
+ENV_VARS: Mapping[str, str] = {dest: ENV_PREFIX + suffix for dest, suffix in _OPTIONS}
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` flags. Defaults are None here so that env variables can fill the gaps."""
+
+    defaults = Settings()
+
+    def env(dest: str) -> str:
+        return f"(env {ENV_VARS[dest]})"
+
+    parser.add_argument(
+        "-f",
+        "--presets",
+        dest="preset_paths",
+        action="append",
+        metavar="PRESETS",
+        help=f"preset file or directory, repeatable; without any, presets are watched in the "
+        f"cluster {env('preset_paths')}, several separated by '{os.pathsep}'",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help=f"watch PodPresets with this kubeconfig instead of in-cluster config {env('kubeconfig')}",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help=f"serving certificate (PEM), re-read when it changes {env('tls_cert')}",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help=f"its private key (PEM) {env('tls_key')}")
+    parser.add_argument(
+        "--insecure-http",
+        action="store_const",
+        const=True,
+        default=None,
+        help=f"serve plain HTTP without TLS, for local debugging only {env('insecure_http')}",
+    )
+    parser.add_argument(
+        "--bind", metavar="HOST:PORT", help=f"listen address, default {defaults.bind} {env('bind')}"
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        help=f"gunicorn worker processes, default {defaults.workers} {env('workers')}",
+    )
+    parser.add_argument(
+        "--threads", metavar="N", help=f"threads per worker, default {defaults.threads} {env('threads')}"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        metavar="N",
+        help=f"largest accepted request body, default {DEFAULT_MAX_BODY_BYTES} {env('max_body_bytes')}",
+    )
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help=f"log line format, default text {env('log_format')}"
+    )
+    parser.add_argument("--log-level", metavar="LEVEL", help=f"default INFO {env('log_level')}")
+    parser.add_argument(
+        "--metrics-dir",
+        metavar="DIR",
+        help=f"directory for multiprocess metrics, emptied "
+        f"at start; default a temporary directory {env('metrics_dir')}",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        metavar="SECONDS",
+        help=f"time in-flight requests get after "
+        f"SIGTERM, default {defaults.graceful_timeout} {env('graceful_timeout')}",
+    )
+    parser.add_argument(
+        "--keepalive",
+        metavar="SECONDS",
+        help=f"idle keep-alive time, default {defaults.keepalive} {env('keepalive')}",
+    )
+    parser.add_argument(
+        "--reload-interval",
+        metavar="SECONDS",
+        help=f"how often preset files and the "
+        f"certificate are checked, default {defaults.reload_interval} {env('reload_interval')}",
+    )
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags, then ``PODPRESET_*`` variables, then defaults. Raises ``SettingsError``."""
+    environ = os.environ if environ is None else environ
+
+    def raw(dest: str) -> object:
+        value = getattr(args, dest, None)
+        if value is not None:
+            return value
+        text = environ.get(ENV_VARS[dest])
+        return text if text not in (None, "") else None
+
+    def number(dest: str, convert: Callable[[str], _N], minimum: _N) -> _N | None:
+        value = raw(dest)
+        if value is None:
+            return None
+        try:
+            result = convert(str(value))
+        except ValueError:
+            raise SettingsError(f"{_where(dest)}: expected a number, got {value!r}") from None
+        if result < minimum:
+            raise SettingsError(f"{_where(dest)}: must be at least {minimum}, got {value!r}")
+        return result
+
+    paths_value = raw("preset_paths")
+    if isinstance(paths_value, list):
+        paths = tuple(paths_value)
+    elif isinstance(paths_value, str):
+        paths = tuple(p for p in paths_value.split(os.pathsep) if p)
+    else:
+        paths = ()
+    insecure = raw("insecure_http")
+    if isinstance(insecure, str):
+        if insecure.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise SettingsError(f"{ENV_VARS['insecure_http']}: expected true or false, got {insecure!r}")
+        insecure = insecure.lower() in ("1", "true", "yes")
+    log_format = raw("log_format") or "text"
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"{_where('log_format')}: expected text or json, got {log_format!r}")
+
+    values: dict[str, object] = {
+        "preset_paths": paths,
+        "insecure_http": bool(insecure),
+        "log_format": log_format,
+        "kubeconfig": raw("kubeconfig"),
+        "tls_cert": raw("tls_cert"),
+        "tls_key": raw("tls_key"),
+        "bind": raw("bind"),
+        "log_level": str(raw("log_level") or "INFO").upper(),
+        "metrics_dir": raw("metrics_dir"),
+        "workers": number("workers", int, 1),
+        "threads": number("threads", int, 1),
+        "max_body_bytes": number("max_body_bytes", int, 1),
+        "graceful_timeout": number("graceful_timeout", float, 0.0),
+        "keepalive": number("keepalive", float, 0.0),
+        "reload_interval": number("reload_interval", float, 0.05),
+    }
+    settings = Settings(**{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: Settings) -> None:
+    """Reject combinations that can never serve. Raises ``SettingsError``."""
+    if not settings.insecure_http:
+        if not settings.tls_cert or not settings.tls_key:
+            raise SettingsError(
+                "--tls-cert and --tls-key are required (or --insecure-http for local debugging)"
+            )
+        for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+            if not os.path.isfile(path):
+                raise SettingsError(f"{flag}: {path}: no such file")
+    host, sep, port = settings.bind.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SettingsError(f"{_where('bind')}: expected HOST:PORT, got {settings.bind!r}")
+
+
+def _where(dest: str) -> str:
+    return f"--{dest.replace('_', '-')}/{ENV_VARS[dest]}"
