@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from presets.admission import BadReview, Decision, admit, encode_review
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -67,7 +67,7 @@ def create_app(
         started = time.perf_counter()
         if request.mimetype != JSON:
             return _error(415, f"Content-Type: expected {JSON}, got {request.content_type or 'none'!r}")
-        review = _decode(request.get_data(cache=False))
+        review = _decode(_read_body(settings.max_body_bytes))
         try:
             decision = admit(review, source.snapshot().index)
         except RecursionError:
@@ -133,6 +133,17 @@ def create_app(
         return _json(status, {"error": message, "code": status})
 
     return app
+
+
+def _read_body(limit: int) -> bytes:
+    """The body, refused with a 413 once it passes ``limit`` bytes, chunked or not."""
+    if request.content_length is not None:
+        return request.get_data(cache=False)  # Flask refuses a Content-Length over the limit
+    # Chunked: werkzeug would silently cut the body at the limit, so read one byte further.
+    body: bytes = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _decode(body: bytes) -> object:

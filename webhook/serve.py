@@ -131,7 +131,14 @@ def create_webhook_app(settings: Settings) -> Flask:
     """One worker's app with its own (not yet started) preset source."""
     from webhook.app import create_app
 
-    return create_app(settings, make_source(settings))
+    if not settings.uses_kubernetes:
+        return create_app(settings, make_source(settings))
+    from webhook.events import EventRecorder
+
+    recorder = EventRecorder(settings)
+    app = create_app(settings, make_source(settings), on_decision=recorder.record_conflicts)
+    app.extensions["podpreset.events"] = recorder
+    return app
 
 
 def make_source(settings: Settings) -> PresetSource:
@@ -185,6 +192,9 @@ def _post_worker_init(worker: Any) -> None:
     if state is None:
         return
     state.source.start()
+    recorder = worker.wsgi.extensions.get("podpreset.events")
+    if recorder is not None:
+        recorder.start()
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -212,6 +222,9 @@ def _worker_exit(_server: object, worker: Any) -> None:
     if state is not None:
         state.stopping.set()
         state.source.stop()
+    recorder = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("podpreset.events")
+    if recorder is not None:
+        recorder.stop()
 
 
 def _child_exit(_server: object, worker: Any) -> None:

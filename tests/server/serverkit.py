@@ -1,0 +1,255 @@
+"""Helpers for the server tests: preset files, reviews, certificates and a real gunicorn.
+
+``GunicornServer`` runs ``python -m webhook.serve`` in a subprocess on a free loopback port over TLS
+with a certificate from the session CA; clients verify it against that CA only.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_VALUE = "s3cr3t-value-never-logged"
+
+PRESETS_YAML = f"""\
+apiVersion: podpreset.dev/v1
+kind: PodPreset
+metadata:
+  name: web-settings
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: web
+  env:
+    - name: GREETING
+      value: {SECRET_VALUE}
+  envFrom:
+    - configMapRef:
+        name: web-config
+  volumes:
+    - name: cache
+      emptyDir: {{}}
+  volumeMounts:
+    - name: cache
+      mountPath: /cache
+  tolerations:
+    - key: dedicated
+      operator: Equal
+      value: web
+      effect: NoSchedule
+---
+apiVersion: settings.k8s.io/v1alpha1
+kind: PodPreset
+metadata:
+  name: db-password
+spec:
+  env:
+    - name: DB_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: db
+          key: password
+"""
+
+
+def make_review(
+    *,
+    uid: str = "0b5e0c4e-1111-4222-8333-444455556666",
+    namespace: str = "default",
+    labels: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
+    operation: str = "CREATE",
+    dry_run: bool = False,
+    name: str | None = "web-1",
+    generate_name: str | None = None,
+) -> dict[str, Any]:
+    """An AdmissionReview v1 for a pod, shaped as kube-apiserver sends it."""
+    metadata: dict[str, Any] = {"labels": {"app": "web"} if labels is None else labels}
+    if name is not None:
+        metadata["name"] = name
+    if generate_name is not None:
+        metadata["generateName"] = generate_name
+    container: dict[str, Any] = {"name": "app", "image": "registry.example/app:1"}
+    if env is not None:
+        container["env"] = env
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {"containers": [container]}}
+    gvk = {"group": "", "version": "v1", "kind": "Pod"}
+    gvr = {"group": "", "version": "v1", "resource": "pods"}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
+            "name": name or "",
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            "object": pod,
+            "oldObject": copy.deepcopy(pod) if operation == "UPDATE" else None,
+            "dryRun": dry_run,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
+def encode(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def write_cert(ca: trustme.CA, cert_file: Path, key_file: Path) -> trustme.LeafCert:
+    """Issue a fresh certificate for 127.0.0.1 and write it (a plain rewrite when the files exist)."""
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key_file.write_bytes(leaf.private_key_pem.bytes())
+    return leaf
+
+
+def der_of(leaf: trustme.LeafCert) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class GunicornServer:
+    """``python -m webhook.serve`` in a subprocess, over TLS on a loopback port."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        ca: trustme.CA,
+        context: ssl.SSLContext,
+        *,
+        presets: str = PRESETS_YAML,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.tmp = tmp
+        self.context = context
+        self.port = free_port()
+        self.presets_dir = tmp / "presets"
+        self.presets_dir.mkdir(exist_ok=True)
+        (self.presets_dir / "presets.yaml").write_text(presets)
+        self.cert_file = cert_file or tmp / "tls.crt"
+        self.key_file = key_file or tmp / "tls.key"
+        if cert_file is None:
+            self.leaf = write_cert(ca, self.cert_file, self.key_file)
+        self.log_file = tmp / "server.log"
+        self.metrics_dir = tmp / "metrics"
+        self.args = [
+            sys.executable, "-m", "webhook.serve",
+            "-f", str(self.presets_dir),
+            "--tls-cert", str(self.cert_file),
+            "--tls-key", str(self.key_file),
+            "--bind", f"127.0.0.1:{self.port}",
+            "--workers", "2",
+            "--threads", "4",
+            "--reload-interval", "0.2",
+            "--graceful-timeout", "10",
+            "--metrics-dir", str(self.metrics_dir),
+            *extra_args,
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GunicornServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PODPRESET_", "PROMETHEUS_"))}
+        with open(self.log_file, "wb") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                status, _, _ = self.request("GET", "/readyz")
+            except OSError:
+                status = 0
+            if status == 200:
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready in 30 s:\n{self.log()}")
+
+    def connection(self, timeout: float = 30) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request on a new connection."""
+        conn = self.connection()
+        try:
+            return send(conn, method, path, body, headers)
+        finally:
+            conn.close()
+
+    def mutate(self, review: object) -> tuple[int, dict[str, Any]]:
+        status, _, body = self.request(
+            "POST", "/mutate", encode(review), {"Content-Type": "application/json"}
+        )
+        return status, json.loads(body)
+
+    def metrics(self) -> str:
+        status, _, body = self.request("GET", "/metrics")
+        assert status == 200
+        return body.decode()
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.terminate()
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def send(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+def metric_value(text: str, name: str) -> float:
+    """The value of one sample (``name`` including labels) in Prometheus text format."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in metrics:\n{text}")
