@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8443
 CERTS := build/dev-certs
+# make bench QUICK=1: every scenario briefly (under a minute).
+QUICK ?=
+BENCH_STAMP := $(VENV)/.bench-stamp
 
 .PHONY: install test unit lint run bench e2e e2e-kind controlplane crd crd-fetch clean
 
@@ -33,6 +36,17 @@ lint: install
 
 controlplane:
 	hack/build-controlplane.sh >/dev/null
+
+# Latency and throughput of /mutate against a no-op app on the same stack, the engine in-process,
+# memory with 10,000 presets; writes build/bench.json. See docs/performance.md.
+bench: install $(BENCH_STAMP)
+	command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(BIN)/python -m bench.run $(if $(filter-out 0,$(QUICK)),--quick)
+
+$(BENCH_STAMP): pyproject.toml
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
 
 e2e: install controlplane
 	KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)" $(BIN)/pytest -q tests/e2e

@@ -1,0 +1,112 @@
+"""The benchmark's own code cannot rot: each scenario takes the path it claims to measure, and
+the report is computed and written. No timings are asserted here."""
+
+import json
+
+import pytest
+
+from bench import inprocess, report, scenarios
+from bench.noop import create_noop_app
+from bench.run import parse_wrk, summarize
+from presets.admission import admit
+from webhook.files import load_presets
+from webhook.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("name", "presets", "matching", "conflict"),
+    [
+        pytest.param("typical", 10, 3, False, id="typical-has-3-of-10-matching"),
+        pytest.param("scale", 10_000, 3, False, id="scale-has-3-of-10000-matching"),
+        pytest.param("big-pod", 10, 5, False, id="big-pod-has-5-matching"),
+        pytest.param("conflict", 10, 3, True, id="conflict-conflicts"),
+    ],
+)
+def test_each_scenario_gets_the_intended_decision(name, presets, matching, conflict):
+    scenario = scenarios.build(name)
+    assert scenario.preset_count == presets
+    assert scenario.matching == matching
+    decision = admit(json.loads(scenario.body()), inprocess.index_of(scenario))
+    outcome = decision.outcome
+    if conflict:
+        assert outcome.action == "conflict"
+        assert len(decision.warnings) == 1
+    else:
+        assert outcome.action == "mutated"
+        assert len(outcome.applied) == matching
+
+
+def test_scale_puts_100_presets_in_the_pods_namespace_over_100_namespaces():
+    index = inprocess.index_of(scenarios.scale())
+    assert len(index.by_namespace) == 100
+    assert len(index.for_namespace(scenarios.NAMESPACE)) == 100
+
+
+def test_big_pod_has_10_containers_with_50_env_vars():
+    containers = scenarios.big_pod().review["request"]["object"]["spec"]["containers"]
+    assert [len(c["env"]) for c in containers] == [50] * 10
+
+
+def test_written_presets_load_cleanly_through_the_file_loader(tmp_path):
+    directory = scenarios.typical().write_presets(tmp_path)
+    result = load_presets([str(directory)])
+    assert result.problems == ()
+    assert len(result.presets) == 10
+
+
+def test_noop_app_allows_without_a_patch():
+    client = create_noop_app(Settings(insecure_http=True)).test_client()
+    response = client.post("/mutate", data=scenarios.noop().body(), content_type="application/json")
+    assert response.status_code == 200
+    answer = response.get_json()["response"]
+    assert answer == {"uid": scenarios.typical().review["request"]["uid"], "allowed": True}
+
+
+def test_wrk_result_line_is_parsed():
+    line = (
+        "BENCH_RESULT requests=2000 duration_us=2000000 bytes=1 p50_us=1500.0 p90_us=2000.0 "
+        "p99_us=3000.0 max_us=9000.0 mean_us=1600.0 errors_connect=0 errors_read=0 errors_write=0 "
+        "errors_status=0 errors_timeout=0\n"
+    )
+    result = parse_wrk(line, "", "typical")
+    assert result["rps"] == 1000
+    assert result["p50_ms"] == 1.5
+    assert result["p99_ms"] == 3.0
+
+
+def test_report_has_ratios_targets_and_a_table(tmp_path):
+    def http(rps, p50, p99):
+        return summarize(
+            [{"requests": 1, "rps": rps, "p50_ms": p50, "p90_ms": p50, "p99_ms": p99, "max_ms": p99}]
+        )
+
+    results = {
+        "noop": http(1000, 2.0, 4.0),
+        "typical": http(900, 2.5, 5.0),
+        "scale": http(880, 2.75, 5.5),
+        "big-pod": http(500, 4.0, 9.0),
+        "conflict": http(950, 2.2, 4.5),
+        "engine": {"typical": {"us_per_call": 150.0, "us_per_call_json": 180.0, "presets": 10}},
+        "memory": {
+            "presets": 10000,
+            "rss_mib": 160.0,
+            "workers_rss_mib": [150.0, 160.0],
+            "baseline_rss_mib": 40.0,
+            "load_seconds": 2.0,
+        },
+    }
+    final = report.build_report(results, {"quick": True})
+    assert final["ratios"] == {
+        "typical_vs_noop_rps": 0.9,
+        "typical_vs_noop_p99": 1.25,
+        "scale_vs_typical_p50": 1.1,
+        "bigpod_vs_typical_p50": 1.6,
+    }
+    assert final["targets"]["typical_vs_noop_rps"]["met"] is True
+    assert final["targets"]["memory_rss_mib"]["met"] is False
+    path = tmp_path / "bench.json"
+    report.write_report(final, path)
+    assert json.loads(path.read_text())["ratios"]["bigpod_vs_typical_p50"] == 1.6
+    table = report.format_table(final)
+    assert "typical" in table
+    assert "memory_rss_mib" in table
