@@ -1,0 +1,332 @@
+"""A real gunicorn through its life: SIGTERM under load, certificate rotation, preset reloads."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+from serverkit import (
+    PRESETS_YAML,
+    ROOT,
+    GunicornServer,
+    der_of,
+    encode,
+    make_review,
+    metric_value,
+    send,
+    write_cert,
+)
+
+pytestmark = pytest.mark.server
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Load:
+    """Client threads sending reviews until stopped, recording every outcome."""
+
+    server: GunicornServer
+    threads: int = 4
+    new_connection_each_time: bool = False
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    """Requests that were sent and got no correct answer."""
+    refused: int = 0
+    """Connections the server no longer accepted (after SIGTERM only)."""
+    unread: int = 0
+    """Requests on a kept-alive connection the stopping server had closed (never read)."""
+    stop_requested: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, slot: int) -> None:
+        body = encode(make_review())
+        conn: http.client.HTTPSConnection | None = None
+        while not self.stop.is_set():
+            if conn is None:
+                conn = self.server.connection(timeout=30)
+                try:
+                    conn.connect()
+                except OSError as exc:
+                    # After SIGTERM the listener is closed: connections are refused or reset
+                    # before a byte of the request was sent.
+                    with self.lock:
+                        if self.stop_requested:
+                            self.refused += 1
+                        else:
+                            self.failures.append(f"connect: {exc!r}")
+                    conn.close()
+                    conn = None
+                    time.sleep(0.01)
+                    continue
+            try:
+                status, headers, data = send(conn, "POST", "/mutate", body, JSON)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                # A kept-alive connection closed by the server before this request was read:
+                # nothing was processed, and every HTTP client retries on a new connection.
+                conn.close()
+                conn = None
+                with self.lock:
+                    if self.stop_requested:
+                        self.unread += 1
+                    else:
+                        self.failures.append(repr(exc))
+                continue
+            except Exception as exc:
+                with self.lock:
+                    self.failures.append(repr(exc))
+                conn.close()
+                conn = None
+                continue
+            with self.lock:
+                if status == 200 and "patch" in json.loads(data)["response"]:
+                    self.ok += 1
+                else:
+                    self.failures.append(f"{status}: {data[:200]!r}")
+            if self.new_connection_each_time or headers.get("connection", "").lower() == "close":
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Load:
+        self.workers = [threading.Thread(target=self.run, args=(i,)) for i in range(self.threads)]
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for worker in self.workers:
+            worker.join()
+
+    def wait_for(self, count: int) -> None:
+        deadline = time.monotonic() + 60
+        while self.ok < count and time.monotonic() < deadline and not self.failures:
+            time.sleep(0.01)
+
+
+def test_sigterm_during_load_answers_every_request_in_flight(own_server: GunicornServer) -> None:
+    own_server.start()
+    probe = own_server.connection()
+    assert send(probe, "GET", "/readyz")[0] == 200
+    with Load(own_server, threads=6) as load:
+        load.wait_for(300)
+        load.stop_requested = True
+        own_server.terminate()
+        # A kept-alive connection is still answered for a moment: readiness is now false.
+        time.sleep(0.3)
+        status, _, body = send(probe, "GET", "/readyz")
+        probe.close()
+        assert status == 503, body
+        assert own_server.process is not None
+        assert own_server.process.wait(timeout=30) == 0
+    assert load.failures == []
+    assert load.ok >= 300
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def _served_cert(server: GunicornServer) -> bytes:
+    conn = server.connection()
+    try:
+        send(conn, "GET", "/healthz")
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        der = conn.sock.getpeercert(binary_form=True)
+        assert der is not None
+        return der
+    finally:
+        conn.close()
+
+
+def test_a_rewritten_certificate_is_served_within_10_seconds_without_a_failed_request(
+    own_server: GunicornServer, ca: trustme.CA
+) -> None:
+    own_server.start()
+    old = der_of(own_server.leaf)
+    assert _served_cert(own_server) == old
+    with (
+        Load(own_server, threads=2) as load,
+        Load(own_server, threads=2, new_connection_each_time=True) as fresh,
+    ):
+        load.wait_for(50)
+        new = der_of(write_cert(ca, own_server.cert_file, own_server.key_file))
+        assert _wait_until(lambda: _served_cert(own_server) == new), (
+            "the new certificate was not served in 10 s"
+        )
+        fresh.wait_for(fresh.ok + 50)
+    assert load.failures == [] and fresh.failures == []
+    assert "reloaded the TLS certificate" in own_server.log()
+
+
+def _kubernetes_secret_volume(directory: Path, ca: trustme.CA, generation: int) -> bytes:
+    """Write a Secret volume the way the kubelet does: ..<timestamp>/ files, ..data symlink swap."""
+    version = directory / f"..2026_01_01_00_00_0{generation}.000000000"
+    version.mkdir()
+    leaf = write_cert(ca, version / "tls.crt", version / "tls.key")
+    link = directory / "..data_tmp"
+    link.symlink_to(version.name)
+    os.replace(link, directory / "..data")
+    for name in ("tls.crt", "tls.key"):
+        if not (directory / name).is_symlink():
+            (directory / name).symlink_to(f"..data/{name}")
+    return der_of(leaf)
+
+
+def test_a_secret_volume_symlink_swap_is_served_within_10_seconds_without_a_failed_request(
+    tmp_path: Path, ca: trustme.CA, client_context: ssl.SSLContext
+) -> None:
+    volume = tmp_path / "tls"
+    volume.mkdir()
+    old = _kubernetes_secret_volume(volume, ca, 1)
+    server = GunicornServer(
+        tmp_path, ca, client_context, cert_file=volume / "tls.crt", key_file=volume / "tls.key"
+    )
+    server.start()
+    try:
+        assert _served_cert(server) == old
+        with Load(server, threads=2) as load, Load(server, threads=2, new_connection_each_time=True) as fresh:
+            load.wait_for(50)
+            new = _kubernetes_secret_volume(volume, ca, 2)
+            assert _wait_until(lambda: _served_cert(server) == new), (
+                "the new certificate was not served in 10 s"
+            )
+            fresh.wait_for(fresh.ok + 50)
+        assert load.failures == [] and fresh.failures == []
+    finally:
+        assert server.stop() == 0
+
+
+ADDED_PRESET = """\
+apiVersion: podpreset.dev/v1
+kind: PodPreset
+metadata:
+  name: added-later
+spec:
+  env:
+    - name: ADDED
+      value: "yes"
+"""
+
+
+def _applied(server: GunicornServer) -> set[str]:
+    status, answer = server.mutate(make_review())
+    assert status == 200
+    patch = json.loads(base64.b64decode(answer["response"]["patch"]))
+    prefix = "podpreset.admission.kubernetes.io/podpreset-"
+    names = set()
+    for op in patch:
+        if op["path"] == "/metadata/annotations":
+            names |= {k.removeprefix(prefix) for k in op["value"]}
+        elif op["path"].startswith("/metadata/annotations/"):
+            names.add(op["path"].split("/")[-1].replace("~1", "/").removeprefix(prefix))
+    return names
+
+
+def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_presets(
+    own_server: GunicornServer,
+) -> None:
+    own_server.start()
+    assert _applied(own_server) == {"web-settings", "db-password"}
+    (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET)
+    assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password", "added-later"})
+
+    (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET.replace("  env:", "  env: 7\n  envx:"))
+    assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
+    for _ in range(20):  # every worker still serves the last good set
+        assert _applied(own_server) == {"web-settings", "db-password", "added-later"}
+    assert own_server.request("GET", "/readyz")[0] == 200
+    assert "added.yaml: document 1 (added-later): spec.env" in own_server.log()
+
+    (own_server.presets_dir / "added.yaml").unlink()
+    assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password"})
+    assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") == 0)
+
+
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PODPRESET_")}
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.serve", *args],
+        cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_serve_refuses_to_start_without_a_certificate(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(PRESETS_YAML)
+    result = _serve("-f", str(tmp_path / "p.yaml"), "--bind", "127.0.0.1:1")
+    assert result.returncode == 2
+    assert "--tls-cert and --tls-key are required" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_start_on_invalid_presets(tmp_path: Path, ca: trustme.CA) -> None:
+    write_cert(ca, tmp_path / "c.pem", tmp_path / "k.pem")
+    (tmp_path / "p.yaml").write_text(
+        PRESETS_YAML.replace("  env:\n    - name: DB", "  env: 3\n  x:\n    - name: DB")
+    )
+    result = _serve(
+        "-f", str(tmp_path / "p.yaml"), "--bind", "127.0.0.1:1",
+        env={"PODPRESET_TLS_CERT": str(tmp_path / "c.pem"), "PODPRESET_TLS_KEY": str(tmp_path / "k.pem")},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid presets" in result.stderr and "p.yaml: document 2 (db-password)" in result.stderr
+
+
+def test_serve_refuses_a_key_that_does_not_match_the_certificate(tmp_path: Path, ca: trustme.CA) -> None:
+    write_cert(ca, tmp_path / "c.pem", tmp_path / "k.pem")
+    write_cert(ca, tmp_path / "c2.pem", tmp_path / "k2.pem")
+    (tmp_path / "p.yaml").write_text(PRESETS_YAML)
+    result = _serve("-f", str(tmp_path / "p.yaml"), "--tls-cert", str(tmp_path / "c.pem"),
+                    "--tls-key", str(tmp_path / "k2.pem"), "--bind", "127.0.0.1:1")  # fmt: skip
+    assert result.returncode == 2
+    assert "cannot load the certificate and key" in result.stderr
+
+
+def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(PRESETS_YAML)
+    from serverkit import free_port
+
+    port = free_port()
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webhook.serve", "-f", str(tmp_path / "p.yaml"), "--insecure-http",
+             "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        def ready() -> bool:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                return send(conn, "GET", "/readyz")[0] == 200
+            except OSError:
+                return False
+            finally:
+                conn.close()
+
+        assert _wait_until(ready, 30), log.read_text()
+        assert "for local debugging only" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
