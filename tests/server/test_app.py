@@ -1,0 +1,290 @@
+"""The Flask app through its test client (fast), the settings, the file source and the TLS reloader."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+import trustme
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, write_cert
+
+from presets.admission import Decision
+from webhook.app import create_app
+from webhook.files import load_presets
+from webhook.filesource import FileSource
+from webhook.logs import JsonFormatter
+from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from webhook.sources import Snapshot, StaticSource
+from webhook.tls import CertificateError, CertificateReloader
+
+JSON = "application/json"
+
+
+@pytest.fixture(scope="module")
+def presets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("presets")
+    (directory / "presets.yaml").write_text(PRESETS_YAML)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def source(presets_dir: Path) -> StaticSource:
+    return StaticSource(load_presets([str(presets_dir)]).presets)
+
+
+@pytest.fixture(scope="module")
+def client(source: StaticSource) -> FlaskClient:
+    return create_app(Settings(insecure_http=True), source).test_client()
+
+
+class UnsyncedSource:
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def snapshot(self) -> Snapshot:
+        return Snapshot(problems=("p.yaml: document 1 (x): spec.env: expected a list",))
+
+
+class BrokenSource(UnsyncedSource):
+    def snapshot(self) -> Snapshot:
+        raise RuntimeError("a bug")
+
+
+def test_mutate_answers_with_a_patch(client: FlaskClient) -> None:
+    response = client.post("/mutate", data=encode(make_review()), content_type=JSON)
+    assert response.status_code == 200
+    assert response.json is not None and response.json["response"]["patchType"] == "JSONPatch"
+
+
+def test_a_body_declared_over_the_limit_is_refused_with_413(source: StaticSource) -> None:
+    small = create_app(Settings(insecure_http=True, max_body_bytes=1000), source).test_client()
+    response = small.post("/mutate", data=b"x" * 1001, content_type=JSON)
+    assert response.status_code == 413
+    assert response.json == {"error": "body: larger than the limit of 1000 bytes", "code": 413}
+    assert small.post("/mutate", data=encode(make_review()), content_type=JSON).status_code == 200
+
+
+def test_readiness_waits_for_the_first_load_and_ends_when_stopping(source: StaticSource) -> None:
+    unsynced = create_app(Settings(insecure_http=True), UnsyncedSource()).test_client()
+    response = unsynced.get("/readyz")
+    assert response.status_code == 503
+    assert response.json is not None and "spec.env" in response.json["problems"][0]
+    assert unsynced.get("/healthz").status_code == 200
+
+    stopping = threading.Event()
+    app = create_app(Settings(insecure_http=True), source, stopping=stopping).test_client()
+    assert app.get("/readyz").status_code == 200
+    stopping.set()
+    assert app.get("/readyz").status_code == 503
+
+
+def test_an_unexpected_error_is_a_logged_500_not_an_admission(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings(insecure_http=True), BrokenSource())
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().post("/mutate", data=encode(make_review()), content_type=JSON)
+    assert response.status_code == 500
+    assert response.json is not None and "allowed" not in json.dumps(response.json)
+    assert any("a bug" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_the_decision_listener_runs_except_for_dry_runs(source: StaticSource) -> None:
+    seen: list[Decision] = []
+    client = create_app(Settings(insecure_http=True), source, on_decision=seen.append).test_client()
+    client.post("/mutate", data=encode(make_review(uid="wet")), content_type=JSON)
+    client.post("/mutate", data=encode(make_review(uid="dry", dry_run=True)), content_type=JSON)
+    assert [d.request.uid for d in seen] == ["wet"]
+
+
+def test_a_decision_is_one_log_line_naming_the_pod_and_never_a_value(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    review = make_review(
+        uid="u-1", name=None, generate_name="web-7d9f-", env=[{"name": "GREETING", "value": "v!"}]
+    )
+    with caplog.at_level(logging.INFO, logger="webhook.app"):
+        client.post("/mutate", data=encode(review), content_type=JSON)
+    decisions = [r for r in caplog.records if r.getMessage().startswith("admission uid=u-1 namespace")]
+    assert len(decisions) == 1
+    line = decisions[0].getMessage()
+    assert "namespace=default" in line and "pod=web-7d9f-" in line and "action=conflict" in line
+    text = "\n".join(r.getMessage() for r in caplog.records) + json.dumps(
+        [getattr(r, "fields", {}) for r in caplog.records]
+    )
+    assert "v!" not in text and SECRET_VALUE not in text
+    entry = json.loads(JsonFormatter().format(decisions[0]))
+    assert entry["uid"] == "u-1" and entry["pod"] == "web-7d9f-" and entry["action"] == "conflict"
+    assert entry["applied"] == [] and "GREETING" in entry["conflicts"][0]
+
+
+# Fuzzing: no body makes a 500.
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _mutations() -> st.SearchStrategy[object]:
+    """A valid review with one field somewhere replaced by an arbitrary JSON value."""
+    paths = [
+        ("kind",), ("apiVersion",), ("request",), ("request", "uid"), ("request", "operation"),
+        ("request", "namespace"), ("request", "dryRun"), ("request", "resource"),
+        ("request", "resource", "resource"), ("request", "subResource"), ("request", "object"),
+        ("request", "object", "metadata"), ("request", "object", "metadata", "labels"),
+        ("request", "object", "metadata", "annotations"), ("request", "object", "metadata", "name"),
+        ("request", "object", "spec"), ("request", "object", "spec", "containers"),
+        ("request", "object", "spec", "containers", 0), ("request", "object", "spec", "containers", 0, "env"),
+        ("request", "object", "spec", "containers", 0, "envFrom"),
+        ("request", "object", "spec", "containers", 0, "volumeMounts"),
+        ("request", "object", "spec", "volumes"), ("request", "object", "spec", "tolerations"),
+        ("request", "object", "spec", "initContainers"),
+    ]  # fmt: skip
+
+    def replace(path: tuple[object, ...], value: object) -> object:
+        review = make_review()
+        target: object = review
+        for key in path[:-1]:
+            target = target[key]  # type: ignore[index]
+        target[path[-1]] = value  # type: ignore[index]
+        return review
+
+    return st.builds(replace, st.sampled_from(paths), _json_values)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(review=_json_values | _mutations())
+def test_no_json_body_makes_a_500(client: FlaskClient, review: object) -> None:
+    response = client.post("/mutate", data=encode(review), content_type=JSON)
+    assert response.status_code in (200, 400), response.data
+    body = response.json
+    assert body is not None
+    if response.status_code == 400:
+        assert body["error"]
+    else:
+        assert body["response"]["allowed"] is True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_no_raw_body_makes_a_500(client: FlaskClient, data: bytes) -> None:
+    response = client.post("/mutate", data=data, content_type=JSON)
+    assert response.status_code in (200, 400), response.data
+
+
+# Settings
+
+
+def _parse(*argv: str, environ: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    return settings_from_args(parser.parse_args(argv), environ or {})
+
+
+def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c", tmp_path / "k"
+    cert.write_text("x")
+    key.write_text("x")
+    environ = {
+        "PODPRESET_TLS_CERT": str(cert), "PODPRESET_TLS_KEY": str(key), "PODPRESET_BIND": "127.0.0.1:9443",
+        "PODPRESET_WORKERS": "3", "PODPRESET_PRESETS": f"a{os.pathsep}b", "PODPRESET_LOG_FORMAT": "json",
+        "PODPRESET_MAX_BODY_BYTES": "1024",
+    }  # fmt: skip
+    from_env = _parse(environ=environ)
+    assert (from_env.bind, from_env.workers, from_env.preset_paths) == ("127.0.0.1:9443", 3, ("a", "b"))
+    assert from_env.log_format == "json" and from_env.max_body_bytes == 1024
+    flagged = _parse("--workers", "5", "-f", "c", environ=environ)
+    assert flagged.workers == 5 and flagged.preset_paths == ("c",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param((), "--tls-cert and --tls-key are required", id="no-tls"),
+        pytest.param(("--insecure-http", "--workers", "two"), "expected a number", id="bad-number"),
+        pytest.param(("--insecure-http", "--workers", "0"), "at least 1", id="zero-workers"),
+        pytest.param(("--insecure-http", "--bind", "8443"), "HOST:PORT", id="bad-bind"),
+        pytest.param(("--tls-cert", "/nope", "--tls-key", "/nope"), "no such file", id="missing-cert"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_message(argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        _parse(*argv)
+
+
+# File source
+
+
+def test_the_file_source_reloads_and_keeps_the_last_good_presets_on_a_bad_edit(tmp_path: Path) -> None:
+    path = tmp_path / "presets.yaml"
+    path.write_text(PRESETS_YAML)
+    source = FileSource([str(path)], clock=lambda: 42.0)
+    source.start()
+    try:
+        first = source.snapshot()
+        assert first.synced and first.last_sync == 42.0 and len(first.index) == 2
+        assert [p.name for p in first.index.for_namespace("default")] == ["db-password", "web-settings"]
+        path.write_text(
+            PRESETS_YAML + "---\n" + "kind: PodPreset\napiVersion: podpreset.dev/v1\nmetadata: {name: x}\n"
+        )
+        bad = source.reload()
+        assert bad.index is first.index and bad.synced
+        assert bad.problems and "presets.yaml: document 3 (x)" in bad.problems[0]
+        path.write_text("not: [valid yaml")
+        assert "invalid YAML" in source.reload().problems[0]
+        path.write_text(PRESETS_YAML.split("---")[0])
+        good = source.reload()
+        assert len(good.index) == 1 and good.problems == ()
+    finally:
+        source.stop()
+
+
+# TLS reloader
+
+
+def test_the_reloader_swaps_in_a_new_pair_and_keeps_the_old_while_the_pair_is_inconsistent(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    write_cert(ca, cert, key)
+    reloader = CertificateReloader(str(cert), str(key), interval=0)
+    first = reloader.context()
+    assert isinstance(first, ssl.SSLContext)
+    assert reloader.context() is first, "unchanged files must not rebuild the context"
+    other = tmp_path / "other"
+    other.mkdir()
+    write_cert(ca, other / "tls.crt", other / "tls.key")
+    cert.write_bytes((other / "tls.crt").read_bytes())  # the key is not written yet
+    assert reloader.context() is first
+    key.write_bytes((other / "tls.key").read_bytes())
+    assert reloader.context() is not first
+
+
+def test_the_reloader_refuses_a_mismatched_pair_at_start(tmp_path: Path, ca: trustme.CA) -> None:
+    write_cert(ca, tmp_path / "a.crt", tmp_path / "a.key")
+    write_cert(ca, tmp_path / "b.crt", tmp_path / "b.key")
+    with pytest.raises(CertificateError, match="cannot load"):
+        CertificateReloader(str(tmp_path / "a.crt"), str(tmp_path / "b.key"))
+
+
+@pytest.mark.parametrize("depth", [500, 900, 990, 5000])
+def test_deep_nesting_inside_the_pod_is_answered_or_refused_never_a_500(
+    client: FlaskClient, depth: int
+) -> None:
+    body = encode(make_review()).replace(
+        b'"image": "registry.example/app:1"', b'"image": "x", "deep": ' + b"[" * depth + b"]" * depth
+    )
+    response = client.post("/mutate", data=body, content_type=JSON)
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert response.json == {"error": "body: JSON nests too deeply", "code": 400}
