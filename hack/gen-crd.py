@@ -52,28 +52,51 @@ SPECIAL = {
     # managedFields' opaque trie, inside an ephemeral volume's claim template metadata.
     META + "FieldsV1": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
 }
-KEEP = {"description", "type", "format", "properties", "items", "required", "enum", "additionalProperties",
-        "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
-        "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields", "anyOf", "pattern",
-        "minimum", "maximum", "maxLength", "minLength", "maxItems", "minItems"}
+KEEP = {
+    "description",
+    "type",
+    "format",
+    "properties",
+    "items",
+    "required",
+    "enum",
+    "additionalProperties",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "anyOf",
+    "pattern",
+    "minimum",
+    "maximum",
+    "maxLength",
+    "minLength",
+    "maxItems",
+    "minItems",
+}
 
 # Bounds: they keep the CEL cost estimate in budget and are far beyond any real preset.
 MAX_ITEMS = {"env": 256, "envFrom": 64, "volumes": 64, "volumeMounts": 64, "tolerations": 64}
-LABEL_KEY_RE = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_KEY_RE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 LABEL_VALUE_RE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 
 def fetch() -> None:
     """Start a control plane and store the closure of the schemas we use from /openapi/v3/api/v1."""
     sys.path.insert(0, str(TOP / "tests" / "e2e"))
-    import controlplane  # noqa: PLC0415 - only needed with --fetch
+    import controlplane
 
     with controlplane.running_control_plane() as plane:
         version = json.loads(plane.get("/version"))["gitVersion"]
         document = json.loads(plane.get("/openapi/v3/api/v1"))
     if version != K8S_VERSION:
-        sys.exit(f"the API server is {version}, this generator is pinned to {K8S_VERSION}: update K8S_VERSION")
+        sys.exit(
+            f"the API server is {version}, this generator is pinned to {K8S_VERSION}: update K8S_VERSION"
+        )
     schemas = document["components"]["schemas"]
     wanted: dict[str, Any] = {}
     todo = list(ROOTS.values())
@@ -84,8 +107,17 @@ def fetch() -> None:
         wanted[name] = schemas[name]
         todo.extend(_refs(schemas[name]))
     SNIPPET.parent.mkdir(parents=True, exist_ok=True)
-    SNIPPET.write_text(json.dumps({"source": f"kube-apiserver {version} GET /openapi/v3/api/v1",
-                                   "schemas": dict(sorted(wanted.items()))}, indent=1, sort_keys=True) + "\n")
+    SNIPPET.write_text(
+        json.dumps(
+            {
+                "source": f"kube-apiserver {version} GET /openapi/v3/api/v1",
+                "schemas": dict(sorted(wanted.items())),
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     print(f"wrote {SNIPPET.relative_to(TOP)} ({len(wanted)} schemas)", file=sys.stderr)
 
 
@@ -100,7 +132,9 @@ def _refs(schema: Any) -> list[str]:
     return []
 
 
-def structural(schema: dict[str, Any], schemas: dict[str, Any], stack: tuple[str, ...] = ()) -> dict[str, Any]:
+def structural(
+    schema: dict[str, Any], schemas: dict[str, Any], stack: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Inline ``$ref``s and keep only what a structural CRD schema may hold."""
     schema = dict(schema)
     description = schema.get("description")
@@ -150,8 +184,14 @@ def _clean(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def rule(expression: str, message: str | None = None, *, message_expression: str | None = None,
-         field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+def rule(
+    expression: str,
+    message: str | None = None,
+    *,
+    message_expression: str | None = None,
+    field_path: str | None = None,
+    reason: str | None = None,
+) -> dict[str, str]:
     out = {"rule": expression}
     if message:
         out["message"] = message
@@ -165,21 +205,29 @@ def rule(expression: str, message: str | None = None, *, message_expression: str
 
 
 def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
-    items = {field: structural({"$ref": "#/components/schemas/" + name}, schemas) for field, name in ROOTS.items()}
+    items = {
+        field: structural({"$ref": "#/components/schemas/" + name}, schemas) for field, name in ROOTS.items()
+    }
 
     selector = items.pop("selector")
-    selector["description"] = ("Which pods of the preset's namespace it applies to. Empty or absent: every pod. "
-                               + selector.get("description", ""))
+    selector["description"] = (
+        "Which pods of the preset's namespace it applies to. Empty or absent: every pod. "
+        + selector.get("description", "")
+    )
     labels = selector["properties"]["matchLabels"]
     labels["maxProperties"] = 64
     labels["additionalProperties"]["maxLength"] = 63
     labels["x-kubernetes-validations"] = [
-        rule(f"self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY_RE}'))",
-             "invalid label key: a label key is an optional DNS subdomain prefix and '/', then a name of at most "
-             "63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
-        rule(f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))",
-             "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
-             "digit (or empty)"),
+        rule(
+            f"self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY_RE}'))",
+            "invalid label key: a label key is an optional DNS subdomain prefix and '/', then a name of at most "
+            "63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+        ),
+        rule(
+            f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))",
+            "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
+            "digit (or empty)",
+        ),
     ]
     expressions = selector["properties"]["matchExpressions"]
     expressions["maxItems"] = 32
@@ -188,42 +236,65 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     requirement["properties"]["values"]["maxItems"] = 64
     requirement["properties"]["values"]["items"]["maxLength"] = 63
     requirement["x-kubernetes-validations"] = [
-        rule(f"self.key.matches('{LABEL_KEY_RE}')",
-             message_expression="'invalid label key ' + self.key + ': a label key is an optional DNS subdomain "
-                                "prefix and \\'/\\', then a name of at most 63 letters, digits, \\'-\\', \\'_\\' or "
-                                "\\'.\\', starting and ending with a letter or digit'", field_path=".key"),
-        rule("self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
-             message_expression="'operator ' + self.operator + ' is not one of In, NotIn, Exists, DoesNotExist'",
-             field_path=".operator"),
-        rule("!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
-             message_expression="'values must not be empty when operator is ' + self.operator",
-             field_path=".values"),
-        rule("!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
-             message_expression="'values must be empty when operator is ' + self.operator", field_path=".values"),
-        rule(f"!has(self.values) || self.values.all(v, v.matches('{LABEL_VALUE_RE}'))",
-             "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
-             "digit (or empty)", field_path=".values"),
+        rule(
+            f"self.key.matches('{LABEL_KEY_RE}')",
+            message_expression="'invalid label key ' + self.key + ': a label key is an optional DNS subdomain "
+            "prefix and \\'/\\', then a name of at most 63 letters, digits, \\'-\\', \\'_\\' or "
+            "\\'.\\', starting and ending with a letter or digit'",
+            field_path=".key",
+        ),
+        rule(
+            "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+            message_expression="'operator ' + self.operator + ' is not one of In, NotIn, Exists, DoesNotExist'",
+            field_path=".operator",
+        ),
+        rule(
+            "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+            message_expression="'values must not be empty when operator is ' + self.operator",
+            field_path=".values",
+        ),
+        rule(
+            "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+            message_expression="'values must be empty when operator is ' + self.operator",
+            field_path=".values",
+        ),
+        rule(
+            f"!has(self.values) || self.values.all(v, v.matches('{LABEL_VALUE_RE}'))",
+            "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
+            "digit (or empty)",
+            field_path=".values",
+        ),
     ]
 
     env = items["env"]
     env["properties"]["name"]["maxLength"] = 1024
     env["x-kubernetes-validations"] = [
-        rule("!self.name.contains('=')", message_expression="'env var name ' + self.name + ' must not contain \\'=\\''",
-             field_path=".name"),
-        rule("!(has(self.value) && size(self.value) > 0 && has(self.valueFrom))",
-             message_expression="'env var ' + self.name + ': set value or valueFrom, not both'"),
+        rule(
+            "!self.name.contains('=')",
+            message_expression="'env var name ' + self.name + ' must not contain \\'=\\''",
+            field_path=".name",
+        ),
+        rule(
+            "!(has(self.value) && size(self.value) > 0 && has(self.valueFrom))",
+            message_expression="'env var ' + self.name + ': set value or valueFrom, not both'",
+        ),
     ]
 
     volume = items["volumes"]
     volume["properties"]["name"]["maxLength"] = 63
     sources = sorted(k for k in volume["properties"] if k != "name")
     volume["x-kubernetes-validations"] = [
-        rule("self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
-             message_expression="'volume name ' + self.name + ' must be a DNS label: lowercase letters, digits "
-                                "and \\'-\\', starting and ending with a letter or digit'", field_path=".name"),
-        rule("[" + ", ".join(f"has(self.{s})" for s in sources) + "].filter(x, x).size() == 1",
-             message_expression="'volume ' + self.name + ' must have exactly one volume source (for example "
-                                "configMap, secret, emptyDir, downwardAPI, projected, persistentVolumeClaim)'"),
+        rule(
+            "self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+            message_expression="'volume name ' + self.name + ' must be a DNS label: lowercase letters, digits "
+            "and \\'-\\', starting and ending with a letter or digit'",
+            field_path=".name",
+        ),
+        rule(
+            "[" + ", ".join(f"has(self.{s})" for s in sources) + "].filter(x, x).size() == 1",
+            message_expression="'volume ' + self.name + ' must have exactly one volume source (for example "
+            "configMap, secret, emptyDir, downwardAPI, projected, persistentVolumeClaim)'",
+        ),
     ]
 
     mount = items["volumeMounts"]
@@ -234,30 +305,52 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     toleration["properties"]["key"]["maxLength"] = 317
     toleration["properties"]["value"]["maxLength"] = 63
     toleration["x-kubernetes-validations"] = [
-        rule("!has(self.operator) || self.operator in ['Exists', 'Equal']",
-             message_expression="'toleration operator ' + self.operator + ' is not Exists or Equal'",
-             field_path=".operator"),
-        rule("(has(self.key) && size(self.key) > 0) || (has(self.operator) && self.operator == 'Exists')",
-             "a toleration with an empty key must have operator Exists (it then tolerates every taint)"),
-        rule("!(has(self.operator) && self.operator == 'Exists') || !has(self.value) || size(self.value) == 0",
-             "a toleration with operator Exists must not have a value", field_path=".value"),
-        rule("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
-             "tolerationSeconds only applies with effect NoExecute", field_path=".tolerationSeconds"),
+        rule(
+            "!has(self.operator) || self.operator in ['Exists', 'Equal']",
+            message_expression="'toleration operator ' + self.operator + ' is not Exists or Equal'",
+            field_path=".operator",
+        ),
+        rule(
+            "(has(self.key) && size(self.key) > 0) || (has(self.operator) && self.operator == 'Exists')",
+            "a toleration with an empty key must have operator Exists (it then tolerates every taint)",
+        ),
+        rule(
+            "!(has(self.operator) && self.operator == 'Exists') || !has(self.value) || size(self.value) == 0",
+            "a toleration with operator Exists must not have a value",
+            field_path=".value",
+        ),
+        rule(
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerationSeconds only applies with effect NoExecute",
+            field_path=".tolerationSeconds",
+        ),
     ]
 
     properties: dict[str, Any] = {"selector": selector}
     lists = {
-        "env": ("Environment variables added to every container and init container of a matching pod.", ["name"]),
-        "envFrom": ("ConfigMaps and Secrets whose keys become environment variables of every container and init "
-                    "container.", None),
+        "env": (
+            "Environment variables added to every container and init container of a matching pod.",
+            ["name"],
+        ),
+        "envFrom": (
+            "ConfigMaps and Secrets whose keys become environment variables of every container and init "
+            "container.",
+            None,
+        ),
         "volumes": ("Volumes added to a matching pod.", ["name"]),
-        "volumeMounts": ("Mounts of this preset's volumes, added to every container and init container.",
-                         ["mountPath"]),
+        "volumeMounts": (
+            "Mounts of this preset's volumes, added to every container and init container.",
+            ["mountPath"],
+        ),
         "tolerations": ("Tolerations added to a matching pod.", None),
     }
     for field, (description, keys) in lists.items():
-        schema: dict[str, Any] = {"description": description, "type": "array", "maxItems": MAX_ITEMS[field],
-                                  "items": items[field]}
+        schema: dict[str, Any] = {
+            "description": description,
+            "type": "array",
+            "maxItems": MAX_ITEMS[field],
+            "items": items[field],
+        }
         if keys:
             schema["x-kubernetes-list-type"] = "map"
             schema["x-kubernetes-list-map-keys"] = keys
@@ -268,22 +361,28 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     injection = ("env", "envFrom", "volumes", "volumeMounts", "tolerations")
     return {
         "description": "What the preset injects into the pods it selects. At least one of env, envFrom, volumes, "
-                       "volumeMounts, tolerations must be set.",
+        "volumeMounts, tolerations must be set.",
         "type": "object",
         "properties": properties,
         "x-kubernetes-validations": [
-            rule(" || ".join(f"(has(self.{f}) && size(self.{f}) > 0)" for f in injection),
-                 "the preset injects nothing: set at least one of env, envFrom, volumes, volumeMounts, tolerations",
-                 reason="FieldValueRequired"),
-            rule("!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
-                 "self.volumes.exists(v, v.name == m.name))",
-                 "every volumeMount must name a volume declared in spec.volumes of this same preset; add the "
-                 "missing volume to spec.volumes",
-                 field_path=".volumeMounts"),
-            rule("!has(self.volumeMounts) || self.volumeMounts.all(m, self.volumeMounts.exists_one(n, "
-                 "n.name == m.name))",
-                 "a preset may mount each of its volumes only once (two volumeMounts name the same volume)",
-                 field_path=".volumeMounts"),
+            rule(
+                " || ".join(f"(has(self.{f}) && size(self.{f}) > 0)" for f in injection),
+                "the preset injects nothing: set at least one of env, envFrom, volumes, volumeMounts, tolerations",
+                reason="FieldValueRequired",
+            ),
+            rule(
+                "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
+                "self.volumes.exists(v, v.name == m.name))",
+                "every volumeMount must name a volume declared in spec.volumes of this same preset; add the "
+                "missing volume to spec.volumes",
+                field_path=".volumeMounts",
+            ),
+            rule(
+                "!has(self.volumeMounts) || self.volumeMounts.all(m, self.volumeMounts.exists_one(n, "
+                "n.name == m.name))",
+                "a preset may mount each of its volumes only once (two volumeMounts name the same volume)",
+                field_path=".volumeMounts",
+            ),
         ],
     }
 
@@ -294,64 +393,89 @@ def crd(schemas: dict[str, Any]) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": "podpresets.podpreset.dev",
-            "annotations": {"podpreset.dev/generated-by": f"hack/gen-crd.py from kube-apiserver {K8S_VERSION} "
-                                                          "OpenAPI; do not edit"},
+            "annotations": {
+                "podpreset.dev/generated-by": f"hack/gen-crd.py from kube-apiserver {K8S_VERSION} "
+                "OpenAPI; do not edit"
+            },
         },
         "spec": {
             "group": "podpreset.dev",
             "scope": "Namespaced",
-            "names": {"kind": "PodPreset", "listKind": "PodPresetList", "plural": "podpresets",
-                      "singular": "podpreset", "shortNames": ["pp"], "categories": ["all-presets"]},
-            "versions": [{
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "additionalPrinterColumns": [
-                    {"name": "Selector", "type": "string", "jsonPath": ".spec.selector.matchLabels",
-                     "description": "The labels a pod must have (matchExpressions are not shown)"},
-                    {"name": "Env", "type": "string", "jsonPath": ".spec.env[*].name",
-                     "description": "Names of the injected env vars"},
-                    {"name": "EnvFrom", "type": "string", "jsonPath": ".spec.envFrom[*]['configMapRef', 'secretRef'].name",
-                     "priority": 1, "description": "ConfigMaps and Secrets injected as env"},
-                    {"name": "Volumes", "type": "string", "jsonPath": ".spec.volumes[*].name",
-                     "description": "Names of the injected volumes"},
-                    {"name": "Tolerations", "type": "string", "jsonPath": ".spec.tolerations[*].key", "priority": 1,
-                     "description": "Keys of the injected tolerations"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "description": "A PodPreset injects env vars, envFrom sources, volumes, volume mounts and "
-                                   "tolerations into every pod of its namespace that its selector matches, when the "
-                                   "pod is created.",
-                    "type": "object",
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": spec_schema(schemas),
-                    },
-                    "x-kubernetes-validations": [
-                        rule("size(self.metadata.name) <= 53",
-                             "metadata.name may be at most 53 characters, because the pod annotation key "
-                             "podpreset-<name> must fit in 63 characters",
-                             reason="FieldValueInvalid"),
+            "names": {
+                "kind": "PodPreset",
+                "listKind": "PodPresetList",
+                "plural": "podpresets",
+                "singular": "podpreset",
+                "shortNames": ["pp"],
+                "categories": ["all-presets"],
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    # A printer column shows the first value of a list path, so there are no per-field counts.
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Selector",
+                            "type": "string",
+                            "jsonPath": ".spec.selector.matchLabels",
+                            "description": "The labels a pod must have; empty for every pod (see also Expressions)",
+                        },
+                        {
+                            "name": "Expressions",
+                            "type": "string",
+                            "jsonPath": ".spec.selector.matchExpressions",
+                            "priority": 1,
+                            "description": "The selector's matchExpressions",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
-                }},
-            }],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": "A PodPreset injects env vars, envFrom sources, volumes, volume mounts and "
+                            "tolerations into every pod of its namespace that its selector matches, when the "
+                            "pod is created.",
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(schemas),
+                            },
+                            "x-kubernetes-validations": [
+                                rule(
+                                    "size(self.metadata.name) <= 53",
+                                    "metadata.name may be at most 53 characters, because the pod annotation key "
+                                    "podpreset-<name> must fit in 63 characters",
+                                    reason="FieldValueInvalid",
+                                ),
+                            ],
+                        }
+                    },
+                }
+            ],
         },
     }
 
 
 def render(schemas: dict[str, Any]) -> str:
-    header = ("# Generated by hack/gen-crd.py (make crd) from kube-apiserver " + K8S_VERSION
-              + "'s OpenAPI (hack/openapi/). Do not edit by hand.\n")
+    header = (
+        "# Generated by hack/gen-crd.py (make crd) from kube-apiserver "
+        + K8S_VERSION
+        + "'s OpenAPI (hack/openapi/). Do not edit by hand.\n"
+    )
     return header + yaml.safe_dump(crd(schemas), sort_keys=False, width=120)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fetch", action="store_true", help="refresh the OpenAPI snippet from a real API server")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--fetch", action="store_true", help="refresh the OpenAPI snippet from a real API server"
+    )
     parser.add_argument("--check", action="store_true", help="fail when the committed CRD is out of date")
     args = parser.parse_args()
     if args.fetch:

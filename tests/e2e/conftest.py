@@ -1,0 +1,304 @@
+"""End-to-end fixtures: a real kube-apiserver + etcd, the CRD and RBAC from deploy/, and the webhook.
+
+Local mode (the default; ``make e2e`` and ``make test``): etcd and kube-apiserver from
+``$KUBEBUILDER_ASSETS`` on 127.0.0.1; the CRD, namespace and RBAC applied from ``deploy/``;
+``podpreset serve`` as a local process watching the cluster with a ServiceAccount token bound
+only to deploy/'s ClusterRole; a MutatingWebhookConfiguration taken from deploy/ with its
+clientConfig rewritten to the local URL and caBundle.
+
+Kind mode (``PODPRESET_E2E_KUBECONFIG`` set, see ``hack/e2e-kind.sh``): the cluster already runs
+deploy/ with the webhook in it; the same scenarios run against it.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+import yaml
+
+from .controlplane import ControlPlane, Process, free_port, wait_until
+from .rest import Kube, eventually
+
+TOP = Path(__file__).resolve().parents[2]
+DEPLOY = TOP / "deploy"
+NAMESPACE = "podpreset-system"
+ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/podpreset-"
+KIND_KUBECONFIG = os.environ.get("PODPRESET_E2E_KUBECONFIG")
+HOST_ADDRESS = os.environ.get("PODPRESET_E2E_HOST_ADDRESS", "127.0.0.1")
+"""Where the API server reaches webhooks the tests run (kind: the Docker network's gateway)."""
+
+pytestmark = pytest.mark.e2e
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+def manifests(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+class LocalWebhook:
+    """``podpreset serve`` as a child process on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, kubeconfig: Path, cert: Path, key: Path, ca_pem: bytes) -> None:
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}/mutate"
+        self.ca_pem = ca_pem
+        podpreset = Path(sys.executable).parent / "podpreset"
+        command = [str(podpreset)] if podpreset.exists() else [sys.executable, "-m", "webhook.cli"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("KUBECONFIG", None)
+        self.process = Process("podpreset serve", [
+            *command, "serve", "--kubeconfig", str(kubeconfig), "--tls-cert", str(cert), "--tls-key", str(key),
+            "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--graceful-timeout", "3",
+        ], workdir / "webhook.log", env=env)
+
+    def start(self) -> None:
+        self.process.start()
+        wait_until("the webhook's /readyz", self.ready, process=self.process)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def ready(self) -> bool:
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
+        url = f"https://127.0.0.1:{self.port}/readyz"
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=5) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return False
+
+
+class Cluster:
+    """What the scenarios need: an admin client, and ways to break things."""
+
+    def __init__(self, admin: Kube, logs: list[Path]) -> None:
+        self.admin = admin
+        self.logs = logs
+        self.plane: ControlPlane | None = None
+        self.webhook: LocalWebhook | None = None
+        self.ca: trustme.CA | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.plane is not None
+
+    def stop_webhook(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+        else:
+            kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=0")
+            kubectl(self, "-n", NAMESPACE, "wait", "--for=delete", "pod", "-l",
+                    "app.kubernetes.io/component=webhook", "--timeout=120s")
+
+    def start_webhook(self) -> None:
+        if self.webhook is not None:
+            self.webhook.start()
+        else:
+            kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=2")
+            kubectl(self, "-n", NAMESPACE, "rollout", "status", "deployment/podpreset-webhook", "--timeout=180s")
+
+    def restart_apiserver(self) -> None:
+        assert self.plane is not None
+        self.plane.restart_apiserver()
+
+
+def kubectl(cluster: Cluster, *args: str) -> None:
+    subprocess.run(["kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if KIND_KUBECONFIG:
+        yield Cluster(Kube(Path(KIND_KUBECONFIG)), [])
+        return
+    workdir = tmp_path_factory.mktemp("cluster")
+    plane = ControlPlane(workdir)
+    logs = [workdir / "apiserver.log", workdir / "etcd.log", workdir / "webhook.log"]
+    try:
+        plane.start()
+        admin = Kube(plane.kubeconfig(workdir / "admin.kubeconfig"))
+        c = Cluster(admin, logs)
+        c.plane = plane
+        install(admin)
+        token = service_account_token(admin)
+        kubeconfig = plane.kubeconfig(workdir / "webhook.kubeconfig", user={"token": token})
+        c.ca = trustme.CA()
+        serving = c.ca.issue_cert("127.0.0.1", "localhost")
+        cert, key = workdir / "webhook.crt", workdir / "webhook.key"
+        serving.cert_chain_pems[0].write_to_path(str(cert))
+        serving.private_key_pem.write_to_path(str(key))
+        c.webhook = LocalWebhook(workdir, kubeconfig, cert, key, c.ca.cert_pem.bytes())
+        c.webhook.start()
+        register(admin, c.webhook.url, c.ca.cert_pem.bytes())
+        wait_for_registration(admin)
+        yield c
+    finally:
+        for process in (getattr(locals().get("c"), "webhook", None),):
+            if process is not None:
+                process.stop()
+        plane.stop()
+        if os.environ.get("PODPRESET_E2E_KEEP"):
+            print(f"\ne2e logs kept in {workdir}", file=sys.stderr)
+
+
+def install(admin: Kube) -> None:
+    """The CRD, the namespace and the RBAC rules, exactly as deploy/ has them."""
+    for doc in manifests(DEPLOY / "crd" / "podpresets.podpreset.dev.yaml"):
+        admin.apply_manifest(doc)
+    eventually("the PodPreset CRD to be established", lambda: any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in admin.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podpresets.podpreset.dev")
+        .get("status", {}).get("conditions") or ()))
+    eventually("the podpresets resource to be served", lambda: admin.get("/apis/podpreset.dev/v1/podpresets"))
+    for name in ("namespace.yaml", "rbac.yaml"):
+        for doc in manifests(DEPLOY / "base" / name):
+            doc.setdefault("metadata", {})
+            if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+                doc["metadata"].setdefault("namespace", NAMESPACE)
+            admin.apply_manifest(doc)
+
+
+def service_account_token(admin: Kube) -> str:
+    """A token for deploy/'s ServiceAccount: the webhook runs with its ClusterRole only."""
+    reply = admin.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/podpreset/token",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "spec": {"expirationSeconds": 86400}})
+    return str(reply.body["status"]["token"])
+
+
+def webhook_configuration(url: str, ca_pem: bytes) -> dict[str, Any]:
+    """deploy/'s MutatingWebhookConfiguration, pointed at a URL instead of the in-cluster Service."""
+    (doc,) = manifests(DEPLOY / "base" / "mutatingwebhookconfiguration.yaml")
+    for hook in doc["webhooks"]:
+        hook["clientConfig"] = {"url": url, "caBundle": base64.b64encode(ca_pem).decode()}
+    return doc
+
+
+def register(admin: Kube, url: str, ca_pem: bytes) -> None:
+    admin.apply_manifest(webhook_configuration(url, ca_pem))
+
+
+MARKER_NAMESPACE = "e2e-marker"
+
+
+def wait_for_registration(admin: Kube) -> None:
+    """Registration is asynchronous: poll a dry-run pod until the webhook's mutation shows."""
+    ensure_namespace(admin, MARKER_NAMESPACE)
+    create_preset(admin, MARKER_NAMESPACE, "marker", {"selector": {"matchLabels": {"marker": "yes"}},
+                                                      "env": [{"name": "MARKER", "value": "1"}]})
+    eventually("the webhook to mutate a dry-run marker pod", lambda: ANNOTATION_PREFIX + "marker" in (
+        dry_run_pod(admin, MARKER_NAMESPACE, pod_body("marker", labels={"marker": "yes"}))
+        ["metadata"].get("annotations", {})), timeout=60)
+
+
+# Object helpers the scenarios share.
+
+
+def ensure_namespace(admin: Kube, name: str) -> None:
+    reply = admin.request("POST", "/api/v1/namespaces",
+                          {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    assert reply.status in (201, 409), reply
+
+
+def pod_body(name: str | None = None, *, generate_name: str | None = None, labels: dict[str, str] | None = None,
+             annotations: dict[str, str] | None = None, containers: list[dict[str, Any]] | None = None,
+             **spec: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if name:
+        metadata["name"] = name
+    if generate_name:
+        metadata["generateName"] = generate_name
+    if labels:
+        metadata["labels"] = labels
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+            "spec": {"containers": containers or [{"name": "app", "image": "registry.k8s.io/pause:3.10"}], **spec}}
+
+
+def create_pod(admin: Kube, namespace: str, pod: dict[str, Any], *, dry_run: bool = False) -> Any:
+    return admin.create(f"/api/v1/namespaces/{namespace}/pods", pod, dry_run=dry_run)
+
+
+def dry_run_pod(admin: Kube, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = create_pod(admin, namespace, copy.deepcopy(pod), dry_run=True).body
+    return body
+
+
+def create_preset(admin: Kube, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = admin.create(f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets", {
+        "apiVersion": "podpreset.dev/v1", "kind": "PodPreset",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec}).body
+    return body
+
+
+def annotations_of(pod: dict[str, Any]) -> dict[str, str]:
+    return dict(pod["metadata"].get("annotations") or {})
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env") or ()}
+
+
+def wait_for_pods_to(admin: Kube, namespace: str, pod: dict[str, Any], what: str,
+                     check: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+    """Dry-run ``pod`` until the webhook's answer satisfies ``check`` (its watch is asynchronous)."""
+    result: dict[str, Any] = eventually(what, lambda: (lambda p: p if check(p) else None)(
+        dry_run_pod(admin, namespace, pod)), timeout=timeout)
+    return result
+
+
+@pytest.fixture
+def admin(cluster: Cluster) -> Kube:
+    return cluster.admin
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """A fresh namespace per test (namespaces never finish deleting without controllers)."""
+    stem = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
+    name = f"e2e-{stem}-{secrets.token_hex(3)}"
+    ensure_namespace(cluster.admin, name)
+    return name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and call.when in ("setup", "call"):
+        cluster = item.funcargs.get("cluster") if hasattr(item, "funcargs") else None
+        logs = cluster.logs if isinstance(cluster, Cluster) else []
+        for log in logs:
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
+                report.sections.append((f"log tail: {log.name}", tail))
+    return report
+
+
+def kind_tools_available() -> bool:
+    return shutil.which("kubectl") is not None
+
+
+def now() -> float:
+    return time.monotonic()
