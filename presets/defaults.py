@@ -4,11 +4,14 @@ The API server defaults a pod before it reaches us and again after our patch, so
 injected comes back with defaults filled in (``defaultMode: 420``, ``fieldRef.apiVersion: v1``,
 ``divisor: "0"``...) and with zero values dropped (``readOnly: false``). Two items are "the same"
 when their canonical forms are equal: defaults applied, then null, false, empty-string and
-empty-list members removed. Empty mappings are kept: ``emptyDir: {}`` names a volume type.
+empty-list members removed, and resource quantities compared by value (the API server writes
+``1024Mi`` back as ``1Gi``). Empty mappings are kept: ``emptyDir: {}`` names a volume type.
 """
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
 from typing import Any
 
 Frozen = Any
@@ -21,6 +24,38 @@ _VOLUME_SOURCE_DEFAULTS: dict[str, dict[str, object]] = {
     "azureDisk": {"cachingMode": "ReadWrite", "fsType": "ext4", "kind": "Shared"},
     "scaleIO": {"storageMode": "ThinProvisioned", "fsType": "xfs"},
 }
+
+
+_QUANTITY_RE = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$"
+)
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def quantity(value: object) -> object:
+    """A resource quantity by its value (``1Gi`` == ``1024Mi``), as the API server re-renders it.
+
+    Anything that does not parse as a quantity is returned unchanged (and so compared as is).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return ("quantity", Fraction(value))
+    if not isinstance(value, str):
+        return value
+    match = _QUANTITY_RE.match(value.strip())
+    if not match:
+        return value
+    number, exponent, suffix = match.groups()
+    amount = Fraction(number)
+    if exponent:
+        amount *= Fraction(10) ** int(exponent[1:])
+    elif suffix in _BINARY:
+        amount *= 1024 ** _BINARY[suffix]
+    elif suffix:
+        amount *= Fraction(10) ** _DECIMAL[suffix]
+    return ("quantity", amount)
 
 
 def canonical_env_var(item: dict[str, Any]) -> Frozen:
@@ -74,8 +109,10 @@ def _default_object_refs(holder: dict[str, Any]) -> dict[str, Any]:
     if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
         out["fieldRef"] = {**field_ref, "apiVersion": "v1"}
     resource_ref = holder.get("resourceFieldRef")
-    if isinstance(resource_ref, dict) and resource_ref.get("divisor") in ("0", 0):
-        out["resourceFieldRef"] = {k: v for k, v in resource_ref.items() if k != "divisor"}
+    if isinstance(resource_ref, dict) and "divisor" in resource_ref:
+        divisor = quantity(resource_ref["divisor"])
+        rest = {k: v for k, v in resource_ref.items() if k != "divisor"}
+        out["resourceFieldRef"] = rest if divisor == ("quantity", 0) else {**rest, "divisor": divisor}
     return out
 
 
@@ -99,6 +136,10 @@ def _default_volume(item: dict[str, Any]) -> dict[str, Any]:
             source = _default_items(source)
         if key == "projected":
             source = _default_projected(source)
+        if key == "emptyDir" and source.get("sizeLimit") is not None:
+            source = {**source, "sizeLimit": quantity(source["sizeLimit"])}
+        if key == "ephemeral":
+            source = _default_ephemeral(source)
         out[key] = source
     return out
 
@@ -128,3 +169,21 @@ def _default_projected(source: dict[str, Any]) -> dict[str, Any]:
             projection["serviceAccountToken"] = {**token, "expirationSeconds": 3600}
         out.append(projection)
     return {**source, "sources": out}
+
+
+def _default_ephemeral(source: dict[str, Any]) -> dict[str, Any]:
+    """``volumeMode: Filesystem`` and quantities by value in the claim template's spec."""
+    template = source.get("volumeClaimTemplate")
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return source
+    spec = dict(template["spec"])
+    spec.setdefault("volumeMode", "Filesystem")
+    resources = spec.get("resources")
+    if isinstance(resources, dict):
+        spec["resources"] = {
+            k: {name: quantity(q) for name, q in v.items()}
+            if k in ("requests", "limits") and isinstance(v, dict)
+            else v
+            for k, v in resources.items()
+        }
+    return {**source, "volumeClaimTemplate": {**template, "spec": spec}}

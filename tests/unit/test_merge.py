@@ -199,3 +199,52 @@ def test_conflict_descriptions_name_the_preset_container_and_key_but_never_value
     assert "creds" in line and 'container "app"' in line and "PASSWORD" in line
     assert "hunter2" not in line and "s3cret" not in line
     assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("pod_volume", "preset_volume"),
+    [
+        pytest.param(
+            {"name": "v", "emptyDir": {"sizeLimit": "1Gi"}},
+            {"name": "v", "emptyDir": {"sizeLimit": "1024Mi"}},
+            id="sizeLimit-re-rendered-by-the-api-server",
+        ),
+        pytest.param(
+            {
+                "name": "v",
+                "ephemeral": {
+                    "volumeClaimTemplate": {
+                        "spec": {"volumeMode": "Filesystem", "resources": {"requests": {"storage": "1Gi"}}}
+                    }
+                },
+            },
+            {
+                "name": "v",
+                "ephemeral": {
+                    "volumeClaimTemplate": {"spec": {"resources": {"requests": {"storage": "1024Mi"}}}}
+                },
+            },
+            id="ephemeral-volumeMode-default-and-quantities",
+        ),
+    ],
+)
+def test_volumes_equal_by_quantity_value_and_defaults_are_the_same(pod_volume, preset_volume):
+    merged = merge_volumes([pod_volume], [preset(volumes=[preset_volume])])
+    assert merged.added == () and merged.conflicts == ()
+
+
+def test_a_different_quantity_is_a_conflict():
+    merged = merge_volumes(
+        [{"name": "v", "emptyDir": {"sizeLimit": "1M"}}],
+        [preset(volumes=[{"name": "v", "emptyDir": {"sizeLimit": "1Mi"}}])],
+    )
+    assert len(merged.conflicts) == 1
+
+
+def test_env_divisor_is_compared_by_value():
+    ref = {"resource": "limits.memory"}
+    merged = merge_env(
+        [{"name": "M", "valueFrom": {"resourceFieldRef": {**ref, "divisor": "1Mi"}}}],
+        [preset(env=[{"name": "M", "valueFrom": {"resourceFieldRef": {**ref, "divisor": "1024Ki"}}}])],
+    )
+    assert merged.added == () and merged.conflicts == ()
