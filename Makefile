@@ -34,6 +34,16 @@ lint: install
 	$(BIN)/ruff format --check presets webhook tests
 	$(BIN)/mypy presets webhook
 
+# Serve deploy/examples over TLS on https://$(BIND) with a development CA and certificate made in
+# $(CERTS) (no cluster). Ctrl-C stops it.
+# Prints an AdmissionReview response with its base64 patch decoded.
+SHOW_REVIEW := import base64, json, sys; r = json.load(sys.stdin); p = r["response"].get("patch"); r["response"]["patch"] = json.loads(base64.b64decode(p)) if p else None; print(json.dumps(r, indent=2))
+run: install
+	$(BIN)/python -m webhook.devcert $(CERTS) >/dev/null
+	@echo "podpreset: serving deploy/examples on https://$(BIND); in another terminal, send the sample review:"
+	@echo '  curl -sS --cacert $(CERTS)/ca.crt -H "Content-Type: application/json" --data-binary @deploy/examples/pods/review.json https://$(BIND)/mutate | $(BIN)/python -c '"'"'$(SHOW_REVIEW)'"'"
+	$(BIN)/podpreset serve -f deploy/examples --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key --bind $(BIND) --workers 1
+
 controlplane:
 	hack/build-controlplane.sh >/dev/null
 
