@@ -161,31 +161,55 @@ def _merge_keyed(  # noqa: PLR0917 (the rule's parts, passed by the five public 
 
     A key maps to every canonical form seen for it (a pod may mount one volume twice) and to who
     defined it first. An item whose keys all hold its exact form is a duplicate and is skipped.
+    Canonical forms are computed only for keys that two items share: a pod's own items and a
+    preset's new keys wait in ``pending`` until a later item names the same key, so a merge that
+    only adds new keys never canonicalizes anything (most containers, most env vars of a big pod).
     """
+    pending: dict[str, list[dict[str, Any]]] = {}
     forms: dict[str, set[Hashable]] = {}
     owners: dict[str, str] = {}
+
+    def forms_of(key: str) -> set[Hashable]:
+        seen = forms.setdefault(key, set())
+        waiting = pending.pop(key, None)
+        if waiting:
+            seen.update(canonical(i) for i in waiting)
+        return seen
+
     for item in existing:
-        form = canonical(item)
         for key in keys_of(item):
-            forms.setdefault(key, set()).add(form)
+            pending.setdefault(key, []).append(item)
             owners.setdefault(key, POD_OWNER)
     added: list[dict[str, Any]] = []
     conflicts: list[Conflict] = []
     for preset in presets:
         for item in items_of(preset):
-            form = canonical(item)
             keys = keys_of(item)
-            clashes = [k for k in keys if k in forms and form not in forms[k]]
+            known = [k for k in keys if k in owners]
+            if not known:
+                for key in keys:
+                    pending.setdefault(key, []).append(item)
+                    owners[key] = preset.name
+                added.append(item)
+                continue
+            form = canonical(item)
+            clashes = [k for k in known if form not in forms_of(k)]
             if clashes:
-                conflicts.extend(
-                    Conflict(preset=preset.name, field=field, key=k, container=container, other=owners[k])
-                    for k in clashes
+                # One conflict per item, naming every key it clashes on (a mount: name and path).
+                conflicts.append(
+                    Conflict(
+                        preset=preset.name,
+                        field=field,
+                        key=" ".join(clashes),
+                        container=container,
+                        other=owners[clashes[0]],
+                    )
                 )
                 continue
-            if all(k in forms for k in keys):
+            if len(known) == len(keys):
                 continue
             for key in keys:
-                forms.setdefault(key, set()).add(form)
+                forms_of(key).add(form)
                 owners.setdefault(key, preset.name)
             added.append(item)
     return Merged(added=tuple(added), conflicts=tuple(conflicts))
