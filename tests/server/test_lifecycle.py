@@ -250,6 +250,8 @@ def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_pr
     assert _applied(own_server) == {"web-settings", "db-password"}
     (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET)
     assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password", "added-later"})
+    # Both workers, each with its own source, have the new set before the bad edit.
+    assert _wait_until(lambda: own_server.log().count("loaded 3 presets") == 2)
 
     (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET.replace("  env:", "  env: 7\n  envx:"))
     assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
