@@ -66,10 +66,27 @@ class LocalWebhook:
         command = [str(podpreset)] if podpreset.exists() else [sys.executable, "-m", "webhook.cli"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("KUBECONFIG", None)
-        self.process = Process("podpreset serve", [
-            *command, "serve", "--kubeconfig", str(kubeconfig), "--tls-cert", str(cert), "--tls-key", str(key),
-            "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--graceful-timeout", "3",
-        ], workdir / "webhook.log", env=env)
+        self.process = Process(
+            "podpreset serve",
+            [
+                *command,
+                "serve",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--tls-cert",
+                str(cert),
+                "--tls-key",
+                str(key),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--graceful-timeout",
+                "3",
+            ],
+            workdir / "webhook.log",
+            env=env,
+        )
 
     def start(self) -> None:
         self.process.start()
@@ -108,15 +125,26 @@ class Cluster:
             self.webhook.stop()
         else:
             kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=0")
-            kubectl(self, "-n", NAMESPACE, "wait", "--for=delete", "pod", "-l",
-                    "app.kubernetes.io/component=webhook", "--timeout=120s")
+            kubectl(
+                self,
+                "-n",
+                NAMESPACE,
+                "wait",
+                "--for=delete",
+                "pod",
+                "-l",
+                "app.kubernetes.io/component=webhook",
+                "--timeout=120s",
+            )
 
     def start_webhook(self) -> None:
         if self.webhook is not None:
             self.webhook.start()
         else:
             kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=2")
-            kubectl(self, "-n", NAMESPACE, "rollout", "status", "deployment/podpreset-webhook", "--timeout=180s")
+            kubectl(
+                self, "-n", NAMESPACE, "rollout", "status", "deployment/podpreset-webhook", "--timeout=180s"
+            )
 
     def restart_apiserver(self) -> None:
         assert self.plane is not None
@@ -166,10 +194,18 @@ def install(admin: Kube) -> None:
     """The CRD, the namespace and the RBAC rules, exactly as deploy/ has them."""
     for doc in manifests(DEPLOY / "crd" / "podpresets.podpreset.dev.yaml"):
         admin.apply_manifest(doc)
-    eventually("the PodPreset CRD to be established", lambda: any(
-        c["type"] == "Established" and c["status"] == "True"
-        for c in admin.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podpresets.podpreset.dev")
-        .get("status", {}).get("conditions") or ()))
+    eventually(
+        "the PodPreset CRD to be established",
+        lambda: any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in admin.get(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podpresets.podpreset.dev"
+            )
+            .get("status", {})
+            .get("conditions")
+            or ()
+        ),
+    )
     eventually("the podpresets resource to be served", lambda: admin.get("/apis/podpreset.dev/v1/podpresets"))
     for name in ("namespace.yaml", "rbac.yaml"):
         for doc in manifests(DEPLOY / "base" / name):
@@ -181,9 +217,14 @@ def install(admin: Kube) -> None:
 
 def service_account_token(admin: Kube) -> str:
     """A token for deploy/'s ServiceAccount: the webhook runs with its ClusterRole only."""
-    reply = admin.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/podpreset/token",
-                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                          "spec": {"expirationSeconds": 86400}})
+    reply = admin.create(
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/podpreset/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 86400},
+        },
+    )
     return str(reply.body["status"]["token"])
 
 
@@ -205,25 +246,45 @@ MARKER_NAMESPACE = "e2e-marker"
 def wait_for_registration(admin: Kube) -> None:
     """Registration is asynchronous: poll a dry-run pod until the webhook's mutation shows."""
     ensure_namespace(admin, MARKER_NAMESPACE)
-    create_preset(admin, MARKER_NAMESPACE, "marker", {"selector": {"matchLabels": {"marker": "yes"}},
-                                                      "env": [{"name": "MARKER", "value": "1"}]})
-    eventually("the webhook to mutate a dry-run marker pod", lambda: ANNOTATION_PREFIX + "marker" in (
-        dry_run_pod(admin, MARKER_NAMESPACE, pod_body("marker", labels={"marker": "yes"}))
-        ["metadata"].get("annotations", {})), timeout=60)
+    create_preset(
+        admin,
+        MARKER_NAMESPACE,
+        "marker",
+        {"selector": {"matchLabels": {"marker": "yes"}}, "env": [{"name": "MARKER", "value": "1"}]},
+    )
+    eventually(
+        "the webhook to mutate a dry-run marker pod",
+        lambda: (
+            ANNOTATION_PREFIX + "marker"
+            in (
+                dry_run_pod(admin, MARKER_NAMESPACE, pod_body("marker", labels={"marker": "yes"}))[
+                    "metadata"
+                ].get("annotations", {})
+            )
+        ),
+        timeout=60,
+    )
 
 
 # Object helpers the scenarios share.
 
 
 def ensure_namespace(admin: Kube, name: str) -> None:
-    reply = admin.request("POST", "/api/v1/namespaces",
-                          {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    reply = admin.request(
+        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
     assert reply.status in (201, 409), reply
 
 
-def pod_body(name: str | None = None, *, generate_name: str | None = None, labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None, containers: list[dict[str, Any]] | None = None,
-             **spec: Any) -> dict[str, Any]:
+def pod_body(
+    name: str | None = None,
+    *,
+    generate_name: str | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    containers: list[dict[str, Any]] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     if name:
         metadata["name"] = name
@@ -233,8 +294,15 @@ def pod_body(name: str | None = None, *, generate_name: str | None = None, label
         metadata["labels"] = labels
     if annotations:
         metadata["annotations"] = annotations
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
-            "spec": {"containers": containers or [{"name": "app", "image": "registry.k8s.io/pause:3.10"}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {
+            "containers": containers or [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+            **spec,
+        },
+    }
 
 
 def create_pod(admin: Kube, namespace: str, pod: dict[str, Any], *, dry_run: bool = False) -> Any:
@@ -247,9 +315,15 @@ def dry_run_pod(admin: Kube, namespace: str, pod: dict[str, Any]) -> dict[str, A
 
 
 def create_preset(admin: Kube, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = admin.create(f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets", {
-        "apiVersion": "podpreset.dev/v1", "kind": "PodPreset",
-        "metadata": {"name": name, "namespace": namespace}, "spec": spec}).body
+    body: dict[str, Any] = admin.create(
+        f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets",
+        {
+            "apiVersion": "podpreset.dev/v1",
+            "kind": "PodPreset",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        },
+    ).body
     return body
 
 
@@ -261,11 +335,22 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env") or ()}
 
 
-def wait_for_pods_to(admin: Kube, namespace: str, pod: dict[str, Any], what: str,
-                     check: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+def wait_for_pods_to(
+    admin: Kube,
+    namespace: str,
+    pod: dict[str, Any],
+    what: str,
+    check: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
     """Dry-run ``pod`` until the webhook's answer satisfies ``check`` (its watch is asynchronous)."""
-    result: dict[str, Any] = eventually(what, lambda: (lambda p: p if check(p) else None)(
-        dry_run_pod(admin, namespace, pod)), timeout=timeout)
+
+    def answer() -> dict[str, Any] | None:
+        mutated = dry_run_pod(admin, namespace, pod)
+        return mutated if check(mutated) else None
+
+    result: dict[str, Any] = eventually(what, answer, timeout=timeout)
     return result
 
 

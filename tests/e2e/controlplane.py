@@ -299,5 +299,3 @@ def running_control_plane(workdir: Path | None = None) -> Any:
         plane.stop()
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-

@@ -53,7 +53,9 @@ class Kube:
         self.server = cluster["server"].rstrip("/")
         self.kubeconfig = kubeconfig
         self._dir = Path(tempfile.mkdtemp(prefix="e2e-kube-"))
-        ctx = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        ctx = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
         if "client-certificate" in user:
             ctx.load_cert_chain(user["client-certificate"], user["client-key"])
         elif "client-certificate-data" in user:
@@ -64,8 +66,16 @@ class Kube:
         self._ssl = ctx
         self._token = user.get("token")
 
-    def request(self, method: str, path: str, body: Any = None, *, params: Mapping[str, str] | None = None,
-                content_type: str = "application/json", accept: str = "application/json") -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> Reply:
         url = self.server + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
@@ -107,8 +117,9 @@ class Kube:
         if reply.status == 409:
             name = doc["metadata"]["name"]
             current = self.get(f"{path}/{name}")
-            replaced = dict(doc, metadata=dict(doc["metadata"],
-                                               resourceVersion=current["metadata"]["resourceVersion"]))
+            replaced = dict(
+                doc, metadata=dict(doc["metadata"], resourceVersion=current["metadata"]["resourceVersion"])
+            )
             reply = self.request("PUT", f"{path}/{name}", replaced)
         if reply.status not in (200, 201):
             raise ApiError(reply, f"apply {doc['kind']} {doc['metadata']['name']}")
@@ -133,12 +144,25 @@ def _warning_text(header: str) -> str:
     return text.strip().strip('"').replace('\\"', '"') if text else header
 
 
-_PLURALS = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
-            "ClusterRoleBinding": "clusterrolebindings", "CustomResourceDefinition": "customresourcedefinitions",
-            "MutatingWebhookConfiguration": "mutatingwebhookconfigurations", "Pod": "pods", "Event": "events",
-            "PodPreset": "podpresets", "ReplicaSet": "replicasets"}
-_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "MutatingWebhookConfiguration"}
+_PLURALS = {
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+    "Pod": "pods",
+    "Event": "events",
+    "PodPreset": "podpresets",
+    "ReplicaSet": "replicasets",
+}
+_CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+}
 
 
 def collection_path(doc: Mapping[str, Any]) -> str:
