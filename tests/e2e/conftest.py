@@ -16,11 +16,9 @@ import base64
 import copy
 import os
 import secrets
-import shutil
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -123,19 +121,18 @@ class Cluster:
     def stop_webhook(self) -> None:
         if self.webhook is not None:
             self.webhook.stop()
-        else:
-            kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=0")
-            kubectl(
-                self,
-                "-n",
-                NAMESPACE,
-                "wait",
-                "--for=delete",
-                "pod",
-                "-l",
-                "app.kubernetes.io/component=webhook",
-                "--timeout=120s",
-            )
+            return
+        kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=0")
+        eventually(
+            "the webhook's pods to be gone",
+            lambda: (
+                not self.admin.get(
+                    f"/api/v1/namespaces/{NAMESPACE}/pods",
+                    labelSelector="app.kubernetes.io/component=webhook",
+                )["items"]
+            ),
+            timeout=120,
+        )
 
     def start_webhook(self) -> None:
         if self.webhook is not None:
@@ -365,6 +362,12 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     stem = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
     name = f"e2e-{stem}-{secrets.token_hex(3)}"
     ensure_namespace(cluster.admin, name)
+    if not cluster.local:
+        # With ServiceAccount admission on (kind), pods wait for the namespace's default account.
+        eventually(
+            "the default ServiceAccount",
+            lambda: cluster.admin.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        )
     return name
 
 
@@ -379,11 +382,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
                 report.sections.append((f"log tail: {log.name}", tail))
     return report
-
-
-def kind_tools_available() -> bool:
-    return shutil.which("kubectl") is not None
-
-
-def now() -> float:
-    return time.monotonic()

@@ -115,9 +115,9 @@ def test_an_update_never_mutates_the_pod(admin: Kube, namespace: str) -> None:
 
     # The pod now matches the preset, through an UPDATE: it must stay as it is.
     path = f"/api/v1/namespaces/{namespace}/pods/web-1"
-    pod = admin.get(path)
-    pod["metadata"]["labels"] = {"app": "web"}
-    reply = admin.request("PUT", path, pod)
+    reply = admin.request(
+        "PATCH", path, {"metadata": {"labels": {"app": "web"}}}, content_type="application/merge-patch+json"
+    )
     assert reply.status == 200, reply
     updated = admin.get(path)
 
