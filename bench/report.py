@@ -33,6 +33,8 @@ def ratios(scenarios: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None
         "typical_vs_noop_p99": ratio("typical", "noop", "p99_ms"),
         "scale_vs_typical_p50": ratio("scale", "typical", "p50_ms"),
         "bigpod_vs_typical_p50": ratio("big-pod", "typical", "p50_ms"),
+        # Not a target: server CPU per request, the figure least disturbed by a noisy machine.
+        "typical_vs_noop_cpu": ratio("typical", "noop", "cpu_ms_per_request"),
     }
 
 
@@ -74,13 +76,13 @@ def write_report(report: Mapping[str, Any], path: Path) -> None:
 def format_table(report: Mapping[str, Any]) -> str:
     """A plain-text table of every scenario, then the ratios and targets."""
     scenarios = report["scenarios"]
-    lines = [f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  notes"]
+    lines = [f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'errors':>7}"]
     for name, values in scenarios.items():
         if name in ("engine", "memory"):
             continue
         lines.append(
             f"{name:<10} {values['rps']:>9.0f} {values['p50_ms']:>8.2f} {values['p99_ms']:>8.2f} "
-            f"{values.get('errors', 0):>7}  {values.get('note', '')}"
+            f"{values.get('cpu_ms_per_request', 0):>10.3f} {values.get('errors', 0):>7}"
         )
     engine = scenarios.get("engine")
     if engine:
@@ -92,9 +94,9 @@ def format_table(report: Mapping[str, Any]) -> str:
     if memory:
         lines.append("")
         lines.append(
-            f"memory     {memory['presets']} presets: {memory['rss_mib']:.1f} MiB per worker (max of "
-            f"{len(memory['workers_rss_mib'])}), loaded in {memory['load_seconds']:.2f} s; "
-            f"no presets: {memory.get('baseline_rss_mib', 0):.1f} MiB"
+            f"memory     {memory['presets']} presets: {_mib(memory.get('rss_mib'))} per worker "
+            f"(max of {len(memory.get('workers_rss_mib') or [])}), loaded in {memory['load_seconds']:.2f} s; "
+            f"10 presets: {_mib(memory.get('baseline_rss_mib'))}"
         )
     lines.append("")
     lines.append(f"{'target':<22} {'value':>8} {'limit':>8}  met")
@@ -105,3 +107,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         met = {True: "yes", False: "NO", None: "-"}[target["met"]]
         lines.append(f"{name:<22} {shown:>8} {sign}{target['limit']:>7}  {met}")
     return "\n".join(lines)
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} MiB"

@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
                 server.runs.append(result)
                 log(
                     f"round {round_number + 1}/{plan.repeats} {name:<9} {result['rps']:8.0f} req/s  "
-                    f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
+                    f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+                    f"cpu {result['cpu_ms_per_request']:.3f} ms/req"
                 )
         rss = {name: workers_rss_mib(server.process.pid) for name, server in servers.items()}
     finally:
@@ -342,10 +343,24 @@ def drive(wrk: str, server: Server, workdir: Path, duration: float, connections:
         server.url,
     ]
     env = {**os.environ, "BENCH_BODY": str(workdir / f"{server.scenario.name}.json")}
+    workers = worker_pids(server.process.pid)
+    cpu_before = sum(cpu_seconds(pid) for pid in workers)
     completed = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=duration + 60, check=False
     )
-    return parse_wrk(completed.stdout, completed.stderr, server.scenario.name)
+    cpu = sum(cpu_seconds(pid) for pid in workers) - cpu_before
+    result = parse_wrk(completed.stdout, completed.stderr, server.scenario.name)
+    result["cpu_ms_per_request"] = 1000 * cpu / max(result["requests"], 1)
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (from /proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def parse_wrk(stdout: str, stderr: str, name: str) -> dict[str, float]:
@@ -375,6 +390,7 @@ def summarize(runs: Sequence[dict[str, float]]) -> dict[str, Any]:
         "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
         "p90_ms": round(statistics.median(r["p90_ms"] for r in runs), 3),
         "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+        "cpu_ms_per_request": round(statistics.median(r.get("cpu_ms_per_request", 0) for r in runs), 3),
         "errors": 0,
         "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
     }

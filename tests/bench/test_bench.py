@@ -101,6 +101,7 @@ def test_report_has_ratios_targets_and_a_table(tmp_path):
         "typical_vs_noop_p99": 1.25,
         "scale_vs_typical_p50": 1.1,
         "bigpod_vs_typical_p50": 1.6,
+        "typical_vs_noop_cpu": None,
     }
     assert final["targets"]["typical_vs_noop_rps"]["met"] is True
     assert final["targets"]["memory_rss_mib"]["met"] is False
