@@ -123,6 +123,8 @@ class KubeSource:
         self._problems: dict[Key, tuple[str, ...]] = {}
         self._resource_version: str | None = None
         self._connection_problem: str | None = None
+        self._events_seen = 0
+        """Events received by the current watch; a watch that failed before any grows the backoff."""
 
     # PresetSource
     def start(self) -> None:
@@ -151,7 +153,8 @@ class KubeSource:
                     self._api_client = make_api_client(self._settings)
                 if self._resource_version is None:
                     self._list()
-                attempt = 0
+                    attempt = 0
+                self._events_seen = 0
                 self._watch()
                 attempt = 0
             except WatchExpired:
@@ -171,6 +174,8 @@ class KubeSource:
                     self._resource_version = None
                     continue
                 self._connection_problem = _describe(exc)
+                if self._events_seen:
+                    attempt = 0  # the watch worked for a while: this is a fresh failure
                 delay = self._backoff.delay(attempt)
                 attempt += 1
                 logger.warning("podpreset watch: %s; retrying in %.1fs", self._connection_problem, delay)
@@ -235,6 +240,7 @@ class KubeSource:
     def _handle(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         obj = event.get("object") or {}
+        self._events_seen += 1
         if kind == "ERROR":
             code = obj.get("code")
             if code == 410:
