@@ -201,7 +201,8 @@ def _check_items(value: object, where: str) -> None:
     _expect(value, list, where)
     assert isinstance(value, list)
     for i, item in enumerate(value):
-        _expect(item, dict, f"{where}[{i}]")
+        if not isinstance(item, dict):  # the item's path is formatted only when it is wrong
+            _expect(item, dict, f"{where}[{i}]")
 
 
 _EXPECTED: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
