@@ -140,6 +140,8 @@ def _default_volume(item: dict[str, Any]) -> dict[str, Any]:
             source = {**source, "sizeLimit": quantity(source["sizeLimit"])}
         if key == "ephemeral":
             source = _default_ephemeral(source)
+        if key == "image" and not source.get("pullPolicy"):
+            source = {**source, "pullPolicy": _image_pull_policy(source.get("reference"))}
         out[key] = source
     return out
 
@@ -187,3 +189,12 @@ def _default_ephemeral(source: dict[str, Any]) -> dict[str, Any]:
             for k, v in resources.items()
         }
     return {**source, "volumeClaimTemplate": {**template, "spec": spec}}
+
+
+def _image_pull_policy(reference: object) -> str:
+    """The API server's default: Always for ``:latest`` or an untagged image, else IfNotPresent."""
+    if not isinstance(reference, str) or "@" in reference:
+        return "IfNotPresent"
+    last = reference.rsplit("/", 1)[-1]
+    tag = last.rpartition(":")[2] if ":" in last else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"

@@ -8,6 +8,7 @@ fields); validation checks what can never work and says where, in the form
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,50 @@ _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_FROM_SOURCES = ("configMapRef", "secretRef")
 _VALUE_FROM_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef", "fileKeyRef")
 _TOLERATION_OPERATORS = ("Exists", "Equal")
+_TOP_FIELDS = "apiVersion, kind, metadata, spec"
+_ENV_VAR_FIELDS = ("name", "value", "valueFrom")
+_VOLUME_MOUNT_FIELDS = (
+    "name",
+    "mountPath",
+    "subPath",
+    "subPathExpr",
+    "readOnly",
+    "recursiveReadOnly",
+    "mountPropagation",
+)
+VOLUME_SOURCES = (
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+)
+"""The volume types of core/v1 ``Volume`` (Kubernetes 1.34)."""
 _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
@@ -93,7 +138,7 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
                     document=document,
                     name="",
                     field="",
-                    message=f"expected a mapping, got {_kind(doc)}",
+                    message=f"expected a PodPreset (a mapping of {_TOP_FIELDS}), got {_kind(doc)}",
                 )
             ]
         )
@@ -219,6 +264,7 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
     seen: dict[str, int] = {}
     for i, var in enumerate(env):
         path = f"spec.env[{i}]"
+        found.extend(_unknown_fields(var, _ENV_VAR_FIELDS, path))
         name_problems = _require_string(var, "name", path)
         found.extend(name_problems)
         name = var.get("name")
@@ -327,7 +373,8 @@ def _check_volumes(volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]
                     )
                 )
             seen.setdefault(name, i)
-        sources = [k for k in volume if k != "name" and volume[k] is not None]
+        found.extend(_unknown_fields(volume, ("name", *VOLUME_SOURCES), path, "volume type"))
+        sources = [k for k in volume if k in VOLUME_SOURCES and volume[k] is not None]
         if len(sources) > 1:
             found.append((path, f"may specify only one volume type, got {', '.join(sources)}"))
         for key in sources:
@@ -345,6 +392,7 @@ def _check_volume_mounts(
     paths: dict[str, int] = {}
     for i, mount in enumerate(mounts):
         path = f"spec.volumeMounts[{i}]"
+        found.extend(_unknown_fields(mount, _VOLUME_MOUNT_FIELDS, path))
         name_problems = _require_string(mount, "name", path)
         path_problems = _require_string(mount, "mountPath", path)
         found.extend(name_problems + path_problems)
@@ -428,6 +476,21 @@ def _check_tolerations(tolerations: tuple[dict[str, Any], ...]) -> list[tuple[st
     return found
 
 
+def _unknown_fields(
+    item: dict[str, Any], known: tuple[str, ...], path: str, noun: str = "field"
+) -> list[tuple[str, str]]:
+    """Misspelt keys would be dropped by the API server, silently changing what is injected."""
+    found: list[tuple[str, str]] = []
+    for key in item:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        by_case = [k for k in known if k.lower() == str(key).lower()]
+        hint = f"; did you mean {(by_case or close)[0]}?" if by_case or close else ""
+        found.append((f"{path}.{key}", f"unknown {noun}{hint}"))
+    return found
+
+
 def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -439,4 +502,6 @@ def _kind(value: object) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
+    if isinstance(value, str):
+        return "a string"
     return type(value).__name__

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from presets.admission import BadReview, PresetIndex, admit, check_pod, encode_review
 from presets.engine import Outcome, apply_presets
 from presets.model import PodPreset
-from webhook.files import SourceError, load_presets, parse_documents, read_text
+from webhook.files import SourceError, files_of, load_presets, parse_documents, read_text
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -101,22 +101,28 @@ def load_or_fail(paths: Sequence[str], default_namespace: str) -> tuple[PodPrese
     if result.problems:
         lines = "\n".join(str(p) for p in result.problems)
         raise UsageError(f"invalid presets (fix them or run podpreset validate):\n{lines}")
+    if not result.presets:
+        raise UsageError(f"no PodPreset documents in {', '.join(paths)}")
     return result.presets
 
 
 def run_validate(paths: Sequence[str], out: TextIO, err: TextIO) -> int:
+    for path in paths:
+        files_of(path)  # a path that does not exist is a usage error (exit 2), not a finding
     problems: list[str] = []
     count = 0
     for path in paths:
         try:
             result = load_presets([path])
         except SourceError as exc:
-            if "no such file" in str(exc):
-                raise
             problems.append(str(exc))
             continue
         count += len(result.presets)
         problems.extend(str(p) for p in result.problems)
+    if not problems and count == 0:
+        problems.append(
+            f"{', '.join(paths)}: no PodPreset documents found (files are *.yaml, *.yml or *.json)"
+        )
     for line in problems:
         print(line, file=out)
     if problems:
@@ -168,6 +174,8 @@ def apply_to_object(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Outcome, str]:
     """Mutate a Pod, or a workload's pod template, as a pod of its namespace would be."""
     kind = obj.get("kind", "Pod")
+    if not isinstance(kind, str):
+        raise UsageError(f"{where}: kind: expected a string, got {type(kind).__name__}")
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     namespace = namespace_flag or metadata.get("namespace") or "default"

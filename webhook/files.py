@@ -8,6 +8,7 @@ problem is reported with its file, document number, preset name and field.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -65,6 +66,13 @@ def read_text(path: str) -> str:
 
 def parse_documents(text: str, source: str) -> list[Document]:
     """Split text into documents: JSON, or YAML (multi-document); ``List`` kinds are unpacked."""
+    try:
+        return _parse_documents(text, source)
+    except RecursionError:
+        raise SourceError(f"{source}: nests too deeply to be a Kubernetes object") from None
+
+
+def _parse_documents(text: str, source: str) -> list[Document]:
     stripped = text.lstrip()
     raw: list[Any]
     if source.endswith(".json") or stripped.startswith(("{", "[")):
@@ -86,8 +94,37 @@ def parse_documents(text: str, source: str) -> list[Document]:
         items = _list_items(content)
         for item in items if items is not None else [content]:
             number += 1
+            problem = _non_json(item, "")
+            if problem:
+                raise SourceError(f"{source}: document {number}: {problem}")
             documents.append(Document(source=source, number=number, content=item))
     return documents
+
+
+def _non_json(value: object, path: str) -> str | None:
+    """Where ``value`` holds something JSON (and so a Kubernetes object) cannot, and what."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{path or 'the document'}: {value} is not a number JSON can carry; quote it if it is text"
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = _non_json(item, f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path or 'the document'}: key {key!r} must be a string; quote it"
+            problem = _non_json(item, f"{path}.{key}" if path else key)
+            if problem:
+                return problem
+        return None
+    kind = type(value).__name__
+    return f"{path or 'the document'}: a YAML {kind} value cannot appear in a Kubernetes object; quote it"
 
 
 def read_documents(paths: Iterable[str]) -> Iterator[Document]:
@@ -174,4 +211,13 @@ def _list_items(content: Any) -> list[Any] | None:
     return None
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """Safe YAML without the timestamp type: ``2024-01-01`` stays a string, as kubectl reads it."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in _Base.yaml_implicit_resolvers.items()
+    }

@@ -267,3 +267,66 @@ def test_offline_commands_import_neither_flask_nor_the_kubernetes_client(argv):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "spec: {env: [{name: A, value: !!binary aGVsbG8=}]}\n",
+            "spec.env[0].value: a YAML bytes value",
+            id="binary",
+        ),
+        pytest.param(
+            "spec: {volumes: [{name: v, emptyDir: {sizeLimit: .inf}}]}\n",
+            "sizeLimit: inf is not a number",
+            id="infinity",
+        ),
+        pytest.param("spec: {1: x}\n", "spec: key 1 must be a string", id="integer-key"),
+    ],
+)
+def test_yaml_values_json_cannot_carry_are_problems_with_their_field(tmp_path, text, message):
+    path = write(
+        tmp_path, "p.yaml", "apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {name: p}\n" + text
+    )
+    result = run("validate", path)
+    assert result.returncode == 1
+    assert f"{path}: document 1: " in result.stdout and message in result.stdout
+
+
+def test_a_yaml_date_stays_a_string_as_kubectl_reads_it(tmp_path):
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {name: p}\n"
+        "spec: {volumes: [{name: v, configMap: {name: 2024-01-01}}]}\n",
+    )
+    result = run("apply", "-f", path, WEB_POD, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["spec"]["volumes"] == [
+        {"name": "v", "configMap": {"name": "2024-01-01"}}
+    ]
+
+
+def test_deeply_nested_input_is_an_error_not_a_traceback(tmp_path):
+    deep = write(tmp_path, "deep.json", "[" * 100000 + "]" * 100000)
+    for args in (["validate", deep], ["apply", "-f", EXAMPLES, deep]):
+        result = run(*args)
+        assert result.returncode in (1, 2) and "nests too deeply" in (result.stdout + result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_validate_of_a_directory_without_presets_exits_1(tmp_path):
+    result = run("validate", tmp_path)
+    assert result.returncode == 1
+    assert "no PodPreset documents found" in result.stdout
+
+
+def test_apply_with_no_presets_exits_2(tmp_path):
+    result = run("apply", "-f", tmp_path, WEB_POD)
+    assert result.returncode == 2 and "no PodPreset documents in" in result.stderr
+
+
+def test_apply_of_an_object_whose_kind_is_not_a_string_exits_2(tmp_path):
+    result = run("apply", "-f", EXAMPLES, write(tmp_path, "k.json", '{"kind": ["x"]}'))
+    assert result.returncode == 2 and "kind: expected a string" in result.stderr

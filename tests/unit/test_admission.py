@@ -170,3 +170,17 @@ def test_index_groups_by_namespace_sorted_by_name():
     assert [p.name for p in index.for_namespace("namespace")] == ["a", "b"]
     assert index.for_namespace("nowhere") == ()
     assert len(index) == 3
+
+
+@pytest.mark.parametrize(
+    "obj", [{}, {"metadata": {"name": "p"}}, {"spec": None}], ids=["empty", "no-spec", "null-spec"]
+)
+def test_a_pod_without_spec_still_gets_a_patch_that_applies(obj):
+    volume_preset = preset(
+        "vols", volumes=[{"name": "v", "emptyDir": {}}], tolerations=[{"operator": "Exists"}]
+    )
+    index = PresetIndex.build([volume_preset])
+    inner = admit(review(obj), index).response["response"]
+    patched = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(inner["patch"])))
+    assert patched["spec"]["volumes"] == [{"name": "v", "emptyDir": {}}]
+    assert "patch" not in admit(review(patched), index).response["response"]

@@ -248,3 +248,19 @@ def test_env_divisor_is_compared_by_value():
         [preset(env=[{"name": "M", "valueFrom": {"resourceFieldRef": {**ref, "divisor": "1024Ki"}}}])],
     )
     assert merged.added == () and merged.conflicts == ()
+
+
+@pytest.mark.parametrize(
+    ("reference", "policy"),
+    [
+        ("registry:5000/tools", "Always"),
+        ("tools:latest", "Always"),
+        ("tools:1.2", "IfNotPresent"),
+        ("tools@sha256:abc", "IfNotPresent"),
+    ],
+)
+def test_image_volume_pull_policy_is_defaulted_like_the_api_server(reference, policy):
+    ours = {"name": "v", "image": {"reference": reference}}
+    defaulted = {"name": "v", "image": {"reference": reference, "pullPolicy": policy}}
+    merged = merge_volumes([defaulted], [preset(volumes=[ours])])
+    assert merged.added == () and merged.conflicts == ()

@@ -180,4 +180,32 @@ def test_namespace_defaults_and_resource_version_is_kept():
 
 
 def test_a_document_that_is_not_a_mapping_is_a_problem_not_a_crash():
-    assert problems(["a", "list"]) == ["presets.yaml: document 2: expected a mapping, got a list"]
+    [line] = problems(["a", "list"])
+    assert line == (
+        "presets.yaml: document 2: expected a PodPreset (a mapping of apiVersion, kind, metadata, spec), "
+        "got a list"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(
+            doc(env=[{"name": "A", "valuefrom": {}}]),
+            "spec.env[0].valuefrom: unknown field; did you mean valueFrom?",
+            id="misspelt-valueFrom",
+        ),
+        pytest.param(
+            doc(volumes=[{"name": "v", "configmap": {"name": "c"}}]),
+            "spec.volumes[0].configmap: unknown volume type; did you mean configMap?",
+            id="misspelt-volume-type",
+        ),
+        pytest.param(
+            doc(volumes=[VOL], volumeMounts=[{"name": "v", "mountPath": "/v", "readonly": True}]),
+            "spec.volumeMounts[0].readonly: unknown field; did you mean readOnly?",
+            id="misspelt-readOnly",
+        ),
+    ],
+)
+def test_misspelt_item_fields_are_rejected_because_the_api_server_would_drop_them(document, expected):
+    assert expected in " ".join(problems(document))
