@@ -10,6 +10,7 @@ so the metrics) show them until an edit fixes them. Presets without a namespace 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -91,6 +92,10 @@ class FileSource:
                 extra={"fields": {"presets": len(index), "paths": list(self.paths)}},
             )
             self._snapshot = Snapshot(index=index, synced=True, last_sync=self._clock(), problems=())
+            # The presets live until the next reload: keep the cyclic collector from walking them
+            # on every full collection (with 10,000 presets that walk was the p99 of a request).
+            # Frozen objects are still freed by reference counting once a reload drops them.
+            gc.freeze()
         return self._snapshot
 
     def _poll(self) -> None:
