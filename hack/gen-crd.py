@@ -78,11 +78,29 @@ KEEP = {
 
 # Bounds: they keep the CEL cost estimate in budget and are far beyond any real preset.
 MAX_ITEMS = {"env": 256, "envFrom": 64, "volumes": 64, "volumeMounts": 64, "tolerations": 64}
+# The engine's rules (presets/selector.py label_key_problem, label_value_problem): a key is an
+# optional DNS-subdomain prefix of at most 253 characters and '/', then a name of 1-63 characters;
+# a value is empty or 1-63 characters. The regexes bound the name and value lengths themselves;
+# the prefix length is checked with indexOf (the regex allows at most one '/').
 LABEL_KEY_RE = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-LABEL_VALUE_RE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_VALUE_RE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+
+
+def label_key_rule(key: str) -> str:
+    """CEL: ``key`` (an expression) is a valid label key."""
+    return f"{key}.matches('{LABEL_KEY_RE}') && {key}.indexOf('/') <= 253"
+
+LABEL_KEY_MESSAGE = (
+    "an optional DNS subdomain prefix (lowercase letters, digits, '-' and '.', at most 253 characters) and "
+    "'/', then a name of 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)
+LABEL_VALUE_MESSAGE = (
+    "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
+    "digit (or empty)"
+)
 
 
 def fetch() -> None:
@@ -219,15 +237,10 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     labels["additionalProperties"]["maxLength"] = 63
     labels["x-kubernetes-validations"] = [
         rule(
-            f"self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY_RE}'))",
-            "invalid label key: a label key is an optional DNS subdomain prefix and '/', then a name of at most "
-            "63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+            "self.all(k, size(k) <= 317 && " + label_key_rule("k") + ")",
+            "invalid label key: a label key is " + LABEL_KEY_MESSAGE,
         ),
-        rule(
-            f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))",
-            "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
-            "digit (or empty)",
-        ),
+        rule(f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))", LABEL_VALUE_MESSAGE),
     ]
     expressions = selector["properties"]["matchExpressions"]
     expressions["maxItems"] = 32
@@ -237,10 +250,10 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     requirement["properties"]["values"]["items"]["maxLength"] = 63
     requirement["x-kubernetes-validations"] = [
         rule(
-            f"self.key.matches('{LABEL_KEY_RE}')",
-            message_expression="'invalid label key ' + self.key + ': a label key is an optional DNS subdomain "
-            "prefix and \\'/\\', then a name of at most 63 letters, digits, \\'-\\', \\'_\\' or "
-            "\\'.\\', starting and ending with a letter or digit'",
+            label_key_rule("self.key"),
+            message_expression="'invalid label key ' + self.key + ': a label key is "
+            + LABEL_KEY_MESSAGE.replace("'", "\\'")
+            + "'",
             field_path=".key",
         ),
         rule(
@@ -260,8 +273,7 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
         ),
         rule(
             f"!has(self.values) || self.values.all(v, v.matches('{LABEL_VALUE_RE}'))",
-            "a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
-            "digit (or empty)",
+            LABEL_VALUE_MESSAGE,
             field_path=".values",
         ),
     ]
@@ -291,9 +303,25 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
             field_path=".name",
         ),
         rule(
-            "[" + ", ".join(f"has(self.{s})" for s in sources) + "].filter(x, x).size() == 1",
-            message_expression="'volume ' + self.name + ' must have exactly one volume source (for example "
-            "configMap, secret, emptyDir, downwardAPI, projected, persistentVolumeClaim)'",
+            # At most one: a volume with no source is valid, Kubernetes defaults it to emptyDir: {}
+            # (and the engine accepts it, as legacy presets rely on that).
+            "[" + ", ".join(f"has(self.{s})" for s in sources) + "].filter(x, x).size() <= 1",
+            message_expression="'volume ' + self.name + ' may have at most one volume source (for "
+            "example configMap, secret, emptyDir, downwardAPI, projected, persistentVolumeClaim; none "
+            "means emptyDir)'",
+        ),
+    ]
+
+    # The engine's envFrom rules (presets/model.py _check_env_from): exactly one source per item, and
+    # no source twice in one preset, keyed by (prefix, configMapRef.name, secretRef.name).
+    env_from = items["envFrom"]
+    env_from["properties"]["prefix"]["maxLength"] = 1024
+    env_from["properties"]["configMapRef"]["properties"]["name"]["maxLength"] = 253
+    env_from["properties"]["secretRef"]["properties"]["name"]["maxLength"] = 253
+    env_from["x-kubernetes-validations"] = [
+        rule(
+            "has(self.configMapRef) != has(self.secretRef)",
+            "an envFrom source must set exactly one of configMapRef or secretRef",
         ),
     ]
 
@@ -376,6 +404,19 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
                 "every volumeMount must name a volume declared in spec.volumes of this same preset; add the "
                 "missing volume to spec.volumes",
                 field_path=".volumeMounts",
+            ),
+            rule(
+                "!has(self.envFrom) || self.envFrom.all(e, self.envFrom.exists_one(f, "
+                "(has(f.prefix) ? f.prefix : '') == (has(e.prefix) ? e.prefix : '') && "
+                + " && ".join(
+                    f"has(f.{ref}) == has(e.{ref}) && (!has(f.{ref}) || "
+                    f"(has(f.{ref}.name) ? f.{ref}.name : '') == (has(e.{ref}.name) ? e.{ref}.name : ''))"
+                    for ref in ("configMapRef", "secretRef")
+                )
+                + "))",
+                "the same envFrom source (prefix, configMapRef name, secretRef name) is listed twice; "
+                "keep one",
+                field_path=".envFrom",
             ),
             rule(
                 "!has(self.volumeMounts) || self.volumeMounts.all(m, self.volumeMounts.exists_one(n, "

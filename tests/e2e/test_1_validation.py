@@ -9,6 +9,9 @@ import pytest
 from .rest import Kube
 
 ENV = [{"name": "A", "value": "1"}]
+# The longest valid parts of a label key: a DNS-subdomain prefix of 253 characters, a name of 63.
+PREFIX_253 = ".".join(["p" * 63] * 4)[:253]
+NAME_63 = "n" * 63
 
 
 def preset(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +82,56 @@ INVALID = [
         id="selector-invalid-label-key",
     ),
     pytest.param(
+        preset("label-name-64", {"selector": {"matchLabels": {"n" * 64: "x"}}, "env": ENV}),
+        "invalid label key",
+        id="selector-label-key-name-over-63",
+    ),
+    pytest.param(
+        preset("label-prefix-254", {"selector": {"matchLabels": {f"q{PREFIX_253}/app": "x"}}, "env": ENV}),
+        "invalid label key",
+        id="selector-label-key-prefix-over-253",
+    ),
+    pytest.param(
+        preset("label-empty-prefix", {"selector": {"matchLabels": {"/app": "x"}}, "env": ENV}),
+        "invalid label key",
+        id="selector-label-key-empty-prefix",
+    ),
+    pytest.param(
+        preset(
+            "expr-name-64",
+            {"selector": {"matchExpressions": [{"key": "n" * 64, "operator": "Exists"}]}, "env": ENV},
+        ),
+        "invalid label key " + "n" * 64,
+        id="selector-expression-key-name-over-63",
+    ),
+    pytest.param(
+        preset(
+            "expr-prefix-254",
+            {
+                "selector": {"matchExpressions": [{"key": f"q{PREFIX_253}/app", "operator": "Exists"}]},
+                "env": ENV,
+            },
+        ),
+        "invalid label key q",
+        id="selector-expression-key-prefix-over-253",
+    ),
+    pytest.param(
+        preset(
+            "expr-bad-value",
+            {
+                "selector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["x_"]}]},
+                "env": ENV,
+            },
+        ),
+        "a label value is at most 63",
+        id="selector-expression-invalid-value",
+    ),
+    pytest.param(
+        preset("label-value-64", {"selector": {"matchLabels": {"app": "v" * 64}}, "env": ENV}),
+        "may not be more than 63",
+        id="selector-label-value-over-63",
+    ),
+    pytest.param(
         preset("bad-label-value", {"selector": {"matchLabels": {"app": "-x-"}}, "env": ENV}),
         "a label value is at most 63",
         id="selector-invalid-label-value",
@@ -95,8 +148,27 @@ INVALID = [
     ),
     pytest.param(
         preset("two-sources", {"volumes": [{"name": "v", "emptyDir": {}, "secret": {"secretName": "s"}}]}),
-        "volume v must have exactly one volume source",
+        "volume v may have at most one volume source",
         id="volume-with-two-sources",
+    ),
+    pytest.param(
+        preset(
+            "dup-env-from",
+            {
+                "envFrom": [
+                    {"configMapRef": {"name": "settings"}, "prefix": "CFG_"},
+                    {"secretRef": {"name": "settings"}, "prefix": "CFG_"},
+                    {"prefix": "CFG_", "configMapRef": {"name": "settings", "optional": True}},
+                ]
+            },
+        ),
+        "the same envFrom source (prefix, configMapRef name, secretRef name) is listed twice",
+        id="duplicate-env-from-source",
+    ),
+    pytest.param(
+        preset("env-from-no-source", {"envFrom": [{"prefix": "CFG_"}]}),
+        "must set exactly one of configMapRef or secretRef",
+        id="env-from-without-source",
     ),
     pytest.param(
         preset("bad-toleration", {"tolerations": [{"operator": "Equal", "value": "x"}]}),
@@ -148,6 +220,48 @@ def test_a_valid_preset_with_every_field_is_stored_as_sent(admin: Kube, namespac
     stored = admin.get(f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/everything")
     assert stored["spec"] == spec
     assert stored["metadata"]["resourceVersion"] == reply.body["metadata"]["resourceVersion"]
+
+
+VALID = [
+    pytest.param(
+        {
+            # Kubernetes defaults a volume with no source to emptyDir: {}; legacy presets rely on it.
+            "volumes": [{"name": "scratch"}],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        },
+        id="volume-without-source",
+    ),
+    pytest.param(
+        {
+            "selector": {
+                "matchLabels": {f"{PREFIX_253}/{NAME_63}": "v" * 63, "empty": ""},
+                "matchExpressions": [{"key": f"{PREFIX_253}/{NAME_63}", "operator": "In", "values": [""]}],
+            },
+            "env": ENV,
+        },
+        id="longest-label-key-and-value",
+    ),
+    pytest.param(
+        {
+            # One name as a ConfigMap and as a Secret, or with two prefixes: different sources.
+            "envFrom": [
+                {"configMapRef": {"name": "settings"}},
+                {"secretRef": {"name": "settings"}},
+                {"configMapRef": {"name": "settings"}, "prefix": "CFG_"},
+            ]
+        },
+        id="env-from-same-name-different-sources",
+    ),
+]
+
+
+@pytest.mark.parametrize("spec", VALID)
+def test_the_api_server_accepts_what_the_engine_accepts(
+    admin: Kube, namespace: str, spec: dict[str, Any]
+) -> None:
+    admin.create(f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets", preset("valid", spec))
+    stored = admin.get(f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/valid")
+    assert stored["spec"] == spec
 
 
 def test_kubectl_get_shows_the_printer_columns(admin: Kube, namespace: str) -> None:
