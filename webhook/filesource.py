@@ -4,8 +4,10 @@
 checks ``fingerprint`` every ``interval`` seconds and reloads on any change. A load is all or
 nothing: when any document is invalid or a file cannot be parsed, the last good presets keep
 serving, each problem is logged with its file and field, and the snapshot's ``problems`` (and
-so the metrics) show them until an edit fixes them. Presets without a namespace go to
-``default``. Each gunicorn worker owns one source, started after the fork.
+so the metrics) show them until an edit fixes them. A load that fails unexpectedly (a bug, a
+``RecursionError``, ``MemoryError``) is published the same way, and retried on every poll rather
+than only after the next edit, since the files may well be fine. Presets without a namespace go
+to ``default``. Each gunicorn worker owns one source, started after the fork.
 """
 
 from __future__ import annotations
@@ -65,17 +67,35 @@ class FileSource:
 
     def reload(self) -> Snapshot:
         """Read every path once and publish the result (or the last good set with the problems)."""
-        self._fingerprint = fingerprint(self.paths)
+        # Taken before reading, so an edit made during the load triggers another one.
+        seen: object = fingerprint(self.paths)
+        current = self._snapshot
+        index: PresetIndex | None = None
+        logged = False
         try:
             result = load_presets(self.paths, self.default_namespace)
-        except SourceError as exc:
-            problems: tuple[str, ...] = (str(exc),)
-        else:
             problems = tuple(str(problem) for problem in result.problems)
-        current = self._snapshot
-        if problems:
+            if not problems:
+                index = PresetIndex.build(result.presets)
+        except SourceError as exc:
+            problems = (str(exc),)
+        except Exception as exc:
+            problems = (f"loading the preset files failed unexpectedly: {type(exc).__name__}: {exc}",)
+            if problems != current.problems:
+                # The traceback once per distinct failure, not on every retry.
+                logger.exception(
+                    "preset files not loaded (%s): %s; retrying on every poll",
+                    "keeping the last good presets" if current.synced else "no presets loaded yet",
+                    problems[0],
+                    extra={"fields": {"problem": problems[0], "paths": list(self.paths)}},
+                )
+            logged = True
+            # Not the files' fault (as far as we know): load them again on the next poll.
+            seen = None
+        self._fingerprint = seen
+        if index is None:
             verb = "keeping the last good presets" if current.synced else "no presets loaded yet"
-            for problem in problems:
+            for problem in () if logged else problems:
                 logger.error(
                     "preset files not loaded (%s): %s",
                     verb,
@@ -84,7 +104,6 @@ class FileSource:
                 )
             self._snapshot = replace(current, problems=problems)
         else:
-            index = PresetIndex.build(result.presets)
             logger.info(
                 "loaded %d presets from %s",
                 len(index),

@@ -8,6 +8,8 @@ import logging
 import os
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,14 @@ import trustme
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, write_cert
+from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, metric_value, write_cert
 
 from presets.admission import Decision
 from webhook.app import create_app
 from webhook.files import load_presets
 from webhook.filesource import FileSource
 from webhook.logs import JsonFormatter
+from webhook.metrics import Metrics
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from webhook.sources import Snapshot, StaticSource
 from webhook.tls import CertificateError, CertificateReloader
@@ -247,6 +250,47 @@ def test_the_file_source_reloads_and_keeps_the_last_good_presets_on_a_bad_edit(t
         assert len(good.index) == 1 and good.problems == ()
     finally:
         source.stop()
+
+
+def test_an_unexpected_load_failure_is_published_and_retried_without_an_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "presets.yaml"
+    path.write_text(PRESETS_YAML)
+    source = FileSource([str(path)], interval=0.02)
+    source.start()
+    try:
+        first = source.snapshot()
+        assert first.synced and len(first.index) == 2
+
+        def deep(*args: object, **kwargs: object) -> object:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr("webhook.filesource.load_presets", deep)
+        path.write_text(PRESETS_YAML.split("---")[0])  # an edit, noticed by the poll thread
+        assert _eventually(lambda: bool(source.snapshot().problems))
+        failed = source.snapshot()
+        assert failed.index is first.index and failed.synced
+        assert "RecursionError" in failed.problems[0]
+        metrics = Metrics()
+        metrics.observe_snapshot(failed)
+        assert metric_value(metrics.exposition().decode(), "podpreset_source_problems") == 1
+
+        # The files were fine: the next polls retry, with no further edit.
+        monkeypatch.undo()
+        assert _eventually(lambda: not source.snapshot().problems)
+        assert len(source.snapshot().index) == 1
+    finally:
+        source.stop()
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # TLS reloader
