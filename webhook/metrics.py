@@ -1,7 +1,8 @@
 """Prometheus metrics of the webhook, correct across gunicorn workers.
 
-Under gunicorn, ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at an emptied directory before the
-workers fork; each worker writes its values there, ``/metrics`` on any worker aggregates all of
+Under gunicorn, ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a directory of its own (the
+``podpreset-metrics`` subdirectory of ``--metrics-dir``, emptied of a previous run's files) before
+the workers fork; each worker writes its values there, ``/metrics`` on any worker aggregates all of
 them, and the arbiter marks a dead worker's gauges gone. Without that variable (tests, the Flask
 development server) the values live in the ``Metrics`` object's own registry.
 
@@ -13,7 +14,7 @@ successful load time the minimum (the stalest worker).
 from __future__ import annotations
 
 import os
-import shutil
+import stat
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -117,16 +118,35 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def prepare_multiprocess_dir(path: str) -> None:
-    """Create ``path`` or empty it of a previous run's files; call before workers fork."""
-    directory = Path(path)
-    if directory.is_dir():
+SUBDIRECTORY = "podpreset-metrics"
+
+
+class MetricsDirError(Exception):
+    """The multiprocess metrics directory cannot be used; the message says why."""
+
+
+def prepare_multiprocess_dir(parent: str) -> str:
+    """Make ``parent/podpreset-metrics`` for the workers' files and return it; call before they fork.
+
+    Only that subdirectory is ours, and only its metric files (``*.db``, prometheus_client's) are
+    removed, a previous run's: ``parent`` may be any directory (``/tmp``), and nothing else in it,
+    nor anything else that ends up in the subdirectory, is ever touched.
+    """
+    directory = Path(parent) / SUBDIRECTORY
+    try:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise MetricsDirError(f"{directory} exists and is not a directory (a file or a symlink)")
+        if info.st_uid != os.getuid():
+            raise MetricsDirError(f"{directory} belongs to another user; choose another --metrics-dir")
         for entry in directory.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
+            if entry.suffix == ".db" and entry.is_file() and not entry.is_symlink():
                 entry.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MetricsDirError(f"metrics directory {directory}: {exc.strerror or exc}") from None
+    return str(directory)
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -77,7 +77,11 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
             return 2
     else:
         logger.warning("serving plain HTTP (--insecure-http): for local debugging only")
-    _prepare_metrics(settings)
+    try:
+        _prepare_metrics(settings)
+    except StartupError as exc:
+        print(f"podpreset serve: {exc}", file=sys.stderr)
+        return 2
     WebhookServer(app_factory, gunicorn_options(settings, reloader)).run()
     return 0
 
@@ -183,11 +187,14 @@ def check_presets(settings: Settings) -> None:
 
 
 def _prepare_metrics(settings: Settings) -> None:
-    from webhook.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+    """Point the workers' metrics at a directory of our own. Raises ``StartupError``."""
+    from webhook.metrics import MULTIPROC_ENV, MetricsDirError, prepare_multiprocess_dir
 
-    path = settings.metrics_dir or tempfile.mkdtemp(prefix="podpreset-metrics-")
-    prepare_multiprocess_dir(path)
-    os.environ[MULTIPROC_ENV] = path
+    parent = settings.metrics_dir or tempfile.mkdtemp(prefix="podpreset-metrics-")
+    try:
+        os.environ[MULTIPROC_ENV] = prepare_multiprocess_dir(parent)
+    except MetricsDirError as exc:
+        raise StartupError(str(exc)) from None
 
 
 # gunicorn server hooks. ``worker.wsgi`` is the app ``load`` returned.

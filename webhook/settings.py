@@ -40,7 +40,8 @@ class Settings:
     log_format: LogFormat = "text"
     log_level: str = "INFO"
     metrics_dir: str | None = None
-    """PROMETHEUS_MULTIPROC_DIR for the workers; a fresh temporary directory when None."""
+    """Where ``serve`` makes the workers' PROMETHEUS_MULTIPROC_DIR (its ``podpreset-metrics``
+    subdirectory); a fresh temporary directory when None."""
     graceful_timeout: float = 25.0
     """Seconds in-flight requests get to finish after SIGTERM (below the pod's 30 s grace)."""
     keepalive: float = 120.0
@@ -133,8 +134,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-dir",
         metavar="DIR",
-        help=f"directory for multiprocess metrics, emptied "
-        f"at start; default a temporary directory {env('metrics_dir')}",
+        help=f"directory in which a podpreset-metrics subdirectory holds the workers' metrics (its "
+        f"metric files are removed at start; nothing else is touched); default a temporary "
+        f"directory {env('metrics_dir')}",
     )
     parser.add_argument(
         "--graceful-timeout",

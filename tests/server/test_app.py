@@ -24,7 +24,7 @@ from webhook.app import create_app
 from webhook.files import load_presets
 from webhook.filesource import FileSource
 from webhook.logs import JsonFormatter
-from webhook.metrics import Metrics
+from webhook.metrics import Metrics, MetricsDirError, prepare_multiprocess_dir
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from webhook.sources import Snapshot, StaticSource
 from webhook.tls import CertificateError, CertificateReloader
@@ -291,6 +291,45 @@ def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+# Metrics directory
+
+
+def test_the_metrics_dir_gets_a_subdirectory_of_its_own_and_only_its_metric_files_are_removed(
+    tmp_path: Path,
+) -> None:
+    # What --metrics-dir points at may be anything, /tmp say: none of it is ours.
+    (tmp_path / "keep.txt").write_text("x")
+    (tmp_path / "keep.db").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "counter_1.db").write_text("x")
+    path = Path(prepare_multiprocess_dir(str(tmp_path)))
+    assert path == tmp_path / "podpreset-metrics" and path.is_dir()
+    (path / "counter_123.db").write_text("a previous run's")
+    (path / "notes").write_text("not a metric file")
+    assert prepare_multiprocess_dir(str(tmp_path)) == str(path)
+    assert sorted(p.name for p in path.iterdir()) == ["notes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.db", "keep.txt", "other", "podpreset-metrics"]
+    assert (tmp_path / "other" / "counter_1.db").exists()
+    # A directory that does not exist yet is made.
+    assert Path(prepare_multiprocess_dir(str(tmp_path / "new" / "dir"))).is_dir()
+
+
+def test_a_metrics_subdirectory_that_is_not_a_directory_of_its_own_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "important.db").write_text("x")
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "podpreset-metrics").symlink_to(elsewhere)
+    with pytest.raises(MetricsDirError, match="not a directory"):
+        prepare_multiprocess_dir(str(parent))
+    assert (elsewhere / "important.db").exists()
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / "podpreset-metrics").write_text("x")
+    with pytest.raises(MetricsDirError):
+        prepare_multiprocess_dir(str(tmp_path / "file"))
 
 
 # TLS reloader
