@@ -4,9 +4,12 @@ The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers w
 (the API server reuses its connections; a TLS handshake per admission would cost more than the
 admission). Nothing that owns a thread or a connection exists before the fork: each worker
 builds its app and its own preset source when it loads, and starts the source in
-``post_worker_init``. On SIGTERM a worker marks itself stopping (``/readyz`` turns 503), stops
-accepting, answers what is in flight and what arrives on its kept-alive connections for a short
-linger, then exits; gunicorn's ``graceful_timeout`` bounds it all.
+``post_worker_init``. On SIGTERM a worker marks itself stopping (``/readyz`` turns 503) and
+gunicorn's own graceful stop does the rest: it stops accepting, answers the requests in flight,
+then exits, bounded by ``graceful_timeout``. We add nothing to how gunicorn treats idle kept-alive
+connections (depending on its version it closes them at once or keeps them for a short linger):
+a client may find one closed before its next request was read, and must retry on a new connection,
+as HTTP clients do for a request the server never read.
 
 ``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
 measure a no-op app on the same stack.
