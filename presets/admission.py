@@ -26,23 +26,76 @@ class BadReview(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class PresetIndex:
-    """Presets grouped by namespace and sorted by name, built once per snapshot."""
+class _Namespace:
+    """One namespace's presets, and an index of them by one label each requires."""
 
-    by_namespace: Mapping[str, tuple[PodPreset, ...]] = field(default_factory=dict)
+    presets: tuple[PodPreset, ...]
+    by_label: Mapping[tuple[str, str], tuple[PodPreset, ...]]
+    """Presets that require ``key=value`` (a matchLabels pair), under their first such pair."""
+    unindexed: tuple[PodPreset, ...]
+    """Presets that require no single label value: checked for every pod."""
+
+    @classmethod
+    def build(cls, presets: Iterable[PodPreset]) -> _Namespace:
+        ordered = tuple(sorted(presets, key=lambda p: p.name))
+        by_label: dict[tuple[str, str], list[PodPreset]] = {}
+        unindexed: list[PodPreset] = []
+        for preset in ordered:
+            pair = _required_pair(preset)
+            if pair is None:
+                unindexed.append(preset)
+            else:
+                by_label.setdefault(pair, []).append(preset)
+        return cls(ordered, {k: tuple(v) for k, v in by_label.items()}, tuple(unindexed))
+
+
+_EMPTY_NAMESPACE = _Namespace((), {}, ())
+
+
+def _required_pair(preset: PodPreset) -> tuple[str, str] | None:
+    for requirement in preset.selector.requirements:
+        if requirement.operator == "In" and len(requirement.values) == 1:
+            return requirement.key, next(iter(requirement.values))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PresetIndex:
+    """Presets grouped by namespace and sorted by name, built once per snapshot.
+
+    ``candidates`` narrows a namespace's presets to those that can select a pod, using one
+    required label per preset, so a pod's cost grows with the presets that could match it,
+    not with every preset of its namespace.
+    """
+
+    namespaces: Mapping[str, _Namespace] = field(default_factory=dict)
 
     @classmethod
     def build(cls, presets: Iterable[PodPreset]) -> PresetIndex:
         groups: dict[str, list[PodPreset]] = {}
         for preset in presets:
             groups.setdefault(preset.namespace, []).append(preset)
-        return cls({ns: tuple(sorted(group, key=lambda p: p.name)) for ns, group in groups.items()})
+        return cls({ns: _Namespace.build(group) for ns, group in groups.items()})
+
+    @property
+    def by_namespace(self) -> Mapping[str, tuple[PodPreset, ...]]:
+        return {ns: group.presets for ns, group in self.namespaces.items()}
 
     def for_namespace(self, namespace: str) -> tuple[PodPreset, ...]:
-        return self.by_namespace.get(namespace, ())
+        return self.namespaces.get(namespace, _EMPTY_NAMESPACE).presets
+
+    def candidates(self, namespace: str, labels: Mapping[str, object]) -> list[PodPreset]:
+        """The presets of ``namespace`` that may select a pod with ``labels`` (a superset)."""
+        group = self.namespaces.get(namespace, _EMPTY_NAMESPACE)
+        found = list(group.unindexed)
+        if group.by_label:
+            for key, value in labels.items():
+                if isinstance(value, str):
+                    found.extend(group.by_label.get((key, value), ()))
+        return found
 
     def __len__(self) -> int:
-        return sum(len(group) for group in self.by_namespace.values())
+        return sum(len(group.presets) for group in self.namespaces.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +138,10 @@ def admit(review: object, index: PresetIndex) -> Decision:
     outcome: Outcome | None = None
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     if request.is_pod and request.operation == "CREATE" and request.object is not None:
-        outcome = apply_presets(request.object, index.for_namespace(request.namespace))
+        metadata = request.object.get("metadata")
+        labels = metadata.get("labels") if isinstance(metadata, dict) else None
+        candidates = index.candidates(request.namespace, labels if isinstance(labels, dict) else {})
+        outcome = apply_presets(request.object, candidates)
         if outcome.patch:
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(

@@ -44,7 +44,7 @@ def quantity(value: object) -> object:
         return ("quantity", Fraction(value))
     if not isinstance(value, str):
         return value
-    match = _QUANTITY_RE.match(value.strip())
+    match = _QUANTITY_RE.fullmatch(value.strip())
     if not match:
         return value
     number, exponent, suffix = match.groups()

@@ -15,13 +15,15 @@ from typing import Any, Literal
 from jsonpointer import escape
 
 from presets.merge import (
+    ENV,
+    ENV_FROM,
+    VOLUME_MOUNTS,
     Conflict,
     Merged,
-    merge_env,
-    merge_env_from,
+    merge_prepared,
     merge_tolerations,
-    merge_volume_mounts,
     merge_volumes,
+    prepare,
 )
 from presets.model import PodPreset
 from presets.selector import describe_requirement
@@ -78,7 +80,7 @@ def select_presets(
     """Split presets into those whose selector matches ``labels`` (by name) and the rest."""
     matched: list[PodPreset] = []
     mismatches: list[Mismatch] = []
-    for preset in sorted(presets, key=lambda p: p.name):
+    for preset in sorted(presets, key=_by_name):
         unmet = preset.selector.unmet(labels)
         if unmet:
             mismatches.append(
@@ -89,14 +91,23 @@ def select_presets(
     return matched, mismatches
 
 
-def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
-    """Decide and build the mutation of ``pod`` by the presets of its namespace."""
+def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset], *, explain: bool = False) -> Outcome:
+    """Decide and build the mutation of ``pod`` by the presets of its namespace.
+
+    ``presets`` may be every preset of the namespace or only those that can match (see
+    ``PresetIndex.candidates``); ``explain`` also records why each other preset did not match
+    and what each applied one added, which only ``podpreset apply --explain`` reads.
+    """
     reason = skip_reason(pod)
     if reason:
         return Outcome(action="skipped", reason=reason, pod=pod)
     metadata = _mapping(pod.get("metadata"))
     labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
-    matched, mismatches = select_presets(labels, presets)
+    if explain:
+        matched, mismatches = select_presets(labels, presets)
+    else:
+        matched = sorted((p for p in presets if p.selector.matches(labels)), key=_by_name)
+        mismatches = []
     if not matched:
         return Outcome(
             action="unchanged", reason="no preset selects this pod", pod=pod, mismatches=tuple(mismatches)
@@ -108,6 +119,7 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
     merges.append((("spec", "volumes"), volumes, merge_volumes(_items(volumes), matched)))
     tolerations = spec.get("tolerations")
     merges.append((("spec", "tolerations"), tolerations, merge_tolerations(_items(tolerations), matched)))
+    per_container = [(rule.field, prepare(rule, matched)) for rule in (ENV, ENV_FROM, VOLUME_MOUNTS)]
     for list_name, noun in _CONTAINER_LISTS:
         containers = spec.get(list_name)
         if not isinstance(containers, list):
@@ -116,14 +128,11 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
             if not isinstance(container, dict):
                 continue
             label = f"{noun} {container.get('name')!r}"
-            base = ("spec", list_name, index)
-            for field, rule in (
-                ("env", merge_env),
-                ("envFrom", merge_env_from),
-                ("volumeMounts", merge_volume_mounts),
-            ):
+            for field, prepared in per_container:
                 current = container.get(field)
-                merges.append(((*base, field), current, rule(_items(current), matched, label)))
+                merged = merge_prepared(prepared, _items(current), label)
+                if merged.added or merged.conflicts:
+                    merges.append((("spec", list_name, index, field), current, merged))
 
     conflicts = tuple(c for _, _, merged in merges for c in merged.conflicts)
     if conflicts:
@@ -166,8 +175,12 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset]) -> Outcome:
         patch=tuple(patch),
         applied=tuple(p.name for p in matched),
         mismatches=tuple(mismatches),
-        added=_count_added(matched, merges),
+        added=_count_added(matched, merges) if explain else None,
     )
+
+
+def _by_name(preset: PodPreset) -> str:
+    return preset.name
 
 
 def _append(
@@ -177,7 +190,8 @@ def _append(
     current: Sequence[Any] | None,
     added: tuple[dict[str, Any], ...],
 ) -> None:
-    pointer = "".join("/" + escape(str(part)) for part in path)
+    # The parts are our own field names and list indices, never user data: nothing to escape.
+    pointer = "/" + "/".join(map(str, path))
     if isinstance(current, list):
         patch.extend({"op": "add", "path": pointer + "/-", "value": item} for item in added)
         mutated.set(path, [*current, *added])

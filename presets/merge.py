@@ -8,7 +8,7 @@ defaulting (``presets.defaults``). Nothing is mutated; conflicts are returned, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,6 +64,9 @@ class Merged:
     conflicts: tuple[Conflict, ...] = ()
 
 
+_NOTHING = Merged()
+
+
 def env_from_key(item: dict[str, Any]) -> str:
     """The envFrom merge key (prefix, configMapRef.name, secretRef.name), rendered for messages."""
     parts = []
@@ -76,19 +79,32 @@ def env_from_key(item: dict[str, Any]) -> str:
     return " with ".join(parts) if parts else "(empty)"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedRule:
+    """How one keyed list merges: where presets keep it, its keys, its canonical form."""
+
+    field: Field
+    items_of: Callable[[PodPreset], tuple[dict[str, Any], ...]]
+    keys_of: Callable[[dict[str, Any]], tuple[str, ...]]
+    canonical: Callable[[dict[str, Any]], Frozen]
+
+
+ENV = KeyedRule("env", lambda p: p.env, lambda i: (repr(i.get("name")),), canonical_env_var)
+ENV_FROM = KeyedRule("envFrom", lambda p: p.env_from, lambda i: (env_from_key(i),), canonical_env_from)
+VOLUME_MOUNTS = KeyedRule(
+    "volumeMounts",
+    lambda p: p.volume_mounts,
+    lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
+    canonical_volume_mount,
+)
+VOLUMES = KeyedRule("volumes", lambda p: p.volumes, lambda i: (repr(i.get("name")),), canonical_volume)
+
+
 def merge_env(
     existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
 ) -> Merged:
     """env: keyed by name; same content is skipped, different content conflicts."""
-    return _merge_keyed(
-        existing,
-        presets,
-        lambda p: p.env,
-        "env",
-        lambda i: (repr(i.get("name")),),
-        canonical_env_var,
-        container,
-    )
+    return merge_keyed(ENV, existing, presets, container)
 
 
 def merge_env_from(
@@ -96,43 +112,49 @@ def merge_env_from(
 ) -> Merged:
     """envFrom: keyed by (prefix, configMapRef.name, secretRef.name). A deviation from the
     original, which silently dropped the container's envFrom here (its quirk Q1)."""
-    return _merge_keyed(
-        existing,
-        presets,
-        lambda p: p.env_from,
-        "envFrom",
-        lambda i: (env_from_key(i),),
-        canonical_env_from,
-        container,
-    )
+    return merge_keyed(ENV_FROM, existing, presets, container)
 
 
 def merge_volume_mounts(
     existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
 ) -> Merged:
     """volumeMounts: keyed by name and, separately, by mountPath, as the original was."""
-    return _merge_keyed(
-        existing,
-        presets,
-        lambda p: p.volume_mounts,
-        "volumeMounts",
-        lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
-        canonical_volume_mount,
-        container,
-    )
+    return merge_keyed(VOLUME_MOUNTS, existing, presets, container)
 
 
 def merge_volumes(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
     """volumes: keyed by name."""
-    return _merge_keyed(
-        existing,
-        presets,
-        lambda p: p.volumes,
-        "volumes",
-        lambda i: (repr(i.get("name")),),
-        canonical_volume,
-        None,
-    )
+    return merge_keyed(VOLUMES, existing, presets, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A rule's items of the matching presets, merged among themselves once per pod.
+
+    Every container is merged against the same presets; when a container shares no key with
+    them, its merge is exactly the presets' own (nothing of the container is ever compared), so
+    ``merge_prepared`` reuses it instead of running the pass again.
+    """
+
+    rule: KeyedRule
+    presets: tuple[PodPreset, ...]
+    keys: frozenset[str]
+    alone: Merged
+
+
+def prepare(rule: KeyedRule, presets: Sequence[PodPreset]) -> Prepared:
+    keys = frozenset(k for p in presets for item in rule.items_of(p) for k in rule.keys_of(item))
+    return Prepared(rule, tuple(presets), keys, merge_keyed(rule, (), presets, None))
+
+
+def merge_prepared(prepared: Prepared, existing: Sequence[dict[str, Any]], container: str | None) -> Merged:
+    """The same as ``merge_keyed(prepared.rule, existing, prepared.presets, container)``."""
+    if not prepared.keys:
+        return _NOTHING
+    keys_of, keys = prepared.rule.keys_of, prepared.keys
+    if not prepared.alone.conflicts and not any(k in keys for item in existing for k in keys_of(item)):
+        return prepared.alone
+    return merge_keyed(prepared.rule, existing, prepared.presets, container)
 
 
 def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
@@ -148,14 +170,8 @@ def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodP
     return Merged(added=tuple(added))
 
 
-def _merge_keyed(  # noqa: PLR0917 (the rule's parts, passed by the five public rules)
-    existing: Sequence[dict[str, Any]],
-    presets: Sequence[PodPreset],
-    items_of: Callable[[PodPreset], Iterable[dict[str, Any]]],
-    field: Field,
-    keys_of: Callable[[dict[str, Any]], tuple[str, ...]],
-    canonical: Callable[[dict[str, Any]], Frozen],
-    container: str | None,
+def merge_keyed(
+    rule: KeyedRule, existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None
 ) -> Merged:
     """The shared single pass: a map per key, seeded from ``existing``, grown with each addition.
 
@@ -165,6 +181,7 @@ def _merge_keyed(  # noqa: PLR0917 (the rule's parts, passed by the five public 
     preset's new keys wait in ``pending`` until a later item names the same key, so a merge that
     only adds new keys never canonicalizes anything (most containers, most env vars of a big pod).
     """
+    field, items_of, keys_of, canonical = rule.field, rule.items_of, rule.keys_of, rule.canonical
     pending: dict[str, list[dict[str, Any]]] = {}
     forms: dict[str, set[Hashable]] = {}
     owners: dict[str, str] = {}

@@ -162,7 +162,7 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
         found.extend(_check_name(metadata.get("name")))
         raw_ns = metadata.get("namespace")
         if raw_ns is not None and raw_ns != "":
-            if not isinstance(raw_ns, str) or not _DNS_LABEL_RE.match(raw_ns) or len(raw_ns) > 63:
+            if not isinstance(raw_ns, str) or not _DNS_LABEL_RE.fullmatch(raw_ns) or len(raw_ns) > 63:
                 found.append(
                     (
                         "metadata.namespace",
@@ -241,7 +241,7 @@ def _check_name(name: object) -> list[tuple[str, str]]:
                 f"the pod annotation key podpreset-<name> must fit in 63 characters",
             )
         ]
-    if not _DNS_SUBDOMAIN_RE.match(name):
+    if not _DNS_SUBDOMAIN_RE.fullmatch(name):
         return [
             (
                 "metadata.name",
@@ -357,7 +357,7 @@ def _check_volumes(volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]
         if not isinstance(name, str) or not name:
             found.append((f"{path}.name", "required: a non-empty string"))
         else:
-            if not _DNS_LABEL_RE.match(name) or len(name) > 63:
+            if not _DNS_LABEL_RE.fullmatch(name) or len(name) > 63:
                 found.append(
                     (
                         f"{path}.name",

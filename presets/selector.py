@@ -61,9 +61,9 @@ def label_key_problem(key: object) -> str | None:
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
         return f"label key {key!r}: the prefix before '/' must not be empty"
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix)):
         return f"label key {key!r}: the prefix must be a DNS subdomain (lowercase, at most 253 characters)"
-    if len(name) > 63 or not _LABEL_NAME_RE.match(name):
+    if len(name) > 63 or not _LABEL_NAME_RE.fullmatch(name):
         return (
             f"label key {key!r}: the name must be 1-63 characters of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
@@ -77,7 +77,7 @@ def label_value_problem(value: object) -> str | None:
         return f"a label value must be a string, got {type(value).__name__}"
     if value == "":
         return None
-    if len(value) > 63 or not _LABEL_NAME_RE.match(value):
+    if len(value) > 63 or not _LABEL_NAME_RE.fullmatch(value):
         return (
             f"label value {value!r} must be at most 63 characters of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"

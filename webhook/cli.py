@@ -198,7 +198,7 @@ def apply_to_object(
         check_pod(pod, f"{where}: {field}")
     except BadReview as exc:
         raise UsageError(str(exc)) from exc
-    outcome = apply_presets(pod, index.for_namespace(namespace))
+    outcome = apply_presets(pod, index.for_namespace(namespace), explain=True)
     prefix = "".join("/" + part for part in path)
     patch = [{**op, "path": prefix + op["path"]} for op in outcome.patch]
     mutated = outcome.pod

@@ -98,3 +98,13 @@ def test_unmet_requirements_are_described_in_kubectl_syntax():
         "s",
     )
     assert [describe_requirement(r) for r in selector.unmet({"env": "a"})] == ["app=web", "env notin (a,b)"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"matchLabels": {"app\n": "x"}}, {"matchLabels": {"app": "web\n"}}],
+    ids=["key-with-trailing-newline", "value-with-trailing-newline"],
+)
+def test_a_trailing_newline_is_not_a_valid_label(raw):
+    _, problems = parse_selector(raw, "spec.selector")
+    assert problems
