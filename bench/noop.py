@@ -9,11 +9,12 @@ against ``typical`` is the admission itself.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from typing import Any
 
 from flask import Flask, Response, request
 
+from presets.admission import decode_json, encode_json
 from webhook.serve import add_serve_arguments, serve_app
 from webhook.settings import Settings, SettingsError, settings_from_args
 
@@ -29,14 +30,14 @@ def create_noop_app(settings: Settings) -> Flask:
     def mutate() -> Response:
         if request.mimetype != JSON:
             return Response(b'{"error":"content type"}', status=415, mimetype=JSON)
-        review = json.loads(request.get_data(cache=False))
+        review: Any = decode_json(request.get_data(cache=False))
         uid = review["request"]["uid"]
         answer = {
             "apiVersion": review["apiVersion"],
             "kind": review["kind"],
             "response": {"uid": uid, "allowed": True},
         }
-        return Response(json.dumps(answer, separators=(",", ":")).encode(), status=200, mimetype=JSON)
+        return Response(encode_json(answer), status=200, mimetype=JSON)
 
     @app.get("/readyz")
     def readyz() -> Response:

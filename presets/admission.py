@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from presets.engine import Outcome, apply_presets
 from presets.model import PodPreset
 
@@ -144,9 +146,7 @@ def admit(review: object, index: PresetIndex) -> Decision:
         outcome = apply_presets(request.object, candidates)
         if outcome.patch:
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(
-                json.dumps(list(outcome.patch), separators=(",", ":")).encode()
-            ).decode("ascii")
+            response["patch"] = base64.b64encode(encode_json(list(outcome.patch))).decode("ascii")
         if outcome.conflicts:
             response["warnings"] = [c.describe() for c in outcome.conflicts]
     return Decision(
@@ -158,7 +158,28 @@ def admit(review: object, index: PresetIndex) -> Decision:
 
 def encode_review(review: Mapping[str, Any]) -> bytes:
     """The exact bytes of a response AdmissionReview, shared by the server and the CLI."""
-    return json.dumps(review, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return encode_json(review)
+
+
+def encode_json(value: object) -> bytes:
+    """Compact UTF-8 JSON. orjson is several times faster than json on this hot path; json
+    handles what orjson refuses (integers beyond 64 bits), so every JSON value encodes."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_json(body: bytes) -> object:
+    """Parse a request body. Raises ``json.JSONDecodeError`` (with line and column) on bad JSON,
+    ``UnicodeDecodeError`` on bytes that are not UTF-8, ``RecursionError`` on absurd nesting.
+
+    orjson parses first; what it refuses is parsed again by json, whose acceptance and error
+    messages are the reference (orjson refuses NaN, which json accepts)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def parse_review(review: object) -> Request:

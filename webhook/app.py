@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
-from presets.admission import BadReview, Decision, admit, encode_review
+from presets.admission import BadReview, Decision, admit, decode_json, encode_review
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
 from webhook.settings import Settings
@@ -148,7 +148,7 @@ def _read_body(limit: int) -> bytes:
 
 def _decode(body: bytes) -> object:
     try:
-        return json.loads(body)
+        return decode_json(body)
     except RecursionError:
         raise BadBody("body: JSON nests too deeply") from None
     except UnicodeDecodeError as exc:

@@ -184,3 +184,13 @@ def test_a_pod_without_spec_still_gets_a_patch_that_applies(obj):
     patched = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(inner["patch"])))
     assert patched["spec"]["volumes"] == [{"name": "v", "emptyDir": {}}]
     assert "patch" not in admit(review(patched), index).response["response"]
+
+
+def test_json_encoding_handles_what_orjson_refuses():
+    from presets.admission import decode_json, encode_json
+
+    assert encode_json({"big": 2**70, "text": "é"}) == f'{{"big":{2**70},"text":"é"}}'.encode()
+    assert decode_json(b'{"a": NaN}')["a"] != decode_json(b'{"a": NaN}')["a"]  # json's NaN, as before
+    with pytest.raises(json.JSONDecodeError) as caught:
+        decode_json(b'{"a": 1')
+    assert (caught.value.lineno, caught.value.colno) == (1, 8)
