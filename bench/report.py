@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,21 @@ TARGETS: tuple[tuple[str, float, str], ...] = (
 
 
 def ratios(scenarios: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
-    """The four ratios of the issue, from the scenarios of the same run (None when one is missing)."""
+    """The four ratios of the issue, from the scenarios of the same run (None when one is missing):
+    the median over rounds of each round's ratio."""
 
     def ratio(a: str, b: str, metric: str) -> float | None:
+        # Paired by round: the two servers were measured seconds apart, under the same
+        # neighbours' load, so the median of per-round ratios shrugs off a noisy round that
+        # a ratio of the two medians would take in whole.
+        runs_a, runs_b = scenarios.get(a, {}).get("runs", []), scenarios.get(b, {}).get("runs", [])
+        pairs = [
+            float(x[metric]) / float(y[metric])
+            for x, y in zip(runs_a, runs_b, strict=False)
+            if x.get(metric) and y.get(metric)
+        ]
+        if pairs:
+            return round(statistics.median(pairs), 3)
         top, bottom = scenarios.get(a, {}).get(metric), scenarios.get(b, {}).get(metric)
         if not top or not bottom:
             return None

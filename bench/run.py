@@ -76,8 +76,8 @@ def plan_for(quick: bool, connections: int) -> Plan:
     return Plan(
         quick=False,
         warmup=3,
-        duration=10,
-        repeats=3,
+        duration=4,
+        repeats=8,
         connections=connections,
         engine_repeats=7,
         engine_seconds=0.3,
@@ -162,8 +162,11 @@ def run(args: argparse.Namespace) -> int:
         log(f"{len(servers)} servers ready; warm-up {plan.warmup:g} s each")
         for server in servers.values():
             drive(wrk, server, workdir, plan.warmup, plan.connections)
+        order = list(servers.items())
         for round_number in range(plan.repeats):
-            for name, server in servers.items():
+            # Rotate who goes first, so no scenario always follows the same neighbour.
+            shift = round_number % len(order)
+            for name, server in order[shift:] + order[:shift]:
                 result = drive(wrk, server, workdir, plan.duration, plan.connections)
                 server.runs.append(result)
                 log(

@@ -223,22 +223,22 @@ class _Copier:
 
     def __init__(self, root: dict[str, Any]) -> None:
         self.root: dict[str, Any] = dict(root)
-        self._copied: set[tuple[str | int, ...]] = {()}
+        self._copies: dict[tuple[str | int, ...], Any] = {(): self.root}
+        """Every node already copied, by path: a container's second list finds it at once."""
 
     def set(self, path: tuple[str | int, ...], value: object) -> None:
-        node: Any = self.root
-        for depth in range(len(path) - 1):
-            part = path[depth]
-            prefix = path[: depth + 1]
-            child = node.get(part) if isinstance(node, dict) else node[part]
-            if prefix not in self._copied:
-                child = (
-                    list(child) if isinstance(child, list) else dict(child) if isinstance(child, dict) else {}
-                )
-                node[part] = child
-                self._copied.add(prefix)
-            node = child
-        node[path[-1]] = value
+        self._node(path[:-1])[path[-1]] = value
+
+    def _node(self, path: tuple[str | int, ...]) -> Any:
+        node = self._copies.get(path)
+        if node is None:
+            parent = self._node(path[:-1])
+            part = path[-1]
+            child = parent.get(part) if isinstance(parent, dict) else parent[part]
+            node = list(child) if isinstance(child, list) else dict(child) if isinstance(child, dict) else {}
+            parent[part] = node
+            self._copies[path] = node
+        return node
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

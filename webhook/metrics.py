@@ -77,14 +77,14 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
-        for outcome in OUTCOMES:
-            self.admissions.labels(outcome)
+        self._admitted = {outcome: self.admissions.labels(outcome) for outcome in OUTCOMES}
+        """Each outcome's child, resolved once: ``labels()`` costs a lookup per request."""
         self._observed: Snapshot | None = None
 
     def record_decision(self, decision: Decision, seconds: float) -> None:
         """Count one answered review and its conflicts."""
         outcome = decision.outcome
-        self.admissions.labels(outcome.action if outcome is not None else "skipped").inc()
+        self._admitted[outcome.action if outcome is not None else "skipped"].inc()
         if outcome is not None:
             for preset in sorted({c.preset for c in outcome.conflicts}):
                 self.conflicts.labels(decision.request.namespace, preset).inc()
@@ -92,7 +92,7 @@ class Metrics:
 
     def record_error(self) -> None:
         """Count one review that got a 4xx or 5xx."""
-        self.admissions.labels("error").inc()
+        self._admitted["error"].inc()
 
     def observe_snapshot(self, snapshot: Snapshot) -> None:
         """Mirror the source's state into the gauges; cheap when the snapshot has not changed."""
