@@ -321,3 +321,20 @@ def test_each_decision_is_logged_once_without_env_values(server: GunicornServer)
     assert "namespace=default" in decisions[0] and "pod=web-1" in decisions[0]
     assert "action=conflict" in decisions[0]
     assert SECRET_VALUE not in server.log() and "mine-too" not in server.log()
+
+
+def test_podpreset_review_prints_the_bytes_the_server_sends(server: GunicornServer, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    review = make_review()
+    review_file = tmp_path / "review.json"
+    review_file.write_bytes(encode(review))
+    _, _, body = server.request("POST", "/mutate", encode(review), JSON)
+    cli = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "review", "-f", str(server.presets_dir), str(review_file)],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert cli.stdout == body
