@@ -269,7 +269,9 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
         _check_items(containers, f"{where}.spec.{name}")
         for i, container in enumerate(containers or ()):
             for field_name in ("env", "envFrom", "volumeMounts"):
-                _check_items(container.get(field_name), f"{where}.spec.{name}[{i}].{field_name}")
+                value = container.get(field_name)
+                if value is not None:
+                    _check_items(value, f"{where}.spec.{name}[{i}].{field_name}")
 
 
 def _check_items(value: object, where: str) -> None:
@@ -277,9 +279,10 @@ def _check_items(value: object, where: str) -> None:
         return
     _expect(value, list, where)
     assert isinstance(value, list)
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):  # the item's path is formatted only when it is wrong
-            _expect(item, dict, f"{where}[{i}]")
+    if all(isinstance(item, dict) for item in value):
+        return
+    for i, item in enumerate(value):  # the item's path is formatted only when it is wrong
+        _expect(item, dict, f"{where}[{i}]")
 
 
 _EXPECTED: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}

@@ -87,17 +87,22 @@ class KeyedRule:
     items_of: Callable[[PodPreset], tuple[dict[str, Any], ...]]
     keys_of: Callable[[dict[str, Any]], tuple[str, ...]]
     canonical: Callable[[dict[str, Any]], Frozen]
+    key_fields: tuple[str, ...] = ()
+    """Fields whose string values are the keys, one key each (empty: keys are composite)."""
 
 
-ENV = KeyedRule("env", lambda p: p.env, lambda i: (repr(i.get("name")),), canonical_env_var)
+ENV = KeyedRule("env", lambda p: p.env, lambda i: (repr(i.get("name")),), canonical_env_var, ("name",))
 ENV_FROM = KeyedRule("envFrom", lambda p: p.env_from, lambda i: (env_from_key(i),), canonical_env_from)
 VOLUME_MOUNTS = KeyedRule(
     "volumeMounts",
     lambda p: p.volume_mounts,
     lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
     canonical_volume_mount,
+    ("name", "mountPath"),
 )
-VOLUMES = KeyedRule("volumes", lambda p: p.volumes, lambda i: (repr(i.get("name")),), canonical_volume)
+VOLUMES = KeyedRule(
+    "volumes", lambda p: p.volumes, lambda i: (repr(i.get("name")),), canonical_volume, ("name",)
+)
 
 
 def merge_env(
@@ -140,21 +145,39 @@ class Prepared:
     presets: tuple[PodPreset, ...]
     keys: frozenset[str]
     alone: Merged
+    values: tuple[frozenset[object], ...]
+    """Per ``rule.key_fields``, the values the presets' items have there."""
 
 
 def prepare(rule: KeyedRule, presets: Sequence[PodPreset]) -> Prepared:
-    keys = frozenset(k for p in presets for item in rule.items_of(p) for k in rule.keys_of(item))
-    return Prepared(rule, tuple(presets), keys, merge_keyed(rule, (), presets, None))
+    items = [item for p in presets for item in rule.items_of(p)]
+    keys = frozenset(k for item in items for k in rule.keys_of(item))
+    values = tuple(frozenset(item.get(f) for item in items) for f in rule.key_fields)
+    return Prepared(rule, tuple(presets), keys, merge_keyed(rule, (), presets, None), values)
 
 
 def merge_prepared(prepared: Prepared, existing: Sequence[dict[str, Any]], container: str | None) -> Merged:
     """The same as ``merge_keyed(prepared.rule, existing, prepared.presets, container)``."""
     if not prepared.keys:
         return _NOTHING
-    keys_of, keys = prepared.rule.keys_of, prepared.keys
-    if not prepared.alone.conflicts and not any(k in keys for item in existing for k in keys_of(item)):
+    if not prepared.alone.conflicts and not _shares_a_key(prepared, existing):
         return prepared.alone
     return merge_keyed(prepared.rule, existing, prepared.presets, container)
+
+
+def _shares_a_key(prepared: Prepared, existing: Sequence[dict[str, Any]]) -> bool:
+    rule = prepared.rule
+    if rule.key_fields:
+        # Preset values are validated strings; a pod's non-string value can never equal one.
+        try:
+            return any(
+                not values.isdisjoint({item.get(f) for item in existing})
+                for f, values in zip(rule.key_fields, prepared.values, strict=True)
+            )
+        except TypeError:  # an unhashable value in a malformed pod: take the general path
+            pass
+    keys, keys_of = prepared.keys, rule.keys_of
+    return any(k in keys for item in existing for k in keys_of(item))
 
 
 def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
