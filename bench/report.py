@@ -20,6 +20,14 @@ TARGETS: tuple[tuple[str, float, str], ...] = (
 )
 
 
+BALANCED_SHARE = 0.7
+"""A round counts as served by both workers when the busier one used at most this share of CPU."""
+
+
+def both_workers(run: Mapping[str, Any]) -> bool:
+    return float(run.get("busiest_worker_share", 0.0)) <= BALANCED_SHARE
+
+
 def ratios(scenarios: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
     """The four ratios of the issue, from the scenarios of the same run (None when one is missing):
     the median over rounds of each round's ratio."""
@@ -29,11 +37,9 @@ def ratios(scenarios: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None
         # neighbours' load, so the median of per-round ratios shrugs off a noisy round that
         # a ratio of the two medians would take in whole.
         runs_a, runs_b = scenarios.get(a, {}).get("runs", []), scenarios.get(b, {}).get("runs", [])
-        pairs = [
-            float(x[metric]) / float(y[metric])
-            for x, y in zip(runs_a, runs_b, strict=False)
-            if x.get(metric) and y.get(metric)
-        ]
+        paired = [(x, y) for x, y in zip(runs_a, runs_b, strict=False) if x.get(metric) and y.get(metric)]
+        balanced = [(x, y) for x, y in paired if both_workers(x) and both_workers(y)]
+        pairs = [float(x[metric]) / float(y[metric]) for x, y in balanced or paired]
         if pairs:
             return round(statistics.median(pairs), 3)
         top, bottom = scenarios.get(a, {}).get(metric), scenarios.get(b, {}).get(metric)
@@ -89,13 +95,17 @@ def write_report(report: Mapping[str, Any], path: Path) -> None:
 def format_table(report: Mapping[str, Any]) -> str:
     """A plain-text table of every scenario, then the ratios and targets."""
     scenarios = report["scenarios"]
-    lines = [f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'errors':>7}"]
+    lines = [
+        f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'errors':>7} "
+        f"{'2 workers':>9}"
+    ]
     for name, values in scenarios.items():
         if name in ("engine", "memory"):
             continue
         lines.append(
             f"{name:<10} {values['rps']:>9.0f} {values['p50_ms']:>8.2f} {values['p99_ms']:>8.2f} "
-            f"{values.get('cpu_ms_per_request', 0):>10.3f} {values.get('errors', 0):>7}"
+            f"{values.get('cpu_ms_per_request', 0):>10.3f} {values.get('errors', 0):>7} "
+            f"{values.get('rounds_both_workers', 0):>3}/{len(values.get('runs', [])):<5}"
         )
     engine = scenarios.get("engine")
     if engine:

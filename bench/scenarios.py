@@ -21,7 +21,8 @@ import yaml
 NAMESPACE = "payments"
 APP_LABELS = {"app": "checkout", "tier": "backend", "team": "payments", "env": "prod"}
 
-HTTP_SCENARIOS = ("noop", "typical", "scale", "big-pod", "conflict")
+HTTP_SCENARIOS = ("scale", "noop", "typical", "big-pod", "conflict")
+"""In run order: typical sits between noop and big-pod, its ratios' partners; scale is one further."""
 ENGINE_SCENARIOS = ("typical", "scale", "big-pod")
 
 
