@@ -83,6 +83,16 @@ class PresetIndex:
     def by_namespace(self) -> Mapping[str, tuple[PodPreset, ...]]:
         return {ns: group.presets for ns, group in self.namespaces.items()}
 
+    def with_namespace(self, namespace: str, presets: Iterable[PodPreset]) -> PresetIndex:
+        """A new index with one namespace's presets replaced (a watch event changes one)."""
+        namespaces = dict(self.namespaces)
+        group = _Namespace.build(presets)
+        if group.presets:
+            namespaces[namespace] = group
+        else:
+            namespaces.pop(namespace, None)
+        return PresetIndex(namespaces)
+
     def for_namespace(self, namespace: str) -> tuple[PodPreset, ...]:
         return self.namespaces.get(namespace, _EMPTY_NAMESPACE).presets
 

@@ -212,12 +212,14 @@ def _list_items(content: Any) -> list[Any] | None:
 
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STRING_TAGS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value")
 
 
 class _Loader(_Base):  # type: ignore[misc]
-    """Safe YAML without the timestamp type: ``2024-01-01`` stays a string, as kubectl reads it."""
+    """Safe YAML without the timestamp and value types: ``2024-01-01`` and ``=`` stay strings,
+    as kubectl reads them."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in _STRING_TAGS]
         for first, resolvers in _Base.yaml_implicit_resolvers.items()
     }

@@ -15,6 +15,7 @@ Authentication: in-cluster configuration by default, ``settings.kubeconfig`` for
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import random
@@ -268,7 +269,7 @@ class KubeSource:
             logger.warning("podpreset watch: ignoring event of type %r", kind)
             return
         self._connection_problem = None
-        self._publish(synced=True)
+        self._publish(synced=True, namespace=key[0])
         logger.info(
             "podpreset watch: %s %s/%s (resourceVersion %s); %d presets",
             kind.lower(),
@@ -278,15 +279,26 @@ class KubeSource:
             len(self._presets),
         )
 
-    def _publish(self, *, synced: bool | None = None) -> None:
-        """Replace the snapshot with one assignment; readers never see a partial update."""
+    def _publish(self, *, synced: bool | None = None, namespace: str | None = None) -> None:
+        """Replace the snapshot with one assignment; readers never see a partial update.
+
+        A watch event rebuilds only its ``namespace``; a (re)list rebuilds everything and then
+        keeps the presets out of the cyclic collector's walks, as the file source does.
+        """
         previous = self._snapshot
         problems = tuple(line for key in sorted(self._problems) for line in self._problems[key])
         if self._connection_problem:
             problems = (f"kubernetes: {self._connection_problem}", *problems)
         now_synced = previous.synced if synced is None else (previous.synced or synced)
+        index = previous.index
+        if synced and namespace is not None and previous.synced:
+            group = (p for (ns, _), p in self._presets.items() if ns == namespace)
+            index = previous.index.with_namespace(namespace, group)
+        elif synced:
+            index = PresetIndex.build(self._presets.values())
+            gc.freeze()
         self._snapshot = Snapshot(
-            index=PresetIndex.build(self._presets.values()) if synced else previous.index,
+            index=index,
             synced=now_synced,
             last_sync=time.time() if synced else previous.last_sync,
             problems=problems,

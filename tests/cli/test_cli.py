@@ -330,3 +330,15 @@ def test_apply_with_no_presets_exits_2(tmp_path):
 def test_apply_of_an_object_whose_kind_is_not_a_string_exits_2(tmp_path):
     result = run("apply", "-f", EXAMPLES, write(tmp_path, "k.json", '{"kind": ["x"]}'))
     assert result.returncode == 2 and "kind: expected a string" in result.stderr
+
+
+def test_an_unquoted_equals_sign_is_a_string(tmp_path):
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {name: p}\n"
+        "spec: {env: [{name: SEP, value: =}]}\n",
+    )
+    result = run("apply", "-f", path, WEB_POD, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert {"name": "SEP", "value": "="} in json.loads(result.stdout)["spec"]["containers"][0]["env"]

@@ -194,3 +194,13 @@ def test_json_encoding_handles_what_orjson_refuses():
     with pytest.raises(json.JSONDecodeError) as caught:
         decode_json(b'{"a": 1')
     assert (caught.value.lineno, caught.value.colno) == (1, 8)
+
+
+def test_replacing_one_namespace_keeps_the_others():
+    env = [{"name": "A", "value": "1"}]
+    index = PresetIndex.build([preset("a", env=env), preset("b", namespace="x", env=env)])
+    changed = index.with_namespace("namespace", [preset("c", env=env), preset("a", env=env)])
+    assert [p.name for p in changed.for_namespace("namespace")] == ["a", "c"]
+    assert [p.name for p in changed.for_namespace("x")] == ["b"]
+    assert [p.name for p in index.for_namespace("namespace")] == ["a"]
+    assert "namespace" not in index.with_namespace("namespace", []).namespaces
