@@ -7,7 +7,6 @@ alone) and the server's whole request work (decode the body, admit, encode the a
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import timeit
@@ -15,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.scenarios import Scenario
-from presets.admission import PresetIndex, admit, encode_review
+from presets.admission import PresetIndex, admit, decode_json, encode_review
 from presets.model import parse_preset
 from webhook.files import load_presets
 
@@ -48,7 +47,7 @@ def time_engine(scenario: Scenario, *, repeats: int, min_seconds: float) -> dict
         return admit(review, index)
 
     def whole_request() -> object:
-        return encode_review(admit(json.loads(body), index).response)
+        return encode_review(admit(decode_json(body), index).response)
 
     return {
         "us_per_call": round(per_call_us(review_only, repeats=repeats, min_seconds=min_seconds), 1),

@@ -18,6 +18,7 @@ import orjson
 
 from presets.engine import Outcome, apply_presets
 from presets.model import PodPreset
+from presets.names import json_type
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -195,14 +196,14 @@ def decode_json(body: bytes) -> object:
 def parse_review(review: object) -> Request:
     """Check the AdmissionReview's shape and extract the request."""
     if not isinstance(review, dict):
-        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_kind(review)}")
+        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
     if review.get("kind") != KIND:
         raise BadReview(f"kind: expected {KIND}, got {review.get('kind')!r}")
     if review.get("apiVersion") != API_VERSION:
         raise BadReview(f"apiVersion: expected {API_VERSION}, got {review.get('apiVersion')!r}")
     request = review.get("request")
     if not isinstance(request, dict):
-        raise BadReview(f"request: expected an object, got {_kind(request)}")
+        raise BadReview(f"request: expected an object, got {_json_type(request)}")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid: required, a non-empty string")
@@ -212,19 +213,19 @@ def parse_review(review: object) -> Request:
     for name in ("namespace", "subResource"):
         value = request.get(name)
         if value is not None and not isinstance(value, str):
-            raise BadReview(f"request.{name}: expected a string, got {_kind(value)}")
+            raise BadReview(f"request.{name}: expected a string, got {_json_type(value)}")
     dry_run = request.get("dryRun", False)
     if dry_run is None:
         dry_run = False
     if not isinstance(dry_run, bool):
-        raise BadReview(f"request.dryRun: expected a boolean, got {_kind(dry_run)}")
+        raise BadReview(f"request.dryRun: expected a boolean, got {_json_type(dry_run)}")
     resource = request.get("resource")
     if not isinstance(resource, dict):
-        raise BadReview(f"request.resource: expected an object, got {_kind(resource)}")
+        raise BadReview(f"request.resource: expected an object, got {_json_type(resource)}")
     for name in ("group", "version", "resource"):
         value = resource.get(name)
         if value is not None and not isinstance(value, str):
-            raise BadReview(f"request.resource.{name}: expected a string, got {_kind(value)}")
+            raise BadReview(f"request.resource.{name}: expected a string, got {_json_type(value)}")
     is_pod = (
         (resource.get("group") or "") == ""
         and resource.get("resource") == "pods"
@@ -232,7 +233,7 @@ def parse_review(review: object) -> Request:
     )
     obj = request.get("object")
     if obj is not None and not isinstance(obj, dict):
-        raise BadReview(f"request.object: expected an object, got {_kind(obj)}")
+        raise BadReview(f"request.object: expected an object, got {_json_type(obj)}")
     if operation == "CREATE" and obj is None:
         raise BadReview("request.object: required for CREATE")
     if is_pod and operation == "CREATE" and obj is not None:
@@ -249,7 +250,7 @@ def parse_review(review: object) -> Request:
 def check_pod(pod: object, where: str = "pod") -> None:
     """Raise ``BadReview`` unless every field the engine reads has the right JSON type."""
     if not isinstance(pod, dict):
-        raise BadReview(f"{where}: expected an object, got {_kind(pod)}")
+        raise BadReview(f"{where}: expected an object, got {_json_type(pod)}")
     _check_pod(pod, where)
 
 
@@ -264,7 +265,9 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
             _expect(values, dict, f"{where}.metadata.{name}")
             for key, value in values.items():
                 if not isinstance(value, str):
-                    raise BadReview(f"{where}.metadata.{name}[{key}]: expected a string, got {_kind(value)}")
+                    raise BadReview(
+                        f"{where}.metadata.{name}[{key}]: expected a string, got {_json_type(value)}"
+                    )
         for name in ("name", "generateName", "namespace"):
             if metadata.get(name) is not None:
                 _expect(metadata[name], str, f"{where}.metadata.{name}")
@@ -301,20 +304,8 @@ _EXPECTED: dict[type, str] = {dict: "an object", list: "a list", str: "a string"
 def _expect(value: object, kind: type, where: str) -> None:
     if not isinstance(value, kind):
         expected = _EXPECTED[kind]
-        raise BadReview(f"{where}: expected {expected}, got {_kind(value)}")
+        raise BadReview(f"{where}: expected {expected}, got {_json_type(value)}")
 
 
-def _kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return type(value).__name__
+def _json_type(value: object) -> str:
+    return json_type(value, mapping="an object")

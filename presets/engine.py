@@ -148,8 +148,7 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset], *, explain:
     mutated = _Copier(pod)
     if not isinstance(pod.get("spec"), dict) and any(m.added for _, _, m in merges):
         # Only pod-level lists can be added without containers; their parent must exist first.
-        patch.append({"op": "add", "path": "/spec", "value": {}})
-        mutated.set(("spec",), {})
+        patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
     for path, current, merged in merges:
         if merged.added:
             _append(patch, mutated, path, current, merged.added)

@@ -9,10 +9,10 @@ fields); validation checks what can never work and says where, in the form
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from presets.names import is_dns_label, is_dns_subdomain, json_type
 from presets.selector import EVERYTHING, Selector, parse_selector
 
 API_VERSIONS = ("podpreset.dev/v1", "settings.k8s.io/v1alpha1")
@@ -23,8 +23,6 @@ MAX_NAME_LENGTH = 53
 SPEC_FIELDS = ("selector", "env", "envFrom", "volumes", "volumeMounts", "tolerations")
 INJECTION_FIELDS = ("env", "envFrom", "volumes", "volumeMounts", "tolerations")
 
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_FROM_SOURCES = ("configMapRef", "secretRef")
 _VALUE_FROM_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef", "fileKeyRef")
 _TOLERATION_OPERATORS = ("Exists", "Equal")
@@ -121,11 +119,6 @@ class PodPreset:
     """Where the preset came from, for messages: a file path or ``namespace/name``."""
 
 
-def is_preset_document(doc: object) -> bool:
-    """True when ``doc`` claims to be a PodPreset of a supported apiVersion."""
-    return isinstance(doc, dict) and doc.get("kind") == KIND and doc.get("apiVersion") in API_VERSIONS
-
-
 def parse_preset(doc: object, *, source: str, document: int, default_namespace: str) -> PodPreset:
     """Validate one preset document; raises :class:`InvalidPreset` listing every problem."""
     found: list[tuple[str, str]] = []
@@ -138,7 +131,7 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
                     document=document,
                     name="",
                     field="",
-                    message=f"expected a PodPreset (a mapping of {_TOP_FIELDS}), got {_kind(doc)}",
+                    message=f"expected a PodPreset (a mapping of {_TOP_FIELDS}), got {json_type(doc)}",
                 )
             ]
         )
@@ -162,7 +155,7 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
         found.extend(_check_name(metadata.get("name")))
         raw_ns = metadata.get("namespace")
         if raw_ns is not None and raw_ns != "":
-            if not isinstance(raw_ns, str) or not _DNS_LABEL_RE.fullmatch(raw_ns) or len(raw_ns) > 63:
+            if not is_dns_label(raw_ns):
                 found.append(
                     (
                         "metadata.namespace",
@@ -195,12 +188,12 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
             if raw is None:
                 continue
             if not isinstance(raw, list):
-                found.append((f"spec.{key}", f"expected a list, got {_kind(raw)}"))
+                found.append((f"spec.{key}", f"expected a list, got {json_type(raw)}"))
                 continue
             good = []
             for i, item in enumerate(raw):
                 if not isinstance(item, dict):
-                    found.append((f"spec.{key}[{i}]", f"expected a mapping, got {_kind(item)}"))
+                    found.append((f"spec.{key}[{i}]", f"expected a mapping, got {json_type(item)}"))
                 else:
                     good.append(item)
             items[key] = tuple(good)
@@ -241,7 +234,7 @@ def _check_name(name: object) -> list[tuple[str, str]]:
                 f"the pod annotation key podpreset-<name> must fit in 63 characters",
             )
         ]
-    if not _DNS_SUBDOMAIN_RE.fullmatch(name):
+    if not is_dns_subdomain(name):
         return [
             (
                 "metadata.name",
@@ -281,12 +274,12 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
             seen.setdefault(name, i)
         if "value" in var and var["value"] is not None and not isinstance(var["value"], str):
             found.append(
-                (f"{path}.value", f"expected a string, got {_kind(var['value'])} (quote it in YAML)")
+                (f"{path}.value", f"expected a string, got {json_type(var['value'])} (quote it in YAML)")
             )
         value_from = var.get("valueFrom")
         if value_from is not None:
             if not isinstance(value_from, dict):
-                found.append((f"{path}.valueFrom", f"expected a mapping, got {_kind(value_from)}"))
+                found.append((f"{path}.valueFrom", f"expected a mapping, got {json_type(value_from)}"))
             else:
                 if var.get("value"):
                     found.append((f"{path}.valueFrom", "may not be set together with value"))
@@ -307,7 +300,7 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
                     ref = value_from[sources[0]]
                     if not isinstance(ref, dict):
                         found.append(
-                            (f"{path}.valueFrom.{sources[0]}", f"expected a mapping, got {_kind(ref)}")
+                            (f"{path}.valueFrom.{sources[0]}", f"expected a mapping, got {json_type(ref)}")
                         )
                     elif sources[0] == "fieldRef":
                         found.extend(_require_string(ref, "fieldPath", f"{path}.valueFrom.fieldRef"))
@@ -334,12 +327,12 @@ def _check_env_from(env_from: tuple[dict[str, Any], ...]) -> list[tuple[str, str
             continue
         ref = item[sources[0]]
         if not isinstance(ref, dict):
-            found.append((f"{path}.{sources[0]}", f"expected a mapping, got {_kind(ref)}"))
+            found.append((f"{path}.{sources[0]}", f"expected a mapping, got {json_type(ref)}"))
         else:
             found.extend(_require_string(ref, "name", f"{path}.{sources[0]}"))
         prefix = item.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
-            found.append((f"{path}.prefix", f"expected a string, got {_kind(prefix)}"))
+            found.append((f"{path}.prefix", f"expected a string, got {json_type(prefix)}"))
         elif isinstance(ref, dict):
             key = (prefix or "", sources[0], ref.get("name"))
             if key in seen:
@@ -357,7 +350,7 @@ def _check_volumes(volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]
         if not isinstance(name, str) or not name:
             found.append((f"{path}.name", "required: a non-empty string"))
         else:
-            if not _DNS_LABEL_RE.fullmatch(name) or len(name) > 63:
+            if not is_dns_label(name):
                 found.append(
                     (
                         f"{path}.name",
@@ -379,7 +372,7 @@ def _check_volumes(volumes: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]
             found.append((path, f"may specify only one volume type, got {', '.join(sources)}"))
         for key in sources:
             if not isinstance(volume[key], dict):
-                found.append((f"{path}.{key}", f"expected a mapping, got {_kind(volume[key])}"))
+                found.append((f"{path}.{key}", f"expected a mapping, got {json_type(volume[key])}"))
     return found
 
 
@@ -426,7 +419,7 @@ def _check_volume_mounts(
             paths.setdefault(mount_path, i)
         for flag in ("readOnly",):
             if flag in mount and mount[flag] is not None and not isinstance(mount[flag], bool):
-                found.append((f"{path}.{flag}", f"expected true or false, got {_kind(mount[flag])}"))
+                found.append((f"{path}.{flag}", f"expected true or false, got {json_type(mount[flag])}"))
     return found
 
 
@@ -439,14 +432,14 @@ def _check_tolerations(tolerations: tuple[dict[str, Any], ...]) -> list[tuple[st
         if operator not in _TOLERATION_OPERATORS:
             found.append((f"{path}.operator", f"must be Exists or Equal, got {operator!r}"))
         if not isinstance(key, str):
-            found.append((f"{path}.key", f"expected a string, got {_kind(key)}"))
+            found.append((f"{path}.key", f"expected a string, got {json_type(key)}"))
         elif not key and operator != "Exists":
             found.append(
                 (f"{path}.operator", "must be Exists when key is empty (an empty key tolerates every taint)")
             )
         value = toleration.get("value")
         if value is not None and not isinstance(value, str):
-            found.append((f"{path}.value", f"expected a string, got {_kind(value)} (quote it in YAML)"))
+            found.append((f"{path}.value", f"expected a string, got {json_type(value)} (quote it in YAML)"))
         elif operator == "Exists" and value:
             found.append((f"{path}.value", "must be empty when operator is Exists"))
         effect = toleration.get("effect")
@@ -460,7 +453,7 @@ def _check_tolerations(tolerations: tuple[dict[str, Any], ...]) -> list[tuple[st
         seconds = toleration.get("tolerationSeconds")
         if seconds is not None:
             if not isinstance(seconds, int) or isinstance(seconds, bool):
-                found.append((f"{path}.tolerationSeconds", f"expected an integer, got {_kind(seconds)}"))
+                found.append((f"{path}.tolerationSeconds", f"expected an integer, got {json_type(seconds)}"))
             elif effect != "NoExecute":
                 found.append((f"{path}.tolerationSeconds", "only applies with effect NoExecute"))
         unknown = [
@@ -489,19 +482,3 @@ def _unknown_fields(
         hint = f"; did you mean {(by_case or close)[0]}?" if by_case or close else ""
         found.append((f"{path}.{key}", f"unknown {noun}{hint}"))
     return found
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return type(value).__name__

@@ -6,17 +6,14 @@ The semantics are Kubernetes' own: every ``matchLabels`` pair must be equal, eve
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from presets.names import LABEL_NAME_RE, is_dns_subdomain, json_type
+
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 OPERATORS: tuple[Operator, ...] = ("In", "NotIn", "Exists", "DoesNotExist")
-
-_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_NAME_RE = re.compile(rf"^{_NAME}$")
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,9 +58,9 @@ def label_key_problem(key: object) -> str | None:
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
         return f"label key {key!r}: the prefix before '/' must not be empty"
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix)):
+    if prefix and not is_dns_subdomain(prefix):
         return f"label key {key!r}: the prefix must be a DNS subdomain (lowercase, at most 253 characters)"
-    if len(name) > 63 or not _LABEL_NAME_RE.fullmatch(name):
+    if len(name) > 63 or not LABEL_NAME_RE.fullmatch(name):
         return (
             f"label key {key!r}: the name must be 1-63 characters of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
@@ -77,7 +74,7 @@ def label_value_problem(value: object) -> str | None:
         return f"a label value must be a string, got {type(value).__name__}"
     if value == "":
         return None
-    if len(value) > 63 or not _LABEL_NAME_RE.fullmatch(value):
+    if len(value) > 63 or not LABEL_NAME_RE.fullmatch(value):
         return (
             f"label value {value!r} must be at most 63 characters of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
@@ -106,7 +103,7 @@ def parse_selector(raw: object, path: str) -> tuple[Selector, list[tuple[str, st
     if raw is None:
         return EVERYTHING, problems
     if not isinstance(raw, dict):
-        return EVERYTHING, [(path, f"expected a mapping, got {_kind(raw)}")]
+        return EVERYTHING, [(path, f"expected a mapping, got {json_type(raw)}")]
     requirements: list[Requirement] = []
     for field in raw:
         if field not in ("matchLabels", "matchExpressions"):
@@ -114,7 +111,7 @@ def parse_selector(raw: object, path: str) -> tuple[Selector, list[tuple[str, st
     match_labels = raw.get("matchLabels")
     if match_labels is not None:
         if not isinstance(match_labels, dict):
-            problems.append((f"{path}.matchLabels", f"expected a mapping, got {_kind(match_labels)}"))
+            problems.append((f"{path}.matchLabels", f"expected a mapping, got {json_type(match_labels)}"))
         else:
             for key, value in match_labels.items():
                 where = f"{path}.matchLabels[{key}]"
@@ -126,7 +123,7 @@ def parse_selector(raw: object, path: str) -> tuple[Selector, list[tuple[str, st
     expressions = raw.get("matchExpressions")
     if expressions is not None:
         if not isinstance(expressions, list):
-            problems.append((f"{path}.matchExpressions", f"expected a list, got {_kind(expressions)}"))
+            problems.append((f"{path}.matchExpressions", f"expected a list, got {json_type(expressions)}"))
         else:
             for i, expr in enumerate(expressions):
                 req, expr_problems = _parse_expression(expr, f"{path}.matchExpressions[{i}]")
@@ -140,7 +137,7 @@ def parse_selector(raw: object, path: str) -> tuple[Selector, list[tuple[str, st
 
 def _parse_expression(expr: object, path: str) -> tuple[Requirement | None, list[tuple[str, str]]]:
     if not isinstance(expr, dict):
-        return None, [(path, f"expected a mapping, got {_kind(expr)}")]
+        return None, [(path, f"expected a mapping, got {json_type(expr)}")]
     problems: list[tuple[str, str]] = []
     for field in expr:
         if field not in ("key", "operator", "values"):
@@ -158,7 +155,7 @@ def _parse_expression(expr: object, path: str) -> tuple[Requirement | None, list
     if values is None:
         values = []
     if not isinstance(values, list):
-        problems.append((f"{path}.values", f"expected a list, got {_kind(values)}"))
+        problems.append((f"{path}.values", f"expected a list, got {json_type(values)}"))
         values = []
     for j, value in enumerate(values):
         problem = label_value_problem(value)
@@ -171,13 +168,3 @@ def _parse_expression(expr: object, path: str) -> tuple[Requirement | None, list
     if problems:
         return None, problems
     return Requirement(key=cast(str, key), operator=cast(Operator, operator), values=frozenset(values)), []
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    return type(value).__name__

@@ -168,7 +168,7 @@ def _log_decision(decision: Decision) -> None:
     req, outcome = decision.request, decision.outcome
     action = outcome.action if outcome is not None else "skipped"
     applied = list(outcome.applied) if outcome is not None else []
-    conflicts = [c.describe() for c in outcome.conflicts] if outcome is not None else []
+    conflicts = list(decision.warnings)
     logger.info(
         "admission uid=%s namespace=%s pod=%s operation=%s action=%s applied=%s conflicts=%s dry_run=%s",
         req.uid,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from presets.admission import BadReview, PresetIndex, admit, check_pod, encode_review
+from presets.admission import BadReview, PresetIndex, admit, check_pod, decode_json, encode_review
 from presets.engine import Outcome, apply_presets
 from presets.model import PodPreset
 from webhook.files import SourceError, files_of, load_presets, parse_documents, read_text
@@ -136,11 +136,13 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
     index = PresetIndex.build(load_or_fail(args.presets, "default"))
     text = read_text(args.review)
     try:
-        body = json.loads(text)
+        body = decode_json(text.encode("utf-8"))
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{args.review}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except RecursionError:
+        raise UsageError(f"{args.review}: nests too deeply to be an AdmissionReview") from None
     decision = admit(body, index)
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():
