@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from presets.admission import Decision, PresetIndex, admit
-from presets.model import parse_preset
+from webhook.files import load_presets
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 CASES = sorted(p for p in GOLDEN.iterdir() if p.is_dir())
@@ -37,12 +37,10 @@ def load_yaml(path: Path) -> Any:
 
 
 def load_index(case: Path) -> PresetIndex:
-    docs = [d for d in yaml.safe_load_all((case / "presets.yaml").read_text()) if d is not None]
-    presets = [
-        parse_preset(doc, source=str(case / "presets.yaml"), document=i, default_namespace=DEFAULT_NAMESPACE)
-        for i, doc in enumerate(docs, start=1)
-    ]
-    return PresetIndex.build(presets)
+    """The case's presets through the same loader as the CLI and the file source."""
+    result = load_presets([str(case / "presets.yaml")], DEFAULT_NAMESPACE)
+    assert not result.problems, [str(p) for p in result.problems]
+    return PresetIndex.build(result.presets)
 
 
 def make_review(pod: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
