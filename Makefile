@@ -9,6 +9,8 @@ CERTS := build/dev-certs
 # make bench QUICK=1: every scenario briefly (under a minute).
 QUICK ?=
 BENCH_STAMP := $(VENV)/.bench-stamp
+# The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
+ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
 .PHONY: install test unit lint run bench e2e e2e-kind controlplane crd crd-fetch clean
 
@@ -23,16 +25,17 @@ $(STAMP): pyproject.toml
 # Every test: the pure engine, the CLI, a real gunicorn over TLS, and the end-to-end suite
 # against a kube-apiserver + etcd built from their Go modules.
 test: install controlplane
-	KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)" $(BIN)/pytest -q tests
+	$(ASSETS) $(BIN)/pytest -q tests
 
 # Everything but the end-to-end suite (no Go needed).
 unit: install
 	$(BIN)/pytest -q tests --ignore=tests/e2e
 
-lint: install
-	$(BIN)/ruff check presets webhook tests
-	$(BIN)/ruff format --check presets webhook tests
-	$(BIN)/mypy presets webhook
+lint: install $(BENCH_STAMP)
+	$(BIN)/ruff check presets webhook tests bench hack
+	$(BIN)/ruff format --check presets webhook tests bench hack
+	$(BIN)/mypy presets webhook bench
+	$(BIN)/python hack/gen-crd.py --check
 
 # Serve deploy/examples over TLS on https://$(BIND) with a development CA and certificate made in
 # $(CERTS) (no cluster). Ctrl-C stops it.
@@ -59,7 +62,7 @@ $(BENCH_STAMP): pyproject.toml
 	touch $@
 
 e2e: install controlplane
-	KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)" $(BIN)/pytest -q tests/e2e
+	$(ASSETS) $(BIN)/pytest -q tests/e2e
 
 # The PodPreset CRD, generated from kube-apiserver's OpenAPI stored in hack/openapi/.
 crd: install
@@ -67,7 +70,7 @@ crd: install
 
 # Refresh hack/openapi/ from a freshly started kube-apiserver, then regenerate the CRD.
 crd-fetch: install controlplane
-	KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)" $(BIN)/python hack/gen-crd.py --fetch
+	$(ASSETS) $(BIN)/python hack/gen-crd.py --fetch
 
 # The same end-to-end scenarios against a kind cluster (needs Docker and kind).
 e2e-kind: install

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from presets.model import MAX_NAME_LENGTH
+
 TOP = Path(__file__).resolve().parent.parent
 K8S_VERSION = "v1.34.4"
 SNIPPET = TOP / "hack" / "openapi" / f"core-v1-{K8S_VERSION}.json"
@@ -92,6 +94,7 @@ LABEL_VALUE_RE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 def label_key_rule(key: str) -> str:
     """CEL: ``key`` (an expression) is a valid label key."""
     return f"{key}.matches('{LABEL_KEY_RE}') && {key}.indexOf('/') <= 253"
+
 
 LABEL_KEY_MESSAGE = (
     "an optional DNS subdomain prefix (lowercase letters, digits, '-' and '.', at most 253 characters) and "
@@ -179,9 +182,7 @@ def structural(
     for key, value in schema.items():
         if key == "properties":
             out[key] = {k: structural(v, schemas, stack) for k, v in value.items()}
-        elif key == "items":
-            out[key] = structural(value, schemas, stack)
-        elif key == "additionalProperties" and isinstance(value, dict):
+        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
             out[key] = structural(value, schemas, stack)
         elif key in KEEP:
             out[key] = value
@@ -487,8 +488,8 @@ def crd(schemas: dict[str, Any]) -> dict[str, Any]:
                             },
                             "x-kubernetes-validations": [
                                 rule(
-                                    "size(self.metadata.name) <= 53",
-                                    "metadata.name may be at most 53 characters, because the pod annotation key "
+                                    f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+                                    f"metadata.name may be at most {MAX_NAME_LENGTH} characters, because the pod annotation key "
                                     "podpreset-<name> must fit in 63 characters",
                                     reason="FieldValueInvalid",
                                 ),
