@@ -20,10 +20,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from presets.admission import PresetIndex
-from webhook.files import SourceError, fingerprint, load_presets
+from webhook.files import LoadResult, SourceError, fingerprint, load_presets
 from webhook.sources import Snapshot
 
 logger = logging.getLogger(__name__)
+
+
+Preloaded = tuple[object, PresetIndex]
+"""The fingerprint taken before a load, and the index that load built."""
+
+
+def preload(paths: Iterable[str], default_namespace: str = "default") -> tuple[Preloaded, LoadResult]:
+    """Load once before gunicorn forks; the workers' sources start from it (shared pages)."""
+    paths = tuple(paths)
+    seen = fingerprint(paths)
+    result = load_presets(paths, default_namespace)
+    return (seen, PresetIndex.build(result.presets)), result
 
 
 class FileSource:
@@ -36,8 +48,10 @@ class FileSource:
         default_namespace: str = "default",
         interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        preloaded: Preloaded | None = None,
     ) -> None:
         self.paths = tuple(paths)
+        self._preloaded = preloaded
         self.default_namespace = default_namespace
         self.interval = interval
         self._clock = clock
@@ -52,7 +66,13 @@ class FileSource:
         with self._lock:
             if self._thread is not None:
                 return
-            self.reload()
+            if self._preloaded is not None:
+                # Loaded and validated by ``serve`` before the fork: publish, do not read again.
+                self._fingerprint, index = self._preloaded
+                self._preloaded = None
+                self._publish(index)
+            else:
+                self.reload()
             self._thread = threading.Thread(target=self._poll, name="podpreset-file-source", daemon=True)
             self._thread.start()
 
@@ -104,18 +124,21 @@ class FileSource:
                 )
             self._snapshot = replace(current, problems=problems)
         else:
-            logger.info(
-                "loaded %d presets from %s",
-                len(index),
-                ", ".join(self.paths),
-                extra={"fields": {"presets": len(index), "paths": list(self.paths)}},
-            )
-            self._snapshot = Snapshot(index=index, synced=True, last_sync=self._clock(), problems=())
-            # The presets live until the next reload: keep the cyclic collector from walking them
-            # on every full collection (with 10,000 presets that walk was the p99 of a request).
-            # Frozen objects are still freed by reference counting once a reload drops them.
-            gc.freeze()
+            self._publish(index)
         return self._snapshot
+
+    def _publish(self, index: PresetIndex) -> None:
+        logger.info(
+            "loaded %d presets from %s",
+            len(index),
+            ", ".join(self.paths),
+            extra={"fields": {"presets": len(index), "paths": list(self.paths)}},
+        )
+        self._snapshot = Snapshot(index=index, synced=True, last_sync=self._clock(), problems=())
+        # The presets live until the next reload: keep the cyclic collector from walking them
+        # on every full collection (with 10,000 presets that walk was the p99 of a request).
+        # Frozen objects are still freed by reference counting once a reload drops them.
+        gc.freeze()
 
     def _poll(self) -> None:
         while not self._stopped.wait(self.interval):

@@ -39,6 +39,7 @@ from webhook.tls import CertificateError, CertificateReloader
 if TYPE_CHECKING:
     from flask import Flask
 
+    from webhook.filesource import Preloaded
     from webhook.sources import PresetSource
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,11 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT. Returns the exit status (2 for usage or input errors)."""
     try:
         settings = settings_from_args(args)
-        check_presets(settings)
+        preloaded = check_presets(settings)
     except (SettingsError, StartupError) as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
-    return serve_app(lambda: create_webhook_app(settings), settings)
+    return serve_app(lambda: create_webhook_app(settings, preloaded), settings)
 
 
 def serve_app(app_factory: AppFactory, settings: Settings) -> int:
@@ -154,12 +155,12 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         return self.app_factory()
 
 
-def create_webhook_app(settings: Settings) -> Flask:
+def create_webhook_app(settings: Settings, preloaded: Preloaded | None = None) -> Flask:
     """One worker's app with its own (not yet started) preset source."""
     from webhook.app import create_app
 
     if not settings.uses_kubernetes:
-        return create_app(settings, make_source(settings))
+        return create_app(settings, make_source(settings, preloaded))
     from webhook.events import EventRecorder
 
     recorder = EventRecorder(settings)
@@ -168,8 +169,9 @@ def create_webhook_app(settings: Settings) -> Flask:
     return app
 
 
-def make_source(settings: Settings) -> PresetSource:
-    """The file source for ``-f`` paths; the Kubernetes watch source otherwise."""
+def make_source(settings: Settings, preloaded: Preloaded | None = None) -> PresetSource:
+    """The file source for ``-f`` paths (starting from ``preloaded`` when given); the Kubernetes
+    watch source otherwise."""
     if settings.uses_kubernetes:
         from webhook.kube import KubeSource
 
@@ -177,21 +179,24 @@ def make_source(settings: Settings) -> PresetSource:
         return source
     from webhook.filesource import FileSource
 
-    return FileSource(settings.preset_paths, interval=settings.reload_interval)
+    return FileSource(settings.preset_paths, interval=settings.reload_interval, preloaded=preloaded)
 
 
-def check_presets(settings: Settings) -> None:
-    """Refuse to start on preset files that do not load cleanly. Raises ``StartupError``."""
+def check_presets(settings: Settings) -> Preloaded | None:
+    """Load the preset files once, before the fork, and refuse to start on any problem (raises
+    ``StartupError``). Returns what the workers' file sources start from."""
     if settings.uses_kubernetes:
-        return
-    from webhook.files import SourceError, load_presets
+        return None
+    from webhook.files import SourceError
+    from webhook.filesource import preload
 
     try:
-        result = load_presets(settings.preset_paths)
+        preloaded, result = preload(settings.preset_paths)
     except SourceError as exc:
         raise StartupError(str(exc)) from None
     if result.problems:
         raise StartupError("invalid presets:\n" + "\n".join(f"  {problem}" for problem in result.problems))
+    return preloaded
 
 
 def _prepare_metrics(settings: Settings) -> None:
