@@ -46,7 +46,6 @@ class AppState:
     metrics: Metrics
     stopping: threading.Event
     """Set when shutdown began: ``/readyz`` answers 503 from then on."""
-    on_decision: DecisionListener | None
 
 
 def create_app(
@@ -59,7 +58,7 @@ def create_app(
     """The webhook app. ``on_decision`` (e.g. recording Events) is called unless the review is a dry run."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    state = AppState(settings, source, Metrics(), stopping or threading.Event(), on_decision)
+    state = AppState(settings, source, Metrics(), stopping or threading.Event())
     app.extensions["podpreset"] = state
 
     @app.post("/mutate")

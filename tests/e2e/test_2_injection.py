@@ -50,11 +50,9 @@ def web_pod(name: str) -> dict:
     )
 
 
-def test_a_matching_pod_gets_every_field_and_the_annotation_with_the_presets_resource_version(
-    admin: Kube, namespace: str
-) -> None:
+def install_web_defaults(admin: Kube, namespace: str) -> str:
+    """Create the web-defaults preset, wait until the webhook applies it; its resourceVersion."""
     preset = create_preset(admin, namespace, "web-defaults", FULL_SPEC)
-    version = preset["metadata"]["resourceVersion"]
     key = ANNOTATION_PREFIX + "web-defaults"
     wait_for_pods_to(
         admin,
@@ -63,6 +61,14 @@ def test_a_matching_pod_gets_every_field_and_the_annotation_with_the_presets_res
         "the webhook to know the preset",
         lambda p: key in annotations_of(p),
     )
+    return str(preset["metadata"]["resourceVersion"])
+
+
+def test_a_matching_pod_gets_every_field_and_the_annotation_with_the_presets_resource_version(
+    admin: Kube, namespace: str
+) -> None:
+    version = install_web_defaults(admin, namespace)
+    key = ANNOTATION_PREFIX + "web-defaults"
 
     create_pod(admin, namespace, web_pod("web-1"))
     pod = admin.get(f"/api/v1/namespaces/{namespace}/pods/web-1")
@@ -92,15 +98,7 @@ def test_a_matching_pod_gets_every_field_and_the_annotation_with_the_presets_res
 
 
 def test_a_pod_the_selector_does_not_match_is_untouched(admin: Kube, namespace: str) -> None:
-    create_preset(admin, namespace, "web-defaults", FULL_SPEC)
-    key = ANNOTATION_PREFIX + "web-defaults"
-    wait_for_pods_to(
-        admin,
-        namespace,
-        web_pod("probe"),
-        "the webhook to know the preset",
-        lambda p: key in annotations_of(p),
-    )
+    install_web_defaults(admin, namespace)
 
     other = pod_body("db-1", labels={"app": "db"})
     create_pod(admin, namespace, other)
@@ -115,15 +113,8 @@ def test_a_pod_the_selector_does_not_match_is_untouched(admin: Kube, namespace: 
 def test_a_pod_posted_without_namespace_and_with_only_generate_name_is_mutated(
     admin: Kube, namespace: str
 ) -> None:
-    create_preset(admin, namespace, "web-defaults", FULL_SPEC)
+    install_web_defaults(admin, namespace)
     key = ANNOTATION_PREFIX + "web-defaults"
-    wait_for_pods_to(
-        admin,
-        namespace,
-        web_pod("probe"),
-        "the webhook to know the preset",
-        lambda p: key in annotations_of(p),
-    )
 
     body = pod_body(generate_name="web-", labels={"app": "web"})
     assert "namespace" not in body["metadata"]
