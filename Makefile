@@ -12,7 +12,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 # The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
 ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
-.PHONY: install test unit lint run bench e2e e2e-kind controlplane crd crd-fetch clean
+.PHONY: install test unit lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane crd crd-fetch clean
 
 install: $(STAMP)
 
@@ -75,6 +75,17 @@ crd-fetch: install controlplane
 # The same end-to-end scenarios against a kind cluster (needs Docker and kind).
 e2e-kind: install
 	hack/e2e-kind.sh
+
+# A real one-node cluster on this machine (containerd, kubelet, kube-proxy, a CNI bridge, the
+# control plane), the images built locally, podpreset installed from deploy/ as a user would, the
+# end-to-end suite in cluster mode plus the scenarios only a kubelet shows; then all torn down and
+# checked gone. Needs Linux and root (installs the Debian packages it needs). Logs: build/e2e-cluster/.
+e2e-cluster: install
+	hack/e2e-cluster.sh
+
+# kubelet, kube-proxy, kube-controller-manager, kube-scheduler and kubectl at kube-apiserver's version.
+cluster-binaries:
+	hack/build-cluster.sh >/dev/null
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -40,10 +40,8 @@ export KUBECONFIG="$kubeconfig"
 docker build -t "$image" "$top"
 kind load docker-image "$image" --name "$cluster"
 
-kubectl apply --server-side -k "$top/deploy/overlays/self-signed"
-kubectl wait --for=condition=Established crd/podpresets.podpreset.dev --timeout=60s
-KUBECTL=kubectl "$top/hack/bootstrap-certs.sh"
-kubectl -n podpreset-system rollout status deployment/podpreset-webhook --timeout=180s
+# The same install steps as make e2e-cluster (deploy/README.md's, for a user).
+KUBECTL=kubectl "$top/hack/install.sh"
 
 gateway=$(docker network inspect kind -f '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' \
   | tr ' ' '\n' | grep -E '^[0-9]+\.' | head -n 1)

@@ -6,8 +6,12 @@ Local mode (the default; ``make e2e`` and ``make test``): etcd and kube-apiserve
 only to deploy/'s ClusterRole; a MutatingWebhookConfiguration taken from deploy/ with its
 clientConfig rewritten to the local URL and caBundle.
 
-Kind mode (``PODPRESET_E2E_KUBECONFIG`` set, see ``hack/e2e-kind.sh``): the cluster already runs
-deploy/ with the webhook in it; the same scenarios run against it.
+Cluster mode (``PODPRESET_E2E_KUBECONFIG`` set; ``hack/e2e-cluster.sh`` and ``hack/e2e-kind.sh``):
+the cluster already runs deploy/ with the webhook in it, installed by ``hack/install.sh``; the same
+scenarios run against it, plus those that need a kubelet (``cluster_only``). Optional variables:
+``PODPRESET_E2E_TEST_IMAGE`` (the image of pods that run a shell), ``PODPRESET_E2E_RESTART_APISERVER``
+(a command that restarts the API server), ``PODPRESET_E2E_LOG_DIR`` (component logs to attach to a
+failure), ``PODPRESET_E2E_HOST_ADDRESS`` (where the API server reaches webhooks the tests serve).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import base64
 import copy
 import os
 import secrets
+import shlex
 import ssl
 import subprocess
 import sys
@@ -39,6 +44,10 @@ ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/podpreset-"
 KIND_KUBECONFIG = os.environ.get("PODPRESET_E2E_KUBECONFIG")
 HOST_ADDRESS = os.environ.get("PODPRESET_E2E_HOST_ADDRESS", "127.0.0.1")
 """Where the API server reaches webhooks the tests run (kind: the Docker network's gateway)."""
+TEST_IMAGE = os.environ.get("PODPRESET_E2E_TEST_IMAGE", "docker.io/library/busybox:1.36")
+"""An image with a POSIX shell, for pods whose output the cluster-only scenarios read back."""
+RESTART_APISERVER = os.environ.get("PODPRESET_E2E_RESTART_APISERVER")
+LOG_DIR = os.environ.get("PODPRESET_E2E_LOG_DIR")
 
 pytestmark = pytest.mark.e2e
 
@@ -143,19 +152,38 @@ class Cluster:
                 self, "-n", NAMESPACE, "rollout", "status", "deployment/podpreset-webhook", "--timeout=180s"
             )
 
+    @property
+    def can_restart_apiserver(self) -> bool:
+        return self.plane is not None or bool(RESTART_APISERVER)
+
     def restart_apiserver(self) -> None:
-        assert self.plane is not None
-        self.plane.restart_apiserver()
+        if self.plane is not None:
+            self.plane.restart_apiserver()
+            return
+        assert RESTART_APISERVER, "no way to restart this cluster's API server"
+        subprocess.run(shlex.split(RESTART_APISERVER), check=True)
 
 
 def kubectl(cluster: Cluster, *args: str) -> None:
     subprocess.run(["kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), *args], check=True)
 
 
+def kubectl_output(cluster: Cluster, *args: str, check: bool = True) -> str:
+    """What kubectl prints on stdout (stderr is passed through)."""
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), *args],
+        check=check,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return done.stdout
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if KIND_KUBECONFIG:
-        yield Cluster(Kube(Path(KIND_KUBECONFIG)), [])
+        logs = sorted(Path(LOG_DIR).glob("*.log")) if LOG_DIR else []
+        yield Cluster(Kube(Path(KIND_KUBECONFIG)), logs)
         return
     workdir = tmp_path_factory.mktemp("cluster")
     plane = ControlPlane(workdir)
@@ -357,8 +385,9 @@ def admin(cluster: Cluster) -> Kube:
 
 
 @pytest.fixture
-def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
-    """A fresh namespace per test (namespaces never finish deleting without controllers)."""
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test. In cluster mode it is deleted afterwards, so that the kubelet
+    stops its pods (locally namespaces never finish deleting: there are no controllers)."""
     stem = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
     name = f"e2e-{stem}-{secrets.token_hex(3)}"
     ensure_namespace(cluster.admin, name)
@@ -368,7 +397,20 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
             "the default ServiceAccount",
             lambda: cluster.admin.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
         )
-    return name
+    yield name
+    if not cluster.local:
+        cluster.admin.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+def kubelet_cluster(cluster: Cluster) -> Cluster:
+    """The cluster, for scenarios that need pods to run (a kubelet, a scheduler, controllers)."""
+    if cluster.local:
+        pytest.skip(
+            "needs a cluster with a kubelet: make e2e-cluster (or make e2e-kind); "
+            "make e2e runs only a kube-apiserver"
+        )
+    return cluster
 
 
 @pytest.hookimpl(wrapper=True)
