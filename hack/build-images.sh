@@ -45,9 +45,10 @@ ensure_package() {
 
 hash_stdin() { sha256sum | cut -d' ' -f1; }
 
-# fresh NAME KEY: the tarball NAME.tar exists and was built from inputs hashing to KEY.
-fresh() { [ -s "$out/$1.tar" ] && [ "$(cat "$out/$1.key" 2>/dev/null)" = "$2" ]; }
-done_with() { echo "$2" > "$out/$1.key"; log "$1: $(du -h "$out/$1.tar" | cut -f1) in $(( $(date +%s) - $3 )) s"; }
+# fresh TARBALL KEY: the tarball exists and was built from inputs hashing to KEY (TARBALL.key).
+fresh() { [ -s "$out/$1" ] && [ "$(cat "$out/$1.key" 2>/dev/null)" = "$2" ]; }
+# done_with TARBALL KEY START: record the key; say the size and the time taken.
+done_with() { echo "$2" > "$out/$1.key"; log "$1: $(du -h "$out/$1" | cut -f1) in $(( $(date +%s) - $3 )) s"; }
 
 name_args() { local n; for n in "$@"; do printf -- '--name\n%s\n' "$n"; done; }
 
@@ -57,14 +58,14 @@ build_pause() {
   ensure_package gcc /usr/bin/gcc
   ensure_package libc6-dev /usr/include/stdio.h
   key=$({ cat "$top/hack/images/pause.c" "$pack"; gcc --version | head -n 1; echo "$PAUSE_IMAGE $PAUSE_ALIASES"; } | hash_stdin)
-  if fresh pause "$key"; then log "pause: cached"; return; fi
+  if fresh "$PAUSE_TARBALL" "$key"; then log "pause: cached"; return; fi
   stage=$(mktemp -d "$out/.pause.XXXXXX")
   gcc -static -Os -s -Wall -Wextra -Werror -o "$stage/pause" "$top/hack/images/pause.c"
   # shellcheck disable=SC2046,SC2086
   "$python" "$pack" --out "$out/$PAUSE_TARBALL" $(name_args "$PAUSE_IMAGE" $PAUSE_ALIASES) \
     --layer-dir "$stage" --entrypoint '["/pause"]' --user 65535:65535 --env PATH=/ >/dev/null
   rm -rf "$stage"
-  done_with pause "$key" "$start"
+  done_with "$PAUSE_TARBALL" "$key" "$start"
 }
 
 build_testbox() {
@@ -72,7 +73,7 @@ build_testbox() {
   start=$(date +%s)
   ensure_package busybox-static /usr/share/doc/busybox-static
   key=$({ sha256sum /bin/busybox; cat "$pack"; echo "$TESTBOX_IMAGE"; } | hash_stdin)
-  if fresh testbox "$key"; then log "testbox: cached"; return; fi
+  if fresh "$TESTBOX_TARBALL" "$key"; then log "testbox: cached"; return; fi
   stage=$(mktemp -d "$out/.testbox.XXXXXX")
   mkdir -p "$stage/bin" "$stage/usr/bin" "$stage/etc" "$stage/tmp" "$stage/root"
   chmod 1777 "$stage/tmp"
@@ -89,7 +90,7 @@ build_testbox() {
   "$python" "$pack" --out "$out/$TESTBOX_TARBALL" --name "$TESTBOX_IMAGE" --layer-dir "$stage" \
     --cmd '["sh"]' --env PATH=/bin:/usr/bin >/dev/null
   rm -rf "$stage"
-  done_with testbox "$key" "$start"
+  done_with "$TESTBOX_TARBALL" "$key" "$start"
 }
 
 # The Debian mirror this machine's apt uses (deb822 or one-line sources), else deb.debian.org.
@@ -100,24 +101,25 @@ debian_mirror() {
   echo "${uri:-http://deb.debian.org/debian${suffix}}"
 }
 
-# The stand-in base: its key, and its docker-archive in the cache (built when missing).
-base_key() {
+# The stand-in base's inputs: the apt sources and packages (set as globals), and their hash.
+base_inputs() {
   local mirror security
   mirror=${DEBIAN_MIRROR:-$(debian_mirror "")}
   security=${DEBIAN_SECURITY_MIRROR:-$(debian_mirror -security)}
   base_sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main")
   base_packages=python3,python3-venv,ca-certificates
-  { printf '%s\n' "${base_sources[@]}"; echo "$base_packages $BASE_IMAGE"; cat "$pack"; } | hash_stdin
+  base_key=$({ printf '%s\n' "${base_sources[@]}"; echo "$base_packages $BASE_IMAGE"; cat "$pack"; } | hash_stdin)
+  base_tar=$cache/base-$base_key.tar
 }
 
+# The stand-in base as a docker-archive in the cache, made when missing.
 build_base() {
-  local key=$1 start rootfs
-  base_tar=$cache/base-$key.tar
+  local start rootfs
   [ -s "$base_tar" ] && return 0
   start=$(date +%s)
   [ "$(id -u)" = 0 ] || die "webhook: the stand-in base is made with mmdebstrap as root; run as root"
   ensure_package mmdebstrap /usr/bin/mmdebstrap
-  rootfs=$cache/.rootfs-$key.tar
+  rootfs=$cache/.rootfs-$base_key.tar
   log "base: mmdebstrap bookworm (${base_packages}) from ${base_sources[0]#deb }"
   # Like the slim Python images: no docs, man pages or locales, no apt lists.
   mmdebstrap --quiet --variant=minbase --include="$base_packages" --format=tar \
@@ -143,16 +145,17 @@ context_hash() {
 
 buildah_cmd() { buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver "$driver" "$@"; }
 
+# buildah's storage driver: overlay where the kernel allows it (tried once, the answer kept in
+# the cache), else vfs (copies every layer; slower and larger). BUILDAH_DRIVER overrides.
 pick_driver() {
-  [ -n "$driver" ] && return 0
+  if [ -n "$driver" ]; then return 0; fi
   if [ -s "$cache/driver" ]; then driver=$(cat "$cache/driver"); return 0; fi
-  local probe
+  local error
   driver=overlay
-  if probe=$(buildah_cmd from --pull-never --name podpreset-probe "$BASE_IMAGE" 2>&1) \
-    && buildah_cmd run podpreset-probe -- true >/dev/null 2>&1; then
-    :
-  else
-    log "buildah: overlay storage does not work here (${probe##*$'\n'}); using vfs"
+  if ! error=$({ buildah_cmd pull --quiet "docker-archive:$base_tar" >/dev/null \
+    && buildah_cmd from --pull-never --name podpreset-probe "$BASE_IMAGE" >/dev/null \
+    && buildah_cmd run --isolation chroot podpreset-probe -- true; } 2>&1); then
+    log "buildah: overlay storage does not work here, using vfs: ${error##*$'\n'}"
     driver=vfs
   fi
   buildah_cmd rm podpreset-probe >/dev/null 2>&1 || true
@@ -160,18 +163,14 @@ pick_driver() {
 }
 
 build_webhook() {
-  local start key bkey ca_args=()
+  local start key ca_args=()
   start=$(date +%s)
-  bkey=$(base_key)
-  key=$({ echo "$bkey"; cat "$top/Dockerfile" "$top/.dockerignore"; context_hash; echo "$WEBHOOK_IMAGE"; } | hash_stdin)
-  if fresh webhook "$key"; then log "webhook: cached"; return; fi
+  base_inputs
+  key=$({ echo "$base_key"; cat "$top/Dockerfile" "$top/.dockerignore"; context_hash; echo "$WEBHOOK_IMAGE"; } | hash_stdin)
+  if fresh "$WEBHOOK_TARBALL" "$key"; then log "webhook: cached"; return; fi
   [ "$(id -u)" = 0 ] || die "webhook: building with buildah needs root here"
   ensure_package buildah /usr/bin/buildah
-  build_base "$bkey"
-  driver=${driver:-overlay}
-  [ -n "${BUILDAH_DRIVER:-}" ] || { [ -s "$cache/driver" ] && driver=$(cat "$cache/driver"); }
-  buildah_cmd pull --quiet "docker-archive:$base_tar" >/dev/null 2>&1 \
-    || { driver=vfs; buildah_cmd pull --quiet "docker-archive:$base_tar" >/dev/null; }
+  build_base
   pick_driver
   buildah_cmd pull --quiet "docker-archive:$base_tar" >/dev/null
   # pip inside the build trusts what this machine trusts (a proxy's CA, say): the host's bundle
@@ -187,7 +186,7 @@ build_webhook() {
   buildah_cmd push --quiet "$WEBHOOK_IMAGE" "docker-archive:$out/$WEBHOOK_TARBALL:$WEBHOOK_IMAGE" >&2
   # Keep the base (cached) but not the built image: its tarball is the output.
   buildah_cmd rmi "$WEBHOOK_IMAGE" >/dev/null 2>&1 || true
-  done_with webhook "$key" "$start"
+  done_with "$WEBHOOK_TARBALL" "$key" "$start"
 }
 
 main() {
