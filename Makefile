@@ -12,7 +12,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 # The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
 ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
-.PHONY: install test unit lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane crd crd-fetch clean
+.PHONY: install test unit lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane crd crd-fetch clean images
 
 install: $(STAMP)
 
@@ -86,6 +86,11 @@ e2e-cluster: install
 # kubelet, kube-proxy, kube-controller-manager, kube-scheduler and kubectl at kube-apiserver's version.
 cluster-binaries:
 	hack/build-cluster.sh >/dev/null
+
+# The pause, test-pod and webhook images as docker-archive tarballs in build/images/, built
+# without a registry (names in hack/images.env; see deploy/README.md). Cached: a rerun takes seconds.
+images:
+	hack/build-images.sh
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
