@@ -540,7 +540,8 @@ cmd_down() {
   if alive kube-apiserver && alive kubelet; then
     kc delete pods --all --all-namespaces --grace-period=1 --wait=false >/dev/null 2>&1 || true
     wait_for 90 "kubelet to stop every pod" bash -c \
-      "! ctr --address '$RUN/containerd.sock' -n k8s.io tasks ls -q | grep -q ." || true
+      "! ctr --address '$RUN/containerd.sock' -n k8s.io tasks ls | grep -qw RUNNING" || true
+    log "pods stopped after $((SECONDS - t0)) s"
   fi
   stop kube-proxy
   stop kubelet

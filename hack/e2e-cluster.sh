@@ -59,15 +59,16 @@ timed "build kubelet, kube-proxy, kube-controller-manager, kube-scheduler, kubec
 bin=$("$top/hack/build-cluster.sh" 2>/dev/null | tail -n 1)
 
 # The images: docker-archive tarballs from hack/build-images.sh (names in hack/images.env).
+# shellcheck source=hack/images.env
+. "$top/hack/images.env"
 if [ -n "${PODPRESET_E2E_IMAGES:-}" ]; then
   read -r -a images <<< "$PODPRESET_E2E_IMAGES"
 else
-  # shellcheck source=/dev/null
-  . "$top/hack/images.env"
-  timed "build the images (hack/build-images.sh)" bash -c "'$top/hack/build-images.sh' >>'$logs/images-build.log' 2>&1"
-  images=("$PAUSE_TAR" "$BUSYBOX_TAR" "$WEBHOOK_TAR")
+  timed "build the images (hack/build-images.sh)" bash -c "'$top/hack/build-images.sh' > '$logs/images-dir' 2>>'$logs/images-build.log'"
+  images_dir=$(tail -n 1 "$logs/images-dir")
+  images=("$images_dir/$PAUSE_TARBALL" "$images_dir/$TESTBOX_TARBALL" "$images_dir/$WEBHOOK_TARBALL")
 fi
-test_image=${PODPRESET_E2E_TEST_IMAGE:-${BUSYBOX_IMAGE:-docker.io/library/busybox:e2e}}
+test_image=${PODPRESET_E2E_TEST_IMAGE:-$TESTBOX_IMAGE}
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/podpreset-e2e.XXXXXX")
 cleanup() {
@@ -105,6 +106,7 @@ PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" \
   PODPRESET_E2E_HOST_ADDRESS=127.0.0.1 \
   PODPRESET_E2E_TEST_IMAGE="$test_image" \
   PODPRESET_E2E_RESTART_APISERVER="$top/hack/cluster.sh restart-apiserver $run" \
+  PODPRESET_E2E_LOG_DIR="$logs" \
   timed "end-to-end suite in cluster mode (pytest tests/e2e)" \
   "$python" -m pytest -q -rs "$top/tests/e2e" --junitxml="$junit" ${PYTEST_ARGS:-} || status=$?
 if [ $status -eq 0 ]; then

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +53,12 @@ class Kube:
         self.server = cluster["server"].rstrip("/")
         self.kubeconfig = kubeconfig
         self._dir = Path(tempfile.mkdtemp(prefix="e2e-kube-"))
-        ctx = ssl.create_default_context(
-            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
-        )
+        if "certificate-authority-data" in cluster:
+            ctx = ssl.create_default_context(
+                cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+            )
+        else:
+            ctx = ssl.create_default_context(cafile=cluster["certificate-authority"])
         if "client-certificate" in user:
             ctx.load_cert_chain(user["client-certificate"], user["client-key"])
         elif "client-certificate-data" in user:
@@ -127,6 +130,18 @@ class Kube:
 
     def delete(self, path: str) -> Reply:
         return self.request("DELETE", path)
+
+    def watch(self, path: str, timeout: float, **params: str) -> Iterator[dict[str, Any]]:
+        """The watch events of ``path`` (a collection) for at most ``timeout`` seconds."""
+        query = urllib.parse.urlencode({**params, "watch": "1", "timeoutSeconds": str(int(timeout))})
+        req = urllib.request.Request(f"{self.server}{path}?{query}")
+        req.add_header("Accept", "application/json")
+        if self._token:
+            req.add_header("Authorization", f"Bearer {self._token}")
+        with urllib.request.urlopen(req, context=self._ssl, timeout=timeout + 10) as response:
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def _reply(status: int, headers: Any, raw: bytes) -> Reply:
