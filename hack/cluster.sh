@@ -582,13 +582,10 @@ cmd_down() {
 }
 
 run_pids() {  # processes of this run: command line naming RUN (but not this script), or in its cgroups
-  local p cmdline
-  for p in /proc/[0-9]*; do
-    cmdline=$({ tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null) || continue
-    case "$cmdline" in
-      *cluster.sh\ *) ;;
-      *"$RUN"*) echo "${p#/proc/}" ;;
-    esac
+  local f
+  # One grep over every command line; the pattern comes on stdin so grep's own does not name RUN.
+  printf '%s\n' "$RUN" | grep -lsF -f - /proc/[0-9]*/cmdline 2>/dev/null | while IFS= read -r f; do
+    grep -qsF 'cluster.sh' "$f" || { f=${f#/proc/}; echo "${f%/cmdline}"; }
   done
   cat /sys/fs/cgroup/pids/"$CGROUP"/cgroup.procs /sys/fs/cgroup/pids/"$CGROUP"/*/cgroup.procs \
     /sys/fs/cgroup/pids/"$CGROUP"/*/*/cgroup.procs /sys/fs/cgroup/pids/"$CGROUP"/*/*/*/cgroup.procs 2>/dev/null || true

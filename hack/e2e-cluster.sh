@@ -25,7 +25,7 @@ fi
 # Debian packages: command -> package.
 declare -A packages=(
   [containerd]=containerd [runc]=runc [ctr]=containerd [iptables]=iptables [ip6tables]=iptables
-  [conntrack]=conntrack [openssl]=openssl [curl]=curl [ip]=iproute2 [findmnt]=util-linux
+  [conntrack]=conntrack [openssl]=openssl [curl]=curl [ip]=iproute2 [nft]=nftables [setsid]=util-linux
 )
 missing=()
 for cmd in "${!packages[@]}"; do command -v "$cmd" >/dev/null || missing+=("${packages[$cmd]}"); done
