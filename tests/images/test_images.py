@@ -1,9 +1,10 @@
 """The images hack/build-images.sh builds: names, integrity, and what runs inside them.
 
-The session builds them first (cached by input hash: seconds when nothing changed; a cold build
-makes the Debian base with mmdebstrap and the webhook with buildah, a few minutes), or reads them
-from $PODPRESET_IMAGES_DIR. Running things inside the images uses chroot and mount namespaces,
-so those tests need root (as CI and the cluster suite have); everything else reads the tarballs.
+The session builds them first with hack/build-images.sh, or reads them from
+$PODPRESET_IMAGES_DIR. The build is cached by input hash, so with nothing changed this module
+takes seconds and `make test` collects it; a cold build (mmdebstrap, pip, buildah) takes a few
+minutes, once, and `make e2e-cluster` then reuses it. Running things inside the images uses
+chroot, mount namespaces and a private containerd, so those tests need root (as CI has).
 """
 
 from __future__ import annotations
