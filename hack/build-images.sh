@@ -59,6 +59,7 @@ build_pause() {
   ensure_package libc6-dev /usr/include/stdio.h
   key=$({ cat "$top/hack/images/pause.c" "$pack"; gcc --version | head -n 1; echo "$PAUSE_IMAGE $PAUSE_ALIASES"; } | hash_stdin)
   if fresh "$PAUSE_TARBALL" "$key"; then log "pause: cached"; return; fi
+  rm -f "$out/$PAUSE_TARBALL.key"
   stage=$(mktemp -d "$out/.pause.XXXXXX")
   gcc -static -Os -s -Wall -Wextra -Werror -o "$stage/pause" "$top/hack/images/pause.c"
   # shellcheck disable=SC2046,SC2086
@@ -74,6 +75,7 @@ build_testbox() {
   ensure_package busybox-static /usr/share/doc/busybox-static
   key=$({ sha256sum /bin/busybox; cat "$pack"; echo "$TESTBOX_IMAGE"; } | hash_stdin)
   if fresh "$TESTBOX_TARBALL" "$key"; then log "testbox: cached"; return; fi
+  rm -f "$out/$TESTBOX_TARBALL.key"
   stage=$(mktemp -d "$out/.testbox.XXXXXX")
   mkdir -p "$stage/bin" "$stage/usr/bin" "$stage/etc" "$stage/tmp" "$stage/root"
   chmod 1777 "$stage/tmp"
@@ -101,37 +103,44 @@ debian_mirror() {
   echo "${uri:-http://deb.debian.org/debian${suffix}}"
 }
 
-# The stand-in base's inputs: the apt sources and packages (set as globals), and their hash.
+# The stand-in base's inputs (set as globals): apt sources, packages, mmdebstrap's options.
+# The root filesystem (mmdebstrap's tarball, the slow part) is cached by their hash alone.
 base_inputs() {
   local mirror security
   mirror=${DEBIAN_MIRROR:-$(debian_mirror "")}
   security=${DEBIAN_SECURITY_MIRROR:-$(debian_mirror -security)}
   base_sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main")
-  base_packages=python3,python3-venv,ca-certificates
-  base_key=$({ printf '%s\n' "${base_sources[@]}"; echo "$base_packages $BASE_IMAGE"; cat "$pack"; } | hash_stdin)
-  base_tar=$cache/base-$base_key.tar
+  # Like the slim Python images: no docs (but copyrights), man pages or locales, no apt lists.
+  # merged-/usr made by mmdebstrap's hook rather than the usrmerge package (which pulls in perl).
+  # Valid-Until is not checked, as this machine's apt does not: a snapshot mirror's Release
+  # files may be past it.
+  base_options=(--variant=minbase --include=python3,python3-venv,ca-certificates --format=tar
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --aptopt='Acquire::Check-Valid-Until "false"'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-exclude=/usr/share/info/*'
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log')
+  base_key=$(printf '%s\n' "${base_sources[@]}" "${base_options[@]}" | hash_stdin)
+  base_rootfs=$cache/rootfs-$base_key.tar
 }
 
-# The stand-in base as a docker-archive in the cache, made when missing.
+# The stand-in base as a docker-archive named $BASE_IMAGE (printed), its root made when missing.
 build_base() {
-  local start rootfs
-  [ -s "$base_tar" ] && return 0
-  start=$(date +%s)
-  [ "$(id -u)" = 0 ] || die "webhook: the stand-in base is made with mmdebstrap as root; run as root"
-  ensure_package mmdebstrap /usr/bin/mmdebstrap
-  rootfs=$cache/.rootfs-$base_key.tar
-  log "base: mmdebstrap bookworm (${base_packages}) from ${base_sources[0]#deb }"
-  # Like the slim Python images: no docs, man pages or locales, no apt lists.
-  mmdebstrap --quiet --variant=minbase --include="$base_packages" --format=tar \
-    --aptopt='Acquire::Check-Valid-Until "false"' \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-exclude=/usr/share/info/*' \
-    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log' \
-    bookworm "$rootfs" "${base_sources[@]}" >&2
-  "$python" "$pack" --out "$base_tar" --name "$BASE_IMAGE" --layer-tar "$rootfs" --cmd '["python3"]' >/dev/null
-  rm -f "$rootfs"
-  log "base: $(du -h "$base_tar" | cut -f1) in $(( $(date +%s) - start )) s"
+  local start
+  if [ ! -s "$base_rootfs" ]; then
+    start=$(date +%s)
+    [ "$(id -u)" = 0 ] || die "webhook: the stand-in base is made with mmdebstrap as root; run as root"
+    ensure_package mmdebstrap /usr/bin/mmdebstrap
+    log "base: mmdebstrap bookworm (python3, python3-venv, ca-certificates) from ${base_sources[0]#deb }"
+    mmdebstrap --quiet "${base_options[@]}" bookworm "$cache/.rootfs.partial.tar" "${base_sources[@]}" \
+      > "$cache/mmdebstrap.log" 2>&1 || { tail -n 40 "$cache/mmdebstrap.log" >&2; die "base: mmdebstrap failed"; }
+    rm -f "$cache"/rootfs-*.tar  # an older key's
+    mv "$cache/.rootfs.partial.tar" "$base_rootfs"
+    log "base: root filesystem $(du -h "$base_rootfs" | cut -f1) in $(( $(date +%s) - start )) s"
+  fi
+  "$python" "$pack" --out "$cache/base.tar" --name "$BASE_IMAGE" --layer-tar "$base_rootfs" --cmd '["python3"]' >/dev/null
+  echo "$cache/base.tar"
 }
 
 # Files of the build context: what .dockerignore lets in (it lists them as `!` exceptions).
@@ -166,11 +175,12 @@ build_webhook() {
   local start key ca_args=()
   start=$(date +%s)
   base_inputs
-  key=$({ echo "$base_key"; cat "$top/Dockerfile" "$top/.dockerignore"; context_hash; echo "$WEBHOOK_IMAGE"; } | hash_stdin)
+  key=$({ echo "$base_key"; cat "$pack"; cat "$top/Dockerfile" "$top/.dockerignore"; context_hash; echo "$WEBHOOK_IMAGE"; } | hash_stdin)
   if fresh "$WEBHOOK_TARBALL" "$key"; then log "webhook: cached"; return; fi
+  rm -f "$out/$WEBHOOK_TARBALL.key"
   [ "$(id -u)" = 0 ] || die "webhook: building with buildah needs root here"
   ensure_package buildah /usr/bin/buildah
-  build_base
+  base_tar=$(build_base)
   pick_driver
   buildah_cmd pull --quiet "docker-archive:$base_tar" >/dev/null
   # pip inside the build trusts what this machine trusts (a proxy's CA, say): the host's bundle
@@ -184,8 +194,9 @@ build_webhook() {
     --tag "$WEBHOOK_IMAGE" --file "$top/Dockerfile" "$top" >&2
   rm -f "$out/$WEBHOOK_TARBALL"
   buildah_cmd push --quiet "$WEBHOOK_IMAGE" "docker-archive:$out/$WEBHOOK_TARBALL:$WEBHOOK_IMAGE" >&2
-  # Keep the base (cached) but not the built image: its tarball is the output.
+  # Keep the base (cached) but not the built image, whose tarball is the output, nor an older base.
   buildah_cmd rmi "$WEBHOOK_IMAGE" >/dev/null 2>&1 || true
+  buildah_cmd rmi --prune >/dev/null 2>&1 || true
   done_with "$WEBHOOK_TARBALL" "$key" "$start"
 }
 
@@ -204,4 +215,4 @@ main() {
   echo "$out"
 }
 
-main "$@"
+main "$@"; exit

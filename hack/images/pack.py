@@ -84,7 +84,9 @@ def check_layer_tar(path: Path) -> None:
 
 
 def image_config(args: argparse.Namespace, diff_ids: Sequence[str]) -> dict[str, object]:
-    config: dict[str, object] = {"Env": args.env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+    config: dict[str, object] = {
+        "Env": args.env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    }
     for key, value in (
         ("Entrypoint", args.entrypoint),
         ("Cmd", args.cmd),
@@ -167,7 +169,9 @@ def pack(args: argparse.Namespace) -> str:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, required=True, help="the docker-archive tarball to write")
-    parser.add_argument("--name", action="append", required=True, help="a full image name (repeat for aliases)")
+    parser.add_argument(
+        "--name", action="append", required=True, help="a full image name (repeat for aliases)"
+    )
     parser.add_argument("--layer-dir", dest="layers", action="append", type=lambda v: ("dir", v), default=[])
     parser.add_argument("--layer-tar", dest="layers", action="append", type=lambda v: ("tar", v))
     parser.add_argument("--entrypoint", type=json.loads, help="JSON list")
