@@ -61,6 +61,14 @@ class ImageArchive:
     def env(self) -> dict[str, str]:
         return dict(item.split("=", 1) for item in self.settings.get("Env") or [])
 
+    def paths(self, layer: int) -> list[str]:
+        """The paths one layer (by index, -1 the top) adds or changes."""
+        with (
+            tarfile.open(self.path) as archive,
+            tarfile.open(fileobj=member(archive, self.path, self.layers[layer])) as contents,
+        ):
+            return contents.getnames()
+
     def unpack(self, root: Path) -> Path:
         """The image's filesystem in ``root``, as a runtime's snapshotter would lay it out."""
         root.mkdir(parents=True, exist_ok=True)

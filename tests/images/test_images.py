@@ -249,6 +249,17 @@ def test_webhook_runs_as_the_deployment_non_root_user_with_serve_as_its_command(
     assert archives["webhook"].env["PYTHONDONTWRITEBYTECODE"] == "1"
 
 
+def test_webhook_adds_one_layer_on_its_base_holding_only_the_virtualenv(
+    archives: dict[str, ImageArchive],
+) -> None:
+    # The build stage (sources, pip, the host's CA bundle mounted for pip) stays out of the image.
+    webhook = archives["webhook"]
+    assert len(webhook.layers) == 2  # the stand-in base is one layer (pack.py)
+    added = {path.removeprefix("./").rstrip("/") for path in webhook.paths(-1)}
+    assert added - {"opt"} and all(path == "opt" or path.startswith("opt/podpreset") for path in added)
+    assert "opt/podpreset/bin/podpreset" in added
+
+
 def test_webhook_has_bytecode_for_every_module_so_a_read_only_root_costs_nothing(
     roots: dict[str, Path],
 ) -> None:
