@@ -22,6 +22,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from presets.admission import BadReview, Decision, admit, decode_json, encode_review
+from presets.limits import MAX_DEPTH, within_depth
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
 from webhook.settings import Settings
@@ -147,9 +148,9 @@ def _read_body(limit: int) -> bytes:
 
 def _decode(body: bytes) -> object:
     try:
-        return decode_json(body)
+        decoded = decode_json(body)
     except RecursionError:
-        raise BadBody("body: JSON nests too deeply") from None
+        raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
         raise BadBody(f"body: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -157,6 +158,10 @@ def _decode(body: bytes) -> object:
         raise BadBody(
             f"body: invalid JSON at {where}: {exc.msg}" if body.strip() else "body: empty"
         ) from None
+    if not within_depth(decoded):
+        # Refused before anything walks it: the engine copies and compares parts of the pod.
+        raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels")
+    return decoded
 
 
 def _json(status: int, content: object) -> Response:

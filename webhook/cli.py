@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from presets.admission import BadReview, PresetIndex, admit, check_pod, decode_json, encode_review
 from presets.engine import Outcome, apply_presets
+from presets.limits import MAX_DEPTH, within_depth
 from presets.model import PodPreset
 from webhook.files import SourceError, files_of, load_presets, parse_documents, read_text
 
@@ -142,7 +143,9 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
             f"{args.review}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     except RecursionError:
-        raise UsageError(f"{args.review}: nests too deeply to be an AdmissionReview") from None
+        raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels") from None
+    if not within_depth(body):
+        raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels")
     decision = admit(body, index)
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():

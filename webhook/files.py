@@ -18,9 +18,13 @@ from typing import Any
 
 import yaml
 
+from presets.limits import MAX_DEPTH, MAX_OBJECT_BYTES, LimitExceeded, Meter, describe_bytes
 from presets.model import InvalidPreset, PodPreset, Problem, parse_preset
 
 SUFFIXES = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""A preset file (or standard input) larger than this is refused before it is parsed; so is a
+file whose documents are larger once their YAML aliases are expanded."""
 
 
 class SourceError(Exception):
@@ -54,12 +58,21 @@ def files_of(path: str) -> list[Path]:
     raise SourceError(f"{path}: no such file or directory")
 
 
-def read_text(path: str) -> str:
-    """A file's text, or standard input for ``-``."""
+def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
+    """A file's text, or standard input for ``-``; refused past ``limit`` bytes without reading
+    further."""
     try:
         if path == "-":
-            return sys.stdin.read()
-        return Path(path).read_text(encoding="utf-8")
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as file:
+                data = file.read(limit + 1)
+        if len(data) > limit:
+            raise SourceError(
+                f"{'<stdin>' if path == '-' else path}: larger than {describe_bytes(limit)}, "
+                "the limit for a preset or object file"
+            )
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read: {exc}") from exc
 
@@ -69,7 +82,7 @@ def parse_documents(text: str, source: str) -> list[Document]:
     try:
         return _parse_documents(text, source)
     except RecursionError:
-        raise SourceError(f"{source}: nests too deeply to be a Kubernetes object") from None
+        raise SourceError(f"{source}: nests deeper than {MAX_DEPTH} levels") from None
 
 
 def _parse_documents(text: str, source: str) -> list[Document]:
@@ -88,17 +101,28 @@ def _parse_documents(text: str, source: str) -> list[Document]:
         raw = _load_yaml(text, source)
     documents: list[Document] = []
     number = 0
+    meter = Meter()
     for content in raw:
         if content is None:
             continue
+        _check_bounds(meter, content, MAX_FILE_BYTES, f"{source}: document {number + 1}")
         items = _list_items(content)
         for item in items if items is not None else [content]:
             number += 1
+            _check_bounds(meter, item, MAX_OBJECT_BYTES, f"{source}: document {number}")
             problem = _non_json(item, "")
             if problem:
                 raise SourceError(f"{source}: document {number}: {problem}")
             documents.append(Document(source=source, number=number, content=item))
     return documents
+
+
+def _check_bounds(meter: Meter, content: object, max_bytes: int, where: str) -> None:
+    """Refuse a document that is too deep or too large (aliases expanded) before anything walks it."""
+    try:
+        meter.measure(content, max_bytes)
+    except LimitExceeded as exc:
+        raise SourceError(f"{where}: {exc}") from None
 
 
 def _non_json(value: object, path: str) -> str | None:

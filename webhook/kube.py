@@ -63,11 +63,13 @@ class WatchFailed(Exception):
 class Backoff:
     """Capped exponential backoff with jitter.
 
-    Attempt n waits a random time in [d/2, d], where d = min(cap, base * 2**n).
+    Attempt n waits a random time in [d/2, d], where d = min(cap, base * 2**n). The cap keeps
+    the time from an API server's return to the watch's within the 10 s recovery bound
+    (docs/operations.md); a replica's workers then retry at most every few seconds each.
     """
 
     base: float = 0.5
-    cap: float = 30.0
+    cap: float = 5.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.cap, self.base * (2 ** min(attempt, 30)))

@@ -312,7 +312,9 @@ def test_deeply_nested_input_is_an_error_not_a_traceback(tmp_path):
     deep = write(tmp_path, "deep.json", "[" * 100000 + "]" * 100000)
     for args in (["validate", deep], ["apply", "-f", EXAMPLES, deep], ["review", "-f", EXAMPLES, deep]):
         result = run(*args)
-        assert result.returncode in (1, 2) and "nests too deeply" in (result.stdout + result.stderr)
+        assert result.returncode in (1, 2) and "nests deeper than 100 levels" in (
+            result.stdout + result.stderr
+        )
         assert "Traceback" not in result.stderr
 
 

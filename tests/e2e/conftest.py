@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import secrets
 import ssl
@@ -56,7 +57,17 @@ def manifests(path: Path) -> list[dict[str, Any]]:
 class LocalWebhook:
     """``podpreset serve`` as a child process on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, kubeconfig: Path, cert: Path, key: Path, ca_pem: bytes) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        kubeconfig: Path,
+        cert: Path,
+        key: Path,
+        ca_pem: bytes,
+        *,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.workdir, self.kubeconfig, self.cert, self.key = workdir, kubeconfig, cert, key
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}/mutate"
         self.ca_pem = ca_pem
@@ -79,8 +90,7 @@ class LocalWebhook:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 "2",
-                "--graceful-timeout",
-                "3",
+                *extra_args,
             ],
             workdir / "webhook.log",
             env=env,
@@ -92,6 +102,26 @@ class LocalWebhook:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def another(self, workdir: Path, kubeconfig: Path | None = None, *extra_args: str) -> LocalWebhook:
+        """A second ``podpreset serve`` like this one (default settings), not registered with the
+        API server: for tests that stop it or cut its connections."""
+        return LocalWebhook(
+            workdir, kubeconfig or self.kubeconfig, self.cert, self.key, self.ca_pem, extra_args=extra_args
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def readyz(self) -> tuple[int, Any]:
+        """``/readyz``'s status and JSON body."""
+        url = f"https://127.0.0.1:{self.port}/readyz"
+        try:
+            with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read())
 
     def ready(self) -> bool:
         ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
@@ -236,6 +266,11 @@ def webhook_configuration(url: str, ca_pem: bytes) -> dict[str, Any]:
 def register(admin: Kube, url: str, ca_pem: bytes) -> None:
     admin.apply_manifest(webhook_configuration(url, ca_pem))
 
+
+NORMAL_BOUND = 2.0
+"""Seconds within which a preset created, changed or deleted applies to the next pod (docs/operations.md)."""
+RECOVERY_BOUND = 10.0
+"""The same after an API server restart or a dropped watch, counted from when the API server serves again."""
 
 MARKER_NAMESPACE = "e2e-marker"
 

@@ -9,6 +9,7 @@ import pytest
 
 from .conftest import (
     ANNOTATION_PREFIX,
+    RECOVERY_BOUND,
     Cluster,
     annotations_of,
     create_pod,
@@ -73,7 +74,7 @@ def test_after_an_api_server_restart_the_watch_resumes_and_new_presets_are_seen(
         pod_body("probe"),
         "the preset created after the restart",
         lambda p: ANNOTATION_PREFIX + "after" in annotations_of(p),
-        timeout=90,
+        timeout=RECOVERY_BOUND,
     )
     create_pod(admin, namespace, pod_body("after-api-restart"))
     pod = admin.get(f"/api/v1/namespaces/{namespace}/pods/after-api-restart")

@@ -370,4 +370,4 @@ def test_deep_nesting_inside_the_pod_is_answered_or_refused_never_a_500(
     response = client.post("/mutate", data=body, content_type=JSON)
     assert response.status_code in (200, 400)
     if response.status_code == 400:
-        assert response.json == {"error": "body: JSON nests too deeply", "code": 400}
+        assert response.json == {"error": "body: JSON nests deeper than 100 levels", "code": 400}
