@@ -23,10 +23,11 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from presets.admission import BadReview, Decision, admit, decode_json, encode_review
 from presets.limits import MAX_DEPTH, within_depth
+from webhook.health import health_of
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
 from webhook.settings import Settings
-from webhook.sources import PresetSource
+from webhook.sources import PresetSource, Snapshot
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
@@ -84,16 +85,19 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
+        # Ready while the last good presets serve, problems or not; the body names each problem.
         if state.stopping.is_set():
             return _json(503, {"status": "stopping"})
         snapshot = source.snapshot()
+        problems = _problems(source, snapshot)
         if not snapshot.synced:
-            return _json(503, {"status": "presets not loaded yet", "problems": list(snapshot.problems)})
-        return _json(200, {"status": "ok", "presets": len(snapshot.index)})
+            return _json(503, {"status": "presets not loaded yet", "problems": problems})
+        status = "ok" if not problems else "serving the last good presets; see problems"
+        return _json(200, {"status": status, "presets": len(snapshot.index), "problems": problems})
 
     @app.get("/metrics")
     def metrics() -> Response:
-        state.metrics.observe_snapshot(source.snapshot())
+        state.metrics.observe_snapshot(source.snapshot(), health_of(source))
         return Response(state.metrics.exposition(), status=200, content_type=METRICS_CONTENT_TYPE)
 
     @app.errorhandler(BadReview)
@@ -162,6 +166,14 @@ def _decode(body: bytes) -> object:
         # Refused before anything walks it: the engine copies and compares parts of the pod.
         raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels")
     return decoded
+
+
+def _problems(source: PresetSource, snapshot: Snapshot) -> list[dict[str, str | None]]:
+    """Each problem as ``{source, error, since}``: from the source's health when it has one."""
+    health = health_of(source)
+    if health is not None:
+        return [dict(problem.as_json()) for problem in health.problems()]
+    return [{"source": "presets", "error": line, "since": None} for line in snapshot.problems]
 
 
 def _json(status: int, content: object) -> Response:

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from presets.admission import PresetIndex
 from webhook.files import LoadResult, SourceError, fingerprint, load_presets
+from webhook.health import SourceHealth
 from webhook.sources import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class FileSource:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.health = SourceHealth(clock)
+        """Where each load's problems are reported, by file (``/readyz``, the log)."""
 
     def start(self) -> None:
         """Load now, then poll in a daemon thread. Calling it twice does nothing more."""
@@ -92,13 +95,17 @@ class FileSource:
         current = self._snapshot
         index: PresetIndex | None = None
         logged = False
+        by_file: dict[str, list[str]] = {}
         try:
             result = load_presets(self.paths, self.default_namespace)
             problems = tuple(str(problem) for problem in result.problems)
+            for found in result.problems:
+                by_file.setdefault(found.source, []).append(str(found).removeprefix(found.source + ": "))
             if not problems:
                 index = PresetIndex.build(result.presets)
         except SourceError as exc:
             problems = (str(exc),)
+            by_file["preset files"] = [str(exc)]
         except Exception as exc:
             problems = (f"loading the preset files failed unexpectedly: {type(exc).__name__}: {exc}",)
             if problems != current.problems:
@@ -112,7 +119,9 @@ class FileSource:
             logged = True
             # Not the files' fault (as far as we know): load them again on the next poll.
             seen = None
+            by_file["preset files"] = list(problems)
         self._fingerprint = seen
+        self.health.set_problems("files", {source: "; ".join(lines) for source, lines in by_file.items()})
         if index is None:
             verb = "keeping the last good presets" if current.synced else "no presets loaded yet"
             for problem in () if logged else problems:

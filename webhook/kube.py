@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from presets.admission import PresetIndex
 from presets.model import InvalidPreset, PodPreset, parse_preset
+from webhook.health import SourceHealth
 from webhook.sources import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -116,8 +117,11 @@ class KubeSource:
         api_client: Any = None,
         backoff: Backoff = Backoff(),
         watch_seconds: tuple[int, int] = WATCH_SECONDS,
+        health: SourceHealth | None = None,
     ) -> None:
         self._settings = settings
+        self.health = health or SourceHealth()
+        """Where the watch reports its state and problems (``/readyz``, ``/metrics``, the log)."""
         self._api_client = api_client
         self._backoff = backoff
         self._watch_seconds = watch_seconds
@@ -163,7 +167,8 @@ class KubeSource:
                 self._events_seen = 0
                 self._watch()
                 attempt = 0
-            except WatchExpired:
+            except WatchExpired as exc:
+                self.health.watch_failed("expired", str(exc))
                 logger.info(
                     "podpreset watch: resourceVersion %s expired; listing again", self._resource_version
                 )
@@ -173,6 +178,7 @@ class KubeSource:
                 if self._stop.is_set():
                     break
                 if getattr(exc, "status", None) == 410:
+                    self.health.watch_failed("expired", _describe(exc))
                     logger.info(
                         "podpreset watch: resourceVersion %s gone (410); listing again",
                         self._resource_version,
@@ -180,6 +186,7 @@ class KubeSource:
                     self._resource_version = None
                     continue
                 self._connection_problem = _describe(exc)
+                self.health.watch_failed(_error_kind(exc), self._connection_problem)
                 if self._events_seen:
                     attempt = 0  # the watch worked for a while: this is a fresh failure
                 delay = self._backoff.delay(attempt)
@@ -210,6 +217,7 @@ class KubeSource:
         self._presets, self._problems = presets, problems
         self._resource_version = str(listing["metadata"]["resourceVersion"])
         self._connection_problem = None
+        self.health.watch_listed()
         self._publish(synced=True)
         logger.info(
             "podpreset watch: listed %d presets (%d invalid) at resourceVersion %s",
@@ -232,6 +240,7 @@ class KubeSource:
             _request_timeout=(CONNECT_TIMEOUT, seconds + READ_SLACK),
         )
         self._response = response
+        self.health.watch_connected()
         try:
             if self._stop.is_set():
                 return
@@ -247,6 +256,7 @@ class KubeSource:
         kind = event.get("type")
         obj = event.get("object") or {}
         self._events_seen += 1
+        self.health.watch_event()
         if kind == "ERROR":
             code = obj.get("code")
             if code == 410:
@@ -291,6 +301,7 @@ class KubeSource:
         keeps the presets out of the cyclic collector's walks, as the file source does.
         """
         previous = self._snapshot
+        self.health.set_problems("invalid", invalid_problems(self._problems))
         problems = tuple(line for key in sorted(self._problems) for line in self._problems[key])
         if self._connection_problem:
             problems = (f"kubernetes: {self._connection_problem}", *problems)
@@ -341,6 +352,27 @@ def _close(response: Any) -> None:
     for method in ("close", "release_conn"):
         with contextlib.suppress(Exception):
             getattr(response, method)()
+
+
+def invalid_problems(problems: Mapping[Key, tuple[str, ...]]) -> dict[str, str]:
+    """Skipped presets as ``SourceHealth`` problems: ``podpreset ns/name`` → what is wrong."""
+    found = {}
+    for (namespace, name), lines in problems.items():
+        where = f"podpreset {namespace}/{name}"
+        found[where] = "; ".join(line.removeprefix(where + ": ") for line in lines)
+    return found
+
+
+def _error_kind(exc: BaseException) -> str:
+    """The ``SourceHealth`` kind of a watch failure."""
+    if isinstance(exc, WatchFailed):
+        return "watch"
+    if getattr(exc, "status", None) is not None and not isinstance(exc, OSError):
+        return "api"
+    module = type(exc).__module__
+    if isinstance(exc, OSError) or module.startswith(("urllib3", "ssl", "http.client")):
+        return "network"
+    return "other"
 
 
 def _describe(exc: BaseException) -> str:

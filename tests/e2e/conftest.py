@@ -113,6 +113,11 @@ class LocalWebhook:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cadata=self.ca_pem.decode())
 
+    def get(self, path: str) -> bytes:
+        url = f"https://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as response:
+            return bytes(response.read())
+
     def readyz(self) -> tuple[int, Any]:
         """``/readyz``'s status and JSON body."""
         url = f"https://127.0.0.1:{self.port}/readyz"

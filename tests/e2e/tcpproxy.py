@@ -7,6 +7,9 @@ import contextlib
 import socket
 import threading
 
+_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+"""SO_LINGER on with a zero timeout: close() sends a reset."""
+
 
 class TcpProxy:
     """Forwards every connection to ``upstream``; ``drop()`` resets the connections open now."""
@@ -18,7 +21,8 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.accepted = 0
-        self._closed = False
+        self.paused = False
+        """While paused, new connections are reset at once: the API server is unreachable."""
         threading.Thread(target=self._accept, name="tcpproxy-accept", daemon=True).start()
 
     def _accept(self) -> None:
@@ -27,6 +31,11 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.paused:
+                with contextlib.suppress(OSError):
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=10)
             except OSError:
@@ -61,7 +70,7 @@ class TcpProxy:
             cut = list(self._open)
         for sock in cut:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                 sock.shutdown(socket.SHUT_RDWR)
         return len(cut) // 2
 

@@ -127,7 +127,7 @@ def test_at_default_settings_sigterm_ends_a_watching_webhook_within_3_seconds_of
     assert seconds < 3.0, f"exited {seconds:.1f}s after the last request:\n{own_webhook.process.tail()}"
 
 
-def test_after_its_watch_connection_is_dropped_a_new_preset_applies_within_the_recovery_bound(
+def test_a_dropped_watch_and_an_unreachable_api_server_recover_within_the_bound_and_are_reported(
     cluster: Cluster, admin: Kube, namespace: str, tmp_path: Path
 ) -> None:
     if cluster.webhook is None or cluster.plane is None:
@@ -140,15 +140,47 @@ def test_after_its_watch_connection_is_dropped_a_new_preset_applies_within_the_r
     webhook = cluster.webhook.another(tmp_path, kubeconfig)
     try:
         webhook.start()
+        assert webhook.readyz() == (
+            200,
+            {"status": "ok", "presets": webhook.readyz()[1]["presets"], "problems": []},
+        )
         create_preset(admin, namespace, "first", {"env": [{"name": "FIRST", "value": "1"}]})
         within(NORMAL_BOUND, "a created preset", lambda: "first" in applied(webhook, namespace))
 
+        # A dropped watch: the connection is reset under it; the API server is fine.
         assert proxy.drop() >= 1
         create_preset(admin, namespace, "second", {"env": [{"name": "SECOND", "value": "1"}]})
         within(
             RECOVERY_BOUND,
             "a preset created as the watch was dropped",
             lambda: {"first", "second"} <= applied(webhook, namespace),
+        )
+
+        # The API server unreachable: still ready, serving the last presets, and saying why.
+        proxy.paused = True
+        proxy.drop()
+
+        def problem_reported() -> bool:
+            status, body = webhook.readyz()
+            return status == 200 and any(
+                p["source"] == "kubernetes watch podpresets" and p["since"] for p in body["problems"]
+            )
+
+        within(RECOVERY_BOUND, "the unreachable API server in /readyz", problem_reported)
+        assert {"first", "second"} <= applied(webhook, namespace)
+        metrics = webhook.get("/metrics").decode()
+        assert 'podpreset_watch_connected{resource="podpresets"} 0.0' in metrics
+        assert 'podpreset_watch_errors_total{kind="network",resource="podpresets"}' in metrics
+
+        proxy.paused = False
+        create_preset(admin, namespace, "third", {"env": [{"name": "THIRD", "value": "1"}]})
+        within(
+            RECOVERY_BOUND,
+            "a preset created while the API server was unreachable, once it is back",
+            lambda: {"first", "second", "third"} <= applied(webhook, namespace),
+        )
+        within(
+            NORMAL_BOUND, "the problem cleared from /readyz", lambda: webhook.readyz()[1]["problems"] == []
         )
     finally:
         webhook.stop()

@@ -79,7 +79,7 @@ def test_readiness_waits_for_the_first_load_and_ends_when_stopping(source: Stati
     unsynced = create_app(Settings(insecure_http=True), UnsyncedSource()).test_client()
     response = unsynced.get("/readyz")
     assert response.status_code == 503
-    assert response.json is not None and "spec.env" in response.json["problems"][0]
+    assert response.json is not None and "spec.env" in response.json["problems"][0]["error"]
     assert unsynced.get("/healthz").status_code == 200
 
     stopping = threading.Event()
