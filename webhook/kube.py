@@ -91,8 +91,12 @@ def make_api_client(settings: _Settings | None) -> Any:
 
 
 def preset_key(obj: Mapping[str, Any]) -> Key:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+    """(namespace, name) of an object; empty strings where they are missing or not strings."""
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    return (namespace if isinstance(namespace, str) else ""), (name if isinstance(name, str) else "")
 
 
 def parse_object(obj: Mapping[str, Any]) -> tuple[PodPreset | None, tuple[str, ...]]:
@@ -100,7 +104,8 @@ def parse_object(obj: Mapping[str, Any]) -> tuple[PodPreset | None, tuple[str, .
     namespace, name = preset_key(obj)
     where = f"podpreset {namespace}/{name}"
     try:
-        return parse_preset(dict(obj), source=where, document=1, default_namespace=namespace), ()
+        content = dict(obj) if isinstance(obj, Mapping) else obj
+        return parse_preset(content, source=where, document=1, default_namespace=namespace), ()
     except InvalidPreset as exc:
         return None, tuple(
             f"{where}: {p.field}: {p.message}" if p.field else f"{where}: {p.message}" for p in exc.problems
@@ -257,12 +262,16 @@ class KubeSource:
         obj = event.get("object") or {}
         self._events_seen += 1
         self.health.watch_event()
+        if not isinstance(obj, Mapping):
+            logger.warning("podpreset watch: ignoring a %r event whose object is not a mapping", kind)
+            return
         if kind == "ERROR":
             code = obj.get("code")
             if code == 410:
                 raise WatchExpired(obj.get("message", "resourceVersion expired"))
             raise WatchFailed(f"watch error {code}: {obj.get('message', obj)}")
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+        metadata = obj.get("metadata")
+        version = metadata.get("resourceVersion") if isinstance(metadata, Mapping) else None
         if version:
             self._resource_version = str(version)
         if kind == "BOOKMARK":
