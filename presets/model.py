@@ -207,7 +207,10 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
 
     if found:
         raise InvalidPreset(
-            [Problem(source=source, document=document, name=name, field=f, message=m) for f, m in found]
+            [
+                Problem(source=source, document=document, name=_capped(name), field=f, message=_capped(m))
+                for f, m in found
+            ]
         )
     return PodPreset(
         name=name,
@@ -221,6 +224,18 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
         tolerations=items["tolerations"],
         source=source,
     )
+
+
+MAX_SHOWN = 200
+"""Characters of a message (or name) shown; longer ones echo a value the document made huge."""
+
+
+def _capped(text: str) -> str:
+    """``text``, cut at ``MAX_SHOWN`` characters saying how many more there were: a message that
+    quotes a 300,000-character value would otherwise flood the log and /readyz with it."""
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN]}... ({len(text) - MAX_SHOWN} more characters)"
 
 
 def _check_name(name: object) -> list[tuple[str, str]]:
@@ -380,7 +395,7 @@ def _check_volume_mounts(
     mounts: tuple[dict[str, Any], ...], volumes: tuple[dict[str, Any], ...]
 ) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    declared = {v.get("name") for v in volumes}
+    declared = {v.get("name") for v in volumes if isinstance(v.get("name"), str)}
     names: dict[str, int] = {}
     paths: dict[str, int] = {}
     for i, mount in enumerate(mounts):

@@ -12,7 +12,7 @@ import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from serverkit import GunicornServer  # noqa: E402
+from serverkit import GunicornServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

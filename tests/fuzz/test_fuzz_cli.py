@@ -42,7 +42,7 @@ TOKENS = st.one_of(
 )
 STDIN = st.one_of(
     st.sampled_from([b"", b"{}", b"[]", b"null", b"kind: Pod", b"\xff\xfe", b"{" * 2000]),
-    st.sampled_from([p for p in FILES[1:4]]).map(lambda p: Path(p).read_bytes()),
+    st.sampled_from(list(FILES[1:4])).map(lambda p: Path(p).read_bytes()),
     st.binary(max_size=200),
 )
 

@@ -102,3 +102,20 @@ def test_any_text_is_parsed_into_documents_or_refused_with_the_file_named(text: 
         parse_documents(text, "fuzz.yaml")
     except SourceError as exc:
         assert str(exc).startswith("fuzz.yaml: ")
+
+
+def test_a_volume_whose_name_is_a_list_is_a_problem_not_a_crash() -> None:
+    # Found by the fuzzer: an unhashable volume name made parse_preset raise TypeError, which
+    # validate printed as a traceback and the file source as an unexpected failure.
+    obj = {**PRESET, "spec": {**PRESET["spec"], "volumes": [{"name": ["x"], "emptyDir": {}}]}}
+    preset, problems = parse_object(obj)
+    assert preset is None
+    assert "podpreset default/web-settings: spec.volumes[0].name: required: a non-empty string" in problems
+
+
+def test_a_huge_value_is_quoted_in_a_problem_only_in_part() -> None:
+    # Found by the fuzzer: a 300,000-character apiVersion was echoed whole into each problem line.
+    preset, problems = parse_object({**PRESET, "apiVersion": "x" * 300_000})
+    assert preset is None
+    (line,) = problems
+    assert len(line) < 400 and line.endswith("more characters)"), line
