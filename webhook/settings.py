@@ -227,7 +227,7 @@ def check_settings(settings: Settings) -> None:
             )
         for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
             if not os.path.isfile(path):
-                raise SettingsError(f"{flag}: {path}: no such file")
+                raise SettingsError(f"{flag}: {path!r}: no such file")
     host, sep, port = settings.bind.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise SettingsError(f"{_where('bind')}: expected HOST:PORT, got {settings.bind!r}")

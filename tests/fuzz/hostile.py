@@ -110,17 +110,22 @@ def deep(draw: st.DrawFn) -> Any:
     return value
 
 
+POD_DEPTH = 6
+"""Levels above a container's fields in a review: review, request, object, spec, containers, [0]."""
+
+
 @st.composite
-def deep_text(draw: st.DrawFn) -> bytes:
-    """A review whose pod holds a value nested 90 to 100,000 levels deep, written as text."""
-    levels = draw(st.sampled_from([90, 101, 500, 999, 1000, 1025, 5000, 100_000]))
+def deep_text(draw: st.DrawFn) -> tuple[int, bytes]:
+    """(depth, a review whose first container holds a value nested to make the review that deep),
+    written as text: 90 to 100,000 levels."""
+    levels = draw(st.sampled_from([90, 93, 94, 95, 101, 500, 999, 1000, 1025, 5000, 100_000]))
     opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
     body = encode(review_of()).replace(
         b'"image": "registry.example/app:1"',
         b'"image": "x", "deep": ' + (opener * levels + "1" + closer * levels).encode(),
     )
     assert b'"deep"' in body
-    return body
+    return POD_DEPTH + levels, body
 
 
 hostile_values = st.one_of(scalars, json_values, huge, deep(), st.just({}), st.just([]))
