@@ -112,6 +112,7 @@ def test_any_command_line_ends_with_a_status_and_a_message_never_a_traceback(
         st.sampled_from(sorted(ENV_VARS.values())), unicode_text.filter(lambda t: "\x00" not in t), max_size=3
     ),
 )
+@example(argv=[], env={"PODPRESET_TLS_CERT": "\n", "PODPRESET_TLS_KEY": "0"})  # found: a 2-line error
 def test_serve_settings_from_any_flags_and_variables_are_settings_or_one_clear_error(
     argv: list[str], env: dict[str, str]
 ) -> None:
