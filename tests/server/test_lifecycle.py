@@ -351,6 +351,7 @@ def test_at_default_settings_sigterm_ends_the_process_within_3_seconds_of_the_la
     # No --graceful-timeout: the 25 s default must only bound requests in flight, never an idle exit.
     server = GunicornServer(tmp_path, ca, client_context, graceful_timeout=None).start()
     seconds = sigterm_with_kept_alive_connections(server.connection, server.terminate, server.process)
+    print(f"file mode: exit {seconds:.2f}s after the last request")
     assert seconds < 3.0, f"exited {seconds:.1f}s after the last request:\n{server.log()}"
 
 
