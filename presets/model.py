@@ -9,6 +9,7 @@ fields); validation checks what can never work and says where, in the form
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +209,9 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
     if found:
         raise InvalidPreset(
             [
-                Problem(source=source, document=document, name=_capped(name), field=f, message=_capped(m))
+                Problem(
+                    source=source, document=document, name=_shown(name), field=_shown(f), message=_shown(m)
+                )
                 for f, m in found
             ]
         )
@@ -228,11 +231,14 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
 
 MAX_SHOWN = 200
 """Characters of a message (or name) shown; longer ones echo a value the document made huge."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _capped(text: str) -> str:
-    """``text``, cut at ``MAX_SHOWN`` characters saying how many more there were: a message that
-    quotes a 300,000-character value would otherwise flood the log and /readyz with it."""
+def _shown(text: str) -> str:
+    """``text`` on one line, cut at ``MAX_SHOWN`` characters saying how many more there were: a
+    message that quotes a 300,000-character value, or a key holding a newline, would otherwise
+    flood the log and /readyz, or break the one-line-per-problem output of ``validate``."""
+    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
     if len(text) <= MAX_SHOWN:
         return text
     return f"{text[:MAX_SHOWN]}... ({len(text) - MAX_SHOWN} more characters)"
@@ -348,8 +354,8 @@ def _check_env_from(env_from: tuple[dict[str, Any], ...]) -> list[tuple[str, str
         prefix = item.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
             found.append((f"{path}.prefix", f"expected a string, got {json_type(prefix)}"))
-        elif isinstance(ref, dict):
-            key = (prefix or "", sources[0], ref.get("name"))
+        elif isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            key = (prefix or "", sources[0], ref["name"])
             if key in seen:
                 found.append((path, f"duplicate envFrom source (also spec.envFrom[{seen[key]}]); keep one"))
             seen.setdefault(key, i)

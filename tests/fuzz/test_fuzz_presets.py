@@ -119,3 +119,21 @@ def test_a_huge_value_is_quoted_in_a_problem_only_in_part() -> None:
     assert preset is None
     (line,) = problems
     assert len(line) < 400 and line.endswith("more characters)"), line
+
+
+def test_an_envfrom_name_that_is_a_mapping_is_a_problem_not_a_crash() -> None:
+    # Found by the fuzzer (make fuzz): an unhashable configMapRef name raised TypeError.
+    env_from = [{"configMapRef": {"name": {}}, "prefix": "WEB_"}]
+    preset, problems = parse_object({**PRESET, "spec": {**PRESET["spec"], "envFrom": env_from}})
+    assert preset is None
+    assert any(
+        line.startswith("podpreset default/web-settings: spec.envFrom[0].configMapRef") for line in problems
+    )
+
+
+def test_a_key_holding_a_newline_is_reported_on_one_line() -> None:
+    # Found by the fuzzer (make fuzz): an unknown spec key "\n" split validate's problem in two.
+    preset, problems = parse_object({**PRESET, "spec": {**PRESET["spec"], "\n": 1}})
+    assert preset is None
+    assert all("\n" not in line for line in problems)
+    assert any("spec.\\n: unknown field" in line for line in problems), problems
