@@ -78,6 +78,11 @@ def applied(webhook: LocalWebhook, namespace: str) -> set[str]:
     return {key.removeprefix(ANNOTATION_PREFIX) for key in annotations if key.startswith(ANNOTATION_PREFIX)}
 
 
+def watch_problems(webhook: LocalWebhook) -> list[Any]:
+    """The watch problems /readyz lists (other tests may leave invalid presets behind)."""
+    return [p for p in webhook.readyz()[1]["problems"] if p["source"].startswith("kubernetes watch")]
+
+
 def within(seconds: float, what: str, check: Any) -> float:
     """Poll ``check`` until true; fail if that takes longer than ``seconds``. Returns the time taken."""
     started = time.monotonic()
@@ -140,9 +145,9 @@ def test_a_dropped_watch_and_an_unreachable_api_server_recover_within_the_bound_
     webhook = cluster.webhook.another(tmp_path, kubeconfig)
     try:
         webhook.start()
-        assert webhook.readyz() == (
-            200,
-            {"status": "ok", "presets": webhook.readyz()[1]["presets"], "problems": []},
+        # start() saw one worker ready; the other lists on its own.
+        within(
+            RECOVERY_BOUND, "both workers ready", lambda: all(webhook.readyz()[0] == 200 for _ in range(6))
         )
         create_preset(admin, namespace, "first", {"env": [{"name": "FIRST", "value": "1"}]})
         within(NORMAL_BOUND, "a created preset", lambda: "first" in applied(webhook, namespace))
@@ -179,9 +184,7 @@ def test_a_dropped_watch_and_an_unreachable_api_server_recover_within_the_bound_
             "a preset created while the API server was unreachable, once it is back",
             lambda: {"first", "second", "third"} <= applied(webhook, namespace),
         )
-        within(
-            NORMAL_BOUND, "the problem cleared from /readyz", lambda: webhook.readyz()[1]["problems"] == []
-        )
+        within(NORMAL_BOUND, "the problem cleared from /readyz", lambda: not watch_problems(webhook))
     finally:
         webhook.stop()
         proxy.close()
