@@ -187,24 +187,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             print(f"\ne2e logs kept in {workdir}", file=sys.stderr)
 
 
+CRDS = ("podpresets", "clusterpodpresets")
+
+
 def install(admin: Kube) -> None:
-    """The CRD, the namespace and the RBAC rules, exactly as deploy/ has them."""
-    for doc in manifests(DEPLOY / "crd" / "podpresets.podpreset.dev.yaml"):
-        admin.apply_manifest(doc)
-    eventually(
-        "the PodPreset CRD to be established",
-        lambda: any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in admin.get(
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podpresets.podpreset.dev"
-            )
-            .get("status", {})
-            .get("conditions")
-            or ()
-        ),
-    )
-    eventually("the podpresets resource to be served", lambda: admin.get("/apis/podpreset.dev/v1/podpresets"))
-    for name in ("namespace.yaml", "rbac.yaml"):
+    """The CRDs, the namespace and the RBAC rules, exactly as deploy/ has them."""
+    for plural in CRDS:
+        for doc in manifests(DEPLOY / "crd" / f"{plural}.podpreset.dev.yaml"):
+            admin.apply_manifest(doc)
+    for plural in CRDS:
+        eventually(
+            f"the {plural} CRD to be established",
+            lambda plural=plural: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in admin.get(
+                    f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.podpreset.dev"
+                )
+                .get("status", {})
+                .get("conditions")
+                or ()
+            ),
+        )
+        eventually(
+            f"the {plural} resource to be served",
+            lambda plural=plural: admin.get(f"/apis/podpreset.dev/v1/{plural}"),
+        )
+    for name in ("namespace.yaml", "rbac.yaml", "rbac-users.yaml"):
         for doc in manifests(DEPLOY / "base" / name):
             doc.setdefault("metadata", {})
             if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):

@@ -154,6 +154,8 @@ _PLURALS = {
     "Pod": "pods",
     "Event": "events",
     "PodPreset": "podpresets",
+    "ClusterPodPreset": "clusterpodpresets",
+    "RoleBinding": "rolebindings",
     "ReplicaSet": "replicasets",
 }
 _CLUSTER_SCOPED = {
@@ -162,6 +164,7 @@ _CLUSTER_SCOPED = {
     "ClusterRoleBinding",
     "CustomResourceDefinition",
     "MutatingWebhookConfiguration",
+    "ClusterPodPreset",
 }
 
 
