@@ -210,6 +210,15 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
     assert flagged.workers == 5 and flagged.preset_paths == ("c",)
 
 
+def test_protected_names_default_to_the_kubernetes_prefix_and_given_ones_replace_it() -> None:
+    assert _parse("--insecure-http").protected == ("KUBERNETES_*",)
+    environ = {"PODPRESET_PROTECTED": "HTTPS_PROXY, KUBERNETES_*"}
+    assert _parse("--insecure-http", environ=environ).protected == ("HTTPS_PROXY", "KUBERNETES_*")
+    flagged = _parse("--insecure-http", "--protected", "A,B*", "--protected", "C", environ=environ)
+    assert flagged.protected == ("A", "B*", "C")
+    assert _parse("--insecure-http", "--protected=", environ=environ).protected == ()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -218,6 +227,12 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
         pytest.param(("--insecure-http", "--workers", "0"), "at least 1", id="zero-workers"),
         pytest.param(("--insecure-http", "--bind", "8443"), "HOST:PORT", id="bad-bind"),
         pytest.param(("--tls-cert", "/nope", "--tls-key", "/nope"), "no such file", id="missing-cert"),
+        pytest.param(
+            ("--insecure-http", "--protected", "HTTPS_PROXY,9X"),
+            "--protected/PODPRESET_PROTECTED: '9X'",
+            id="bad-protected",
+        ),
+        pytest.param(("--insecure-http", "--protected", "A*B"), "optionally ending in", id="star-inside"),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(argv: tuple[str, ...], message: str) -> None:
