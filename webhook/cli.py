@@ -41,15 +41,21 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     apply = commands.add_parser("apply", help="print an object as the webhook would admit it")
-    apply.add_argument(
+    where = apply.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "-f",
         "--filename",
         dest="presets",
         action="append",
-        required=True,
         metavar="PRESETS",
         help="preset file or directory (repeatable)",
     )
+    where.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="use the presets and namespace labels of this cluster instead (read-only: list calls)",
+    )
+    apply.add_argument("--context", metavar="NAME", help="the kubeconfig context to use with --kubeconfig")
     apply.add_argument("-n", "--namespace", help="namespace of the object and of presets that name none")
     apply.add_argument("-o", "--output", choices=("yaml", "json", "patch"), default="yaml")
     apply.add_argument(
@@ -150,9 +156,26 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def presets_for_apply(args: argparse.Namespace, err: TextIO) -> PresetIndex:
+    """The presets ``apply`` previews against: from ``-f`` files, or listed in the cluster."""
+    if args.context and not args.kubeconfig:
+        raise UsageError("--context: only with --kubeconfig")
+    if not args.kubeconfig:
+        return PresetIndex.build(load_or_fail(args.presets, args.namespace or "default"))
+    # Imported here: the offline paths never load the Kubernetes client.
+    from webhook.live import ClusterError, read_cluster
+
+    try:
+        state = read_cluster(args.kubeconfig, args.context)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from exc
+    for line in state.problems:
+        print(f"warning: skipped, as the webhook does: {line}", file=err)
+    return PresetIndex.build(state.presets)
+
+
 def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    default_namespace = args.namespace or "default"
-    index = PresetIndex.build(load_or_fail(args.presets, default_namespace))
+    index = presets_for_apply(args, err)
     source = "<stdin>" if args.object == "-" else args.object
     documents = parse_documents(read_text(args.object), source)
     if not documents:

@@ -247,7 +247,7 @@ class Watch(Generic[T]):
                     )
                     self.resource_version = None
                     continue
-                self.connection_problem = _describe(exc)
+                self.connection_problem = describe_error(exc)
                 if self._events_seen:
                     attempt = 0  # the watch worked for a while: this is a fresh failure
                 delay = self._backoff.delay(attempt)
@@ -456,9 +456,15 @@ def _close(response: Any) -> None:
             getattr(response, method)()
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed request: the API's status, reason and message, or the exception."""
     status = getattr(exc, "status", None)
     reason = getattr(exc, "reason", None)
     if status is not None and not isinstance(exc, OSError):
-        return f"API error {status} {reason or ''}".strip()
+        text = f"API error {status} {reason or ''}".strip()
+        try:
+            message = json.loads(getattr(exc, "body", None) or "{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        return f"{text}: {message}" if message else text
     return f"{type(exc).__name__}: {exc}"
