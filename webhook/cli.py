@@ -16,7 +16,8 @@ from typing import Any, TextIO
 from presets.admission import BadReview, PresetIndex, admit, check_pod, decode_json, encode_review
 from presets.engine import Outcome, apply_presets
 from presets.model import PodPreset
-from webhook.files import SourceError, files_of, load_presets, parse_documents, read_text
+from presets.namespaces import NO_NAMESPACES, NamespaceLabels
+from webhook.files import LoadResult, SourceError, files_of, load_presets, parse_documents, read_text
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -101,9 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def load_or_fail(paths: Sequence[str], default_namespace: str) -> tuple[PodPreset, ...]:
-    """Valid presets of ``paths``, or ``UsageError`` listing every problem."""
-    result = load_presets(paths, default_namespace)
+def load_or_fail(
+    paths: Sequence[str], default_namespace: str, result: LoadResult | None = None
+) -> tuple[PodPreset, ...]:
+    """Valid presets of ``paths`` (or of their ``result``), or ``UsageError`` listing every problem."""
+    result = result or load_presets(paths, default_namespace)
     if result.problems:
         lines = "\n".join(str(p) for p in result.problems)
         raise UsageError(f"invalid presets (fix them or run podpreset validate):\n{lines}")
@@ -139,7 +142,8 @@ def run_validate(paths: Sequence[str], out: TextIO, err: TextIO) -> int:
 
 
 def run_review(args: argparse.Namespace, out: TextIO) -> int:
-    index = PresetIndex.build(load_or_fail(args.presets, "default"))
+    result = load_presets(args.presets, "default")
+    index = PresetIndex.build(load_or_fail(args.presets, "default", result))
     text = read_text(args.review)
     try:
         body = decode_json(text.encode("utf-8"))
@@ -149,19 +153,23 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
         ) from exc
     except RecursionError:
         raise UsageError(f"{args.review}: nests too deeply to be an AdmissionReview") from None
-    decision = admit(body, index)
+    decision = admit(body, index, namespaces=result.namespaces)
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():
         out.write("\n")
     return EXIT_OK
 
 
-def presets_for_apply(args: argparse.Namespace, err: TextIO) -> PresetIndex:
-    """The presets ``apply`` previews against: from ``-f`` files, or listed in the cluster."""
+def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetIndex, NamespaceLabels]:
+    """The presets and namespace labels ``apply`` previews against: from ``-f`` files (Namespace
+    documents among them), or listed in the cluster."""
     if args.context and not args.kubeconfig:
         raise UsageError("--context: only with --kubeconfig")
     if not args.kubeconfig:
-        return PresetIndex.build(load_or_fail(args.presets, args.namespace or "default"))
+        result = load_presets(args.presets, args.namespace or "default")
+        return PresetIndex.build(
+            load_or_fail(args.presets, args.namespace or "default", result)
+        ), result.namespaces
     # Imported here: the offline paths never load the Kubernetes client.
     from webhook.live import ClusterError, read_cluster
 
@@ -171,11 +179,11 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> PresetIndex:
         raise UsageError(str(exc)) from exc
     for line in state.problems:
         print(f"warning: skipped, as the webhook does: {line}", file=err)
-    return PresetIndex.build(state.presets)
+    return PresetIndex.build(state.presets), state.namespaces
 
 
 def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    index = presets_for_apply(args, err)
+    index, namespaces = presets_for_apply(args, err)
     source = "<stdin>" if args.object == "-" else args.object
     documents = parse_documents(read_text(args.object), source)
     if not documents:
@@ -186,7 +194,7 @@ def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         where = f"{source}: document {doc.number}"
         if not isinstance(obj, dict):
             raise UsageError(f"{where}: expected a Kubernetes object, got {type(obj).__name__}")
-        mutated, patch, outcome, namespace = apply_to_object(obj, index, args.namespace, where)
+        mutated, patch, outcome, namespace = apply_to_object(obj, index, args.namespace, where, namespaces)
         if args.explain:
             explain(outcome, namespace, index, where, err)
         results.append(patch if args.output == "patch" else mutated)
@@ -195,7 +203,11 @@ def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def apply_to_object(
-    obj: dict[str, Any], index: PresetIndex, namespace_flag: str | None, where: str
+    obj: dict[str, Any],
+    index: PresetIndex,
+    namespace_flag: str | None,
+    where: str,
+    namespaces: NamespaceLabels = NO_NAMESPACES,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Outcome, str]:
     """Mutate a Pod, or a workload's pod template, as a pod of its namespace would be."""
     kind = obj.get("kind", "Pod")
@@ -223,7 +235,9 @@ def apply_to_object(
         check_pod(pod, f"{where}: {field}")
     except BadReview as exc:
         raise UsageError(str(exc)) from exc
-    outcome = apply_presets(pod, index.for_namespace(namespace), explain=True)
+    outcome = apply_presets(
+        pod, index.relevant(namespace), namespace=namespace, namespaces=namespaces, explain=True
+    )
     prefix = "".join("/" + part for part in path)
     patch = [{**op, "path": prefix + op["path"]} for op in outcome.patch]
     mutated = outcome.pod

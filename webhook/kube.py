@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 from presets.admission import PresetIndex
-from presets.model import InvalidPreset, PodPreset, parse_preset
+from presets.model import CLUSTER_KIND, KIND, PodPreset, parse_api_object
 from webhook.sources import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -101,17 +101,20 @@ def object_key(obj: Mapping[str, Any]) -> Key:
 preset_key = object_key
 
 
-def parse_object(obj: Mapping[str, Any]) -> Parsed[PodPreset]:
-    """One PodPreset or ClusterPodPreset object from the API: the preset, or None and its problems."""
-    namespace, name = object_key(obj)
-    kind = str(obj.get("kind") or "PodPreset")
-    where = f"{kind.lower()} {namespace}/{name}" if namespace else f"{kind.lower()} {name}"
-    try:
-        return parse_preset(dict(obj), source=where, document=1, default_namespace=namespace), ()
-    except InvalidPreset as exc:
-        return None, tuple(
-            f"{where}: {p.field}: {p.message}" if p.field else f"{where}: {p.message}" for p in exc.problems
-        )
+def _kind_parser(kind: str) -> Callable[[Mapping[str, Any]], Parsed[PodPreset]]:
+    """The parser for objects of one resource; ``kind`` and ``apiVersion`` filled in when a list
+    leaves them out of its items."""
+
+    def parse(obj: Mapping[str, Any]) -> Parsed[PodPreset]:
+        if not obj.get("kind") or not obj.get("apiVersion"):
+            obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, **obj}
+        return parse_api_object(obj)
+
+    return parse
+
+
+parse_object = parse_api_object
+"""One PodPreset or ClusterPodPreset object from the API: the preset, or None and its problems."""
 
 
 def parse_namespace(obj: Mapping[str, Any]) -> Parsed[Labels]:
@@ -151,9 +154,9 @@ class Resource(Generic[T]):
     parse: Callable[[Mapping[str, Any]], Parsed[T]]
 
 
-PODPRESETS: Resource[PodPreset] = Resource(PLURAL, _custom_objects(PLURAL), parse_object)
+PODPRESETS: Resource[PodPreset] = Resource(PLURAL, _custom_objects(PLURAL), _kind_parser(KIND))
 CLUSTERPODPRESETS: Resource[PodPreset] = Resource(
-    CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), parse_object
+    CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), _kind_parser(CLUSTER_KIND)
 )
 NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, parse_namespace)
 
@@ -404,8 +407,8 @@ class KubeSource:
     def _changed(self, watch: Watch[Any], changed: tuple[str, ...] | None) -> None:
         """Replace the snapshot with one assignment; readers never see a partial update.
 
-        A preset event rebuilds only its namespace's part of the index (cluster presets are the
-        part of namespace ""); a (re)list of presets rebuilds the index and then keeps the
+        A preset event rebuilds only its namespace's part of the index (or the cluster presets'
+        part); a (re)list of presets rebuilds the index and then keeps the
         presets out of the cyclic collector's walks, as the file source does. A namespace event
         or list copies the labels; a failure (``changed == ()``) only updates the problems.
         """
@@ -417,12 +420,14 @@ class KubeSource:
                 pass  # a failure: only the problems change
             elif watch is self.namespaces:
                 labels = MappingProxyType({name: value for (_, name), value in watch.items.items()})
-            elif changed is None or not previous.synced:
+            elif not previous.synced or (changed is None and watch is self.presets):
                 index = PresetIndex.build(
                     [*self.presets.items.values(), *self.cluster_presets.items.values()]
                 )
+            elif watch is self.cluster_presets:
+                index = index.with_cluster(watch.items.values())
             else:
-                for namespace in changed:
+                for namespace in changed or ():
                     group = (p for (ns, _), p in watch.items.items() if ns == namespace)
                     index = index.with_namespace(namespace, group)
             if synced and (changed is None or not previous.synced):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.kube import NAMESPACES, PODPRESETS, Backoff, KubeSource, Resource, Watch
+from webhook.kube import CLUSTERPODPRESETS, NAMESPACES, PODPRESETS, Backoff, KubeSource, Resource, Watch
 
 
 def namespace_object(name: str, rv: str, **labels: str) -> dict[str, Any]:
@@ -173,3 +173,50 @@ def test_namespace_labels_of_a_list_replace_the_previous_ones() -> None:
         [listing("7", namespace_object("a", "1", team="x"), namespace_object("b", "2"))],
     )
     assert {name: dict(labels) for (_, name), labels in watch.items.items()} == {"a": {"team": "x"}, "b": {}}
+
+
+def cluster_preset_object(name: str, rv: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "podpreset.dev/v1",
+        "kind": "ClusterPodPreset",
+        "metadata": {"name": name, "resourceVersion": rv},
+        "spec": spec or {"env": [{"name": "A", "value": "1"}]},
+    }
+
+
+def test_cluster_preset_events_replace_the_cluster_presets_and_keep_the_namespaced_ones() -> None:
+    source = KubeSource(None)
+    for watch in source.watches:
+        watch.synced = True
+        source._changed(watch, None)
+    source.presets.handle({"type": "ADDED", "object": preset_object("a", "team-a", "2")})
+    source.cluster_presets.handle({"type": "ADDED", "object": cluster_preset_object("proxy", "3")})
+    added = source.snapshot()
+    source.cluster_presets.handle({"type": "DELETED", "object": cluster_preset_object("proxy", "4")})
+    deleted = source.snapshot()
+
+    assert [(p.kind, p.name, p.namespace) for p in added.index.cluster_presets] == [
+        ("ClusterPodPreset", "proxy", "")
+    ]
+    assert [p.name for p in added.index.for_namespace("team-a")] == ["a"]
+    assert deleted.index.cluster_presets == ()
+    assert [p.name for p in deleted.index.for_namespace("team-a")] == ["a"]
+
+
+def test_an_invalid_cluster_preset_is_reported_by_kind_and_name() -> None:
+    source = KubeSource(None)
+    source.cluster_presets.handle(
+        {"type": "ADDED", "object": cluster_preset_object("bad", "5", env=[{"name": "A=B", "value": "1"}])}
+    )
+    assert source.snapshot().index.cluster_presets == ()
+    assert source.snapshot().problems == (
+        "clusterpodpreset bad: spec.env[0].name: 'A=B' must not contain '='",
+    )
+
+
+def test_list_items_without_kind_are_read_as_their_resources_kind() -> None:
+    item = cluster_preset_object("proxy", "3")
+    del item["kind"], item["apiVersion"]
+    watch, _, _ = run_scripted(CLUSTERPODPRESETS, [listing("9", item)])
+    (preset,) = watch.items.values()
+    assert (preset.kind, preset.name) == ("ClusterPodPreset", "proxy")

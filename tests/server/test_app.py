@@ -386,3 +386,66 @@ def test_deep_nesting_inside_the_pod_is_answered_or_refused_never_a_500(
     assert response.status_code in (200, 400)
     if response.status_code == 400:
         assert response.json == {"error": "body: JSON nests too deeply", "code": 400}
+
+
+# Cluster presets, namespace labels and protected names through the app
+
+CLUSTER_PRESETS_YAML = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: sandbox, labels: {env: dev}}
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: proxy}
+spec:
+  namespaceSelector: {matchLabels: {env: prod}}
+  env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: hijack}
+spec:
+  namespaceSelector: {matchLabels: {env: dev}}
+  env: [{name: KUBERNETES_SERVICE_HOST, value: "10.9.9.9"}, {name: HARMLESS, value: "1"}]
+"""
+
+
+def _answer(client: FlaskClient, namespace: str) -> dict[str, object]:
+    response = client.post("/mutate", data=encode(make_review(namespace=namespace)), content_type=JSON)
+    assert response.status_code == 200 and response.json is not None
+    answer: dict[str, object] = response.json["response"]
+    return answer
+
+
+def test_the_file_source_serves_cluster_presets_by_the_labels_of_namespace_documents(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_PRESETS_YAML)
+    source = FileSource([str(tmp_path)], interval=3600)
+    source.start()
+    try:
+        assert dict(source.snapshot().namespaces["shop"])["env"] == "prod"
+        client = create_app(Settings(insecure_http=True), source).test_client()
+        assert "patch" in _answer(client, "shop")
+        assert "patch" not in _answer(client, "elsewhere")  # only kubernetes.io/metadata.name
+        sandbox = _answer(client, "sandbox")
+        assert "patch" not in sandbox  # the protected name makes the whole preset a conflict
+        (warning,) = sandbox["warnings"]  # type: ignore[misc]
+        assert "hijack" in warning and "KUBERNETES_SERVICE_HOST" in warning and "protected" in warning
+        assert "10.9.9.9" not in warning
+    finally:
+        source.stop()
+
+
+def test_the_protected_setting_reaches_the_engine(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_PRESETS_YAML)
+    loaded = load_presets([str(tmp_path)])
+    source = StaticSource(loaded.presets, loaded.namespaces)
+    nothing = create_app(Settings(insecure_http=True, protected=()), source).test_client()
+    assert "patch" in _answer(nothing, "sandbox")
+    proxies = create_app(Settings(insecure_http=True, protected=("HTTPS_PROXY",)), source).test_client()
+    shop = _answer(proxies, "shop")
+    assert "patch" not in shop and "HTTPS_PROXY" in str(shop["warnings"])
