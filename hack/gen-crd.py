@@ -295,7 +295,10 @@ def richer_fields() -> dict[str, Any]:
             "and init container). Glob patterns on the container name.",
             "type": "object",
             "properties": {
-                "include": {**glob_list("Only containers matching one of these (default: all)."), "minItems": 1},
+                "include": {
+                    **glob_list("Only containers matching one of these (default: all)."),
+                    "minItems": 1,
+                },
                 "exclude": glob_list("No container matching one of these, e.g. istio-proxy, linkerd-*."),
                 "initContainers": {
                     "description": "Whether init containers receive them (default true).",
@@ -315,7 +318,9 @@ def richer_fields() -> dict[str, Any]:
             "items": {
                 "type": "object",
                 "required": ["name"],
-                "properties": {"name": {"type": "string", "maxLength": 253, "description": "A Secret's name."}},
+                "properties": {
+                    "name": {"type": "string", "maxLength": 253, "description": "A Secret's name."}
+                },
                 "x-kubernetes-validations": [
                     rule(
                         "self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
@@ -537,11 +542,22 @@ def spec_schema(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, 
         properties[field] = schema
     properties.update(richer_fields())
 
-    injection = ("env", "envFrom", "volumes", "volumeMounts", "tolerations", "nodeSelector", "imagePullSecrets")
+    injection = (
+        "env",
+        "envFrom",
+        "volumes",
+        "volumeMounts",
+        "tolerations",
+        "nodeSelector",
+        "imagePullSecrets",
+    )
     metadata = ("labels", "annotations")
     injects = " || ".join(
         [f"(has(self.{f}) && size(self.{f}) > 0)" for f in injection]
-        + [f"(has(self.podMetadata) && has(self.podMetadata.{f}) && size(self.podMetadata.{f}) > 0)" for f in metadata]
+        + [
+            f"(has(self.podMetadata) && has(self.podMetadata.{f}) && size(self.podMetadata.{f}) > 0)"
+            for f in metadata
+        ]
     )
     names = ", ".join((*injection, "podMetadata"))
     return {
