@@ -51,11 +51,9 @@ def test_candidates_hold_every_preset_that_selects_the_pod(selector_list, labels
 def test_candidates_hold_every_cluster_and_namespaced_preset_that_selects_the_pod(
     namespaced, clustered, labels
 ):
-    presets = [
-        preset(f"p{i}", selector=s, env=[{"name": "A", "value": "1"}]) for i, s in enumerate(namespaced)
-    ] + [
-        cluster_preset(f"c{i}", selector=s, env=[{"name": "A", "value": "1"}]) for i, s in enumerate(clustered)
-    ]
+    env = [{"name": "A", "value": "1"}]
+    presets = [preset(f"p{i}", selector=s, env=env) for i, s in enumerate(namespaced)]
+    presets += [cluster_preset(f"c{i}", selector=s, env=env) for i, s in enumerate(clustered)]
     index = PresetIndex.build(presets)
     selecting = {p.ref for p in presets if p.selector.matches(labels)}
     assert selecting <= {p.ref for p in index.candidates("namespace", labels)}
