@@ -239,57 +239,83 @@ def arrival_labels(
 # ------------------------------------------------------------------------------------------- plan
 
 
+_Accepted = tuple[Any, Any, Any, Any]
+"""An item the preset would add: (the state that checked it, its key there, where it is added,
+the item or ``(key, value)`` pair itself)."""
+
+
 @dataclass(slots=True)
 class _Target:
-    """One container's lists during the walk."""
+    """One container: where its lists are, and what the walk adds to each (env, envFrom, mounts)."""
 
     label: str
     name: str
     init: bool
     base: Path
     container: dict[str, Any]
-    states: tuple[KeyedList, ...]
     added: tuple[list[dict[str, Any]], ...]
+    lanes: list[_Lane] = field(default_factory=list)
+    """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
 
 
-def plan_presets(pod: Mapping[str, Any], presets: Sequence[PodPreset], *, protected: Protected) -> Plan:
+@dataclass(slots=True)
+class _Lane:
+    """The state of one container list during the walk, shared by every container that holds
+    none of the presets' keys for that rule and is targeted by the same presets: for those, the
+    walk is the same as for an empty list, so it runs once (most containers, most pods)."""
+
+    state: KeyedList
+    members: list[_Target]
+    index: int
+    """The rule's position in ``_CONTAINER_RULES``."""
+
+
+def plan_presets(
+    pod: Mapping[str, Any], presets: Sequence[PodPreset], *, protected: Protected, count: bool = False
+) -> Plan:
     """Walk ``presets`` in order against the pod, building the result.
 
     Per preset, every item is checked against the pod and the items accepted so far; then its
     policy decides: no conflict, or ``KeepExisting``: its new items are accepted (and count as
     existing for later presets); otherwise nothing of it is accepted. Protected env names are
     conflicts of their preset; env, envFrom and volumeMounts go only to targeted containers.
+    ``count`` fills ``PresetResult.added`` (for ``--explain``).
     """
     spec = _mapping(pod.get("spec"))
     metadata = _mapping(pod.get("metadata"))
     volumes = KeyedList(VOLUMES, _items(spec.get("volumes")))
     tolerations = UniqueList(_items(spec.get("tolerations")), canonical_toleration)
     pull_secrets = UniqueList(_items(spec.get("imagePullSecrets")), pull_secret_name)
-    maps = {
-        name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
-        for name, path in _POD_MAPS
-    }
+    maps = (
+        {
+            name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
+            for name, path in _POD_MAPS
+        }
+        if any(p.node_selector or p.labels or p.annotations for p in presets)
+        else {}
+    )
     added_volumes: list[dict[str, Any]] = []
     added_tolerations: list[dict[str, Any]] = []
     added_secrets: list[dict[str, Any]] = []
     added_pairs: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in _POD_MAPS}
     targets = _targets(spec)
+    _assign_lanes(targets, presets)
     results: list[PresetResult] = []
 
     for preset in presets:
         conflicts: list[Conflict] = []
-        accepted: list[tuple[Any, Any, Any]] = []  # (state, item-or-pair, where it is added)
-        blocked = _protected_items(preset, protected, conflicts)
-
-        _check_items(
-            preset,
-            volumes,
-            preset.volumes,
-            into=added_volumes,
-            label=None,
-            conflicts=conflicts,
-            accepted=accepted,
-        )
+        accepted: list[_Accepted] = []
+        blocked = _protected_items(preset, protected, conflicts) if preset.env or preset.env_from else None
+        if preset.volumes:
+            _check_items(
+                preset,
+                volumes,
+                preset.volumes,
+                into=added_volumes,
+                labels=(None,),
+                conflicts=conflicts,
+                accepted=accepted,
+            )
         for unique, items, into in (
             (tolerations, preset.tolerations, added_tolerations),
             (pull_secrets, preset.image_pull_secrets, added_secrets),
@@ -297,85 +323,80 @@ def plan_presets(pod: Mapping[str, Any], presets: Sequence[PodPreset], *, protec
             mine: set[Hashable] = set()  # a preset may list one toleration twice
             for item in items:
                 identity = unique.identity(item)
-                if identity not in mine and unique.check(item) is NEW:
+                if identity not in mine and identity not in unique.seen:
                     mine.add(identity)
-                    accepted.append((unique, item, into))
-        for name, _ in _POD_MAPS:
-            pod_map = maps[name]
-            for pair in _pairs(preset, name):
-                check = pod_map.check(*pair)
-                if isinstance(check, Clash):
-                    conflicts.append(conflict_of(preset, name, check, None))
-                elif check is NEW:
-                    accepted.append((pod_map, pair, added_pairs[name]))
+                    accepted.append((unique, identity, into, item))
+        if maps:
+            for name, _ in _POD_MAPS:
+                pod_map = maps[name]
+                for pair in _pairs(preset, name):
+                    check = pod_map.check(*pair)
+                    if isinstance(check, Clash):
+                        conflicts.append(conflict_of(preset, name, check, None))
+                    elif check is NEW:
+                        accepted.append((pod_map, pair, added_pairs[name], pair))
         skipped: list[tuple[str, str]] = []
         selector = preset.container_selector
+        lanes: dict[int, _Lane] = {}  # the distinct lanes of the targeted containers, by identity
         for target in targets:
             if not selector.targets_all:
                 why = selector.skip_reason(target.name, init=target.init)
                 if why:
                     skipped.append((target.label, why))
                     continue
-            for rule, state, into in zip(_CONTAINER_RULES, target.states, target.added, strict=True):
-                items = rule.items_of(preset)
-                if items:
-                    if blocked:
-                        items = tuple(i for i in items if id(i) not in blocked)
-                    _check_items(
-                        preset,
-                        state,
-                        items,
-                        into=into,
-                        label=target.label,
-                        conflicts=conflicts,
-                        accepted=accepted,
-                    )
+            for lane in target.lanes:
+                lanes.setdefault(id(lane), lane)
+        for lane in lanes.values():
+            items = _CONTAINER_RULES[lane.index].items_of(preset)
+            if not items:
+                continue
+            if blocked:
+                items = tuple(i for i in items if id(i) not in blocked)
+            _check_items(
+                preset,
+                lane.state,
+                items,
+                into=lane,
+                labels=tuple(m.label for m in lane.members),
+                conflicts=conflicts,
+                accepted=accepted,
+            )
 
         if conflicts and preset.on_conflict != "KeepExisting":
             status: Status = "skipped-preset" if preset.on_conflict == "SkipPreset" else "conflict"
             accepted = []
         else:
             status = "kept-existing" if conflicts else "applied"
-        counts: dict[str, int] = {}
-        for holder, item, into in accepted:
-            if isinstance(holder, KeyedMap):
-                holder.add(item[0], item[1], preset)
-            elif isinstance(holder, KeyedList):
+        for holder, key, into, item in accepted:
+            if isinstance(holder, KeyedList):
                 holder.add(item, preset)
+            elif isinstance(holder, KeyedMap):
+                holder.add(key[0], key[1], preset)
             else:
-                holder.add(item)
-            into.append(item)
-        for f, n in _count(preset, accepted).items():
-            counts[f] = n
+                holder.seen.add(key)
+            if isinstance(into, _Lane):
+                for member in into.members:
+                    member.added[into.index].append(item)
+            else:
+                into.append(item)
         results.append(
             PresetResult(
                 preset=preset,
                 status=status,
                 conflicts=tuple(conflicts),
-                added=counts,
+                added=_count(preset, accepted) if count else {},
                 skipped_containers=tuple(skipped),
             )
         )
 
     lists: list[ListChange] = []
-    if added_volumes:
-        lists.append(
-            ListChange(path=("spec", "volumes"), current=spec.get("volumes"), added=tuple(added_volumes))
-        )
-    if added_tolerations:
-        lists.append(
-            ListChange(
-                path=("spec", "tolerations"), current=spec.get("tolerations"), added=tuple(added_tolerations)
-            )
-        )
-    if added_secrets:
-        lists.append(
-            ListChange(
-                path=("spec", "imagePullSecrets"),
-                current=spec.get("imagePullSecrets"),
-                added=tuple(added_secrets),
-            )
-        )
+    for path, current, added in (
+        (("spec", "volumes"), spec.get("volumes"), added_volumes),
+        (("spec", "tolerations"), spec.get("tolerations"), added_tolerations),
+        (("spec", "imagePullSecrets"), spec.get("imagePullSecrets"), added_secrets),
+    ):
+        if added:
+            lists.append(ListChange(path=path, current=current, added=tuple(added)))
     for target in targets:
         for rule, into in zip(_CONTAINER_RULES, target.added, strict=True):
             if into:
@@ -404,17 +425,18 @@ def _check_items(
     state: KeyedList,
     items: Iterable[dict[str, Any]],
     *,
-    into: list[dict[str, Any]],
-    label: str | None,
+    into: Any,
+    labels: tuple[str | None, ...],
     conflicts: list[Conflict],
-    accepted: list[tuple[Any, Any, Any]],
+    accepted: list[_Accepted],
 ) -> None:
+    """Check items against one state; a clash is one conflict per container the state stands for."""
     for item in items:
         check = state.check(item)
         if isinstance(check, Clash):
-            conflicts.append(conflict_of(preset, state.rule.field, check, label))
+            conflicts.extend(conflict_of(preset, state.rule.field, check, label) for label in labels)
         elif check is NEW:
-            accepted.append((state, item, into))
+            accepted.append((state, item, into, item))
 
 
 def _targets(spec: Mapping[str, Any]) -> list[_Target]:
@@ -434,13 +456,32 @@ def _targets(spec: Mapping[str, Any]) -> list[_Target]:
                     init=list_name == "initContainers",
                     base=("spec", list_name, index),
                     container=container,
-                    states=tuple(
-                        KeyedList(rule, _items(container.get(rule.field))) for rule in _CONTAINER_RULES
-                    ),
                     added=([], [], []),
                 )
             )
     return targets
+
+
+def _assign_lanes(targets: Sequence[_Target], presets: Sequence[PodPreset]) -> None:
+    """Give every container, per rule, a lane: its own when it holds a key some preset injects
+    there, else the one shared by containers targeted by the same presets."""
+    selective = [p for p in presets if not p.container_selector.targets_all]
+    shared: dict[tuple[int, tuple[bool, ...]], _Lane] = {}
+    for index, rule in enumerate(_CONTAINER_RULES):
+        keys = {k for p in presets for item in rule.items_of(p) for k in rule.keys_of(item)}
+        for target in targets:
+            existing = _items(target.container.get(rule.field))
+            if keys and existing and any(k in keys for item in existing for k in rule.keys_of(item)):
+                target.lanes.append(_Lane(KeyedList(rule, existing), [target], index))
+                continue
+            signature = tuple(
+                p.container_selector.skip_reason(target.name, init=target.init) is None for p in selective
+            )
+            lane = shared.get((index, signature))
+            if lane is None:
+                lane = shared[index, signature] = _Lane(KeyedList(rule, ()), [], index)
+            lane.members.append(target)
+            target.lanes.append(lane)
 
 
 def _pairs(preset: PodPreset, name: str) -> tuple[tuple[str, str], ...]:
@@ -489,9 +530,11 @@ _FIELD_ITEMS: tuple[tuple[str, Callable[[PodPreset], tuple[dict[str, Any], ...]]
 )
 
 
-def _count(preset: PodPreset, accepted: Sequence[tuple[Any, Any, Any]]) -> dict[str, int]:
+def _count(preset: PodPreset, accepted: Sequence[_Accepted]) -> dict[str, int]:
     """How many of the preset's items were accepted somewhere, by field (identity of items)."""
-    ids = {id(item) for _, item, _ in accepted}
+    ids = {id(entry[3]) for entry in accepted}
+    if not ids:
+        return {}
     counts = {name: sum(id(i) in ids for i in items_of(preset)) for name, items_of in _FIELD_ITEMS}
     counts["nodeSelector"] = sum(id(p) in ids for p in preset.node_selector)
     counts["labels"] = sum(id(p) in ids for p in preset.labels)
@@ -610,6 +653,10 @@ def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, note
     """Injected env goes before the container's first env var that references it."""
     current: list[Any] = change.current
     placed, stuck = order_env(current, change.added)
+    end = len(current)
+    if not stuck and all(slot == end for slot, _ in placed):
+        _append(patch, mutated, change.path, current, tuple(item for _, item in placed))
+        return
     if stuck:
         names = ", ".join(repr(v.get("name")) for v in stuck)
         notes.append(
@@ -644,6 +691,13 @@ def references(value: object) -> set[str]:
     return {m.group(1) for m in _REFERENCE_RE.finditer(value) if m.group(1)}
 
 
+def _may_reference(var: object) -> bool:
+    if not isinstance(var, dict):
+        return False
+    value = var.get("value")
+    return isinstance(value, str) and "$(" in value
+
+
 def order_env(
     existing: Sequence[Any], added: Sequence[dict[str, Any]]
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
@@ -656,6 +710,8 @@ def order_env(
     valid order; otherwise walk order. The container's own vars keep their order.
     """
     end = len(existing)
+    if not any(_may_reference(v) for v in existing) and not any(_may_reference(v) for v in added):
+        return [(end, v) for v in added], []
     names = {str(v.get("name")): i for i, v in enumerate(added)}
     own_index: dict[str, int] = {}
     deadline = [end] * len(added)
@@ -746,7 +802,7 @@ def apply_presets(
         return Outcome(
             action="unchanged", reason="no preset selects this pod", pod=pod, mismatches=selection.mismatches
         )
-    plan = plan_presets(pod, selection.matched, protected=protected)
+    plan = plan_presets(pod, selection.matched, protected=protected, count=explain)
     verdict = decide(plan)
     conflicts = plan.conflicts
     common = {

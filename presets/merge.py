@@ -109,20 +109,24 @@ def env_from_key(item: dict[str, Any]) -> str:
 
 
 def _env_from_raw_key(item: dict[str, Any]) -> tuple[Hashable, ...]:
-    refs = []
-    for ref in ("configMapRef", "secretRef"):
-        target = item.get(ref)
-        refs.append(target.get("name") if isinstance(target, dict) else None)
-    prefix = item.get("prefix") or ""
-    return ((prefix if isinstance(prefix, str) else repr(prefix), *map(_hashable, refs)),)
+    config, secret = item.get("configMapRef"), item.get("secretRef")
+    return (
+        (
+            _hashable(item.get("prefix") or ""),
+            _hashable(config.get("name")) if isinstance(config, dict) else None,
+            _hashable(secret.get("name")) if isinstance(secret, dict) else None,
+        ),
+    )
 
 
 def _hashable(value: object) -> Hashable:
-    return value if isinstance(value, str | int | float | bool | None) else repr(value)
+    """Strings as they are (by far the most common), anything else by its repr, apart from them."""
+    return value if type(value) is str else ("repr", repr(value))
 
 
 def _name_key(item: dict[str, Any]) -> tuple[Hashable, ...]:
-    return (_hashable(item.get("name")),)
+    name = item.get("name")
+    return (name if type(name) is str else _hashable(name),)
 
 
 def _mount_keys(item: dict[str, Any]) -> tuple[Hashable, ...]:
