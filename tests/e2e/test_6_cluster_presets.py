@@ -262,6 +262,49 @@ def test_a_namespace_admin_manages_podpresets_but_not_clusterpodpresets(
     assert as_bob.request("GET", "/apis/podpreset.dev/v1/clusterpodpresets").status == 403
 
 
+def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
+    """A kubeconfig for a new ServiceAccount that may only list presets and namespaces: if a
+    preview needed any other verb (or wrote anything), it would be refused."""
+    name = f"previewer-{token()}"
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    admin.create(f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}})
+    admin.create(
+        f"{rbac}/clusterroles",
+        {
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": ["podpreset.dev"],
+                    "resources": ["podpresets", "clusterpodpresets"],
+                    "verbs": ["list"],
+                },
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+            ],
+        },
+    )
+    admin.create(
+        f"{rbac}/clusterrolebindings",
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    )
+    reply = admin.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )
+    config = yaml.safe_load(admin.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": reply.body["status"]["token"]}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     cluster: Cluster, cluster_presets: ClusterPresets, tmp_path: Path
 ) -> None:
@@ -301,10 +344,11 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     del received["metadata"]["annotations"]
     (tmp_path / "pod.json").write_text(json.dumps(received))
 
+    previewer = list_only_kubeconfig(admin, namespace, tmp_path / "previewer.kubeconfig")
     previewed = podpreset(
         "apply",
         "--kubeconfig",
-        str(admin.kubeconfig),
+        str(previewer),
         "-n",
         namespace,
         "-o",
@@ -319,14 +363,16 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     explained = podpreset(
         "apply",
         "--kubeconfig",
-        str(admin.kubeconfig),
+        str(previewer),
         "-n",
         namespace,
         "--explain",
         str(tmp_path / "pod.json"),
     )
     assert explained.returncode == 0, explained.stderr
-    assert name in explained.stderr and "db" in explained.stderr
+    assert f"e2e-env={group}" in explained.stderr  # the namespace's labels, read from the cluster
+    assert f"  clusterpodpreset/{name}: applied" in explained.stderr
+    assert "  db: applied" in explained.stderr
 
 
 @pytest.mark.parametrize(
