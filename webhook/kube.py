@@ -175,7 +175,8 @@ def list_objects(api_client: Any, resource: Resource[Any]) -> Any:
 
 Changed = Callable[["Watch[Any]", "tuple[str, ...] | None"], None]
 """Called with what changed: None after a list (everything), the object's namespace after an
-event ("" for cluster-scoped objects), () after a failure (only the problems)."""
+event ("" for cluster-scoped objects), () after a failure (only the problems). Called with the
+watches' shared lock held, so it may read every watch's items."""
 
 
 class Watch(Generic[T]):
@@ -190,8 +191,11 @@ class Watch(Generic[T]):
         backoff: Backoff = Backoff(),
         watch_seconds: tuple[int, int] = WATCH_SECONDS,
         stop: threading.Event | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.resource = resource
+        self._lock = lock or threading.Lock()
+        """Held while the items change and ``on_change`` runs; shared by the watches of one source."""
         self._on_change = on_change
         self._client = client
         self._backoff = backoff
@@ -256,7 +260,8 @@ class Watch(Generic[T]):
                 delay = self._backoff.delay(attempt)
                 attempt += 1
                 self._log(logging.WARNING, "%s; retrying in %.1fs", self.connection_problem, delay)
-                self._on_change(self, ())
+                with self._lock:
+                    self._on_change(self, ())
                 self._stop.wait(delay)
 
     def list(self) -> None:
@@ -272,11 +277,12 @@ class Watch(Generic[T]):
             else:
                 problems[key] = found
                 self._log_problems(found)
-        self.items, self.problems = items, problems
-        self.resource_version = str(listing["metadata"]["resourceVersion"])
-        self.connection_problem = None
-        self.synced = True
-        self._on_change(self, None)
+        with self._lock:
+            self.items, self.problems = items, problems
+            self.resource_version = str(listing["metadata"]["resourceVersion"])
+            self.connection_problem = None
+            self.synced = True
+            self._on_change(self, None)
         self._log(
             logging.INFO,
             "listed %d (%d invalid) at resourceVersion %s",
@@ -323,24 +329,24 @@ class Watch(Generic[T]):
             self.resource_version = str(version)
         if kind == "BOOKMARK":
             return
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            self._log(logging.WARNING, "ignoring event of type %r", kind)
+            return
         key = object_key(obj)
-        if kind == "DELETED":
-            self.items.pop(key, None)
-            self.problems.pop(key, None)
-        elif kind in ("ADDED", "MODIFIED"):
-            item, found = self.resource.parse(obj)
+        item, found = self.resource.parse(obj) if kind != "DELETED" else (None, ())
+        with self._lock:
             if item is not None:
                 self.items[key] = item
                 self.problems.pop(key, None)
             else:
                 self.items.pop(key, None)
-                self.problems[key] = found
-                self._log_problems(found)
-        else:
-            self._log(logging.WARNING, "ignoring event of type %r", kind)
-            return
-        self.connection_problem = None
-        self._on_change(self, (key[0],))
+                if found:
+                    self.problems[key] = found
+                else:
+                    self.problems.pop(key, None)
+            self.connection_problem = None
+            self._on_change(self, (key[0],))
+        self._log_problems(found)
         self._log(
             logging.INFO,
             "%s %s (resourceVersion %s); %d in all",
@@ -375,10 +381,14 @@ class KubeSource:
         self._settings = settings
         self._api_client = api_client
         self._client_lock = threading.Lock()
-        self._publish_lock = threading.Lock()
         self._snapshot = Snapshot()
         self._stop = threading.Event()
-        options: dict[str, Any] = {"backoff": backoff, "watch_seconds": watch_seconds, "stop": self._stop}
+        options: dict[str, Any] = {
+            "backoff": backoff,
+            "watch_seconds": watch_seconds,
+            "stop": self._stop,
+            "lock": threading.Lock(),
+        }
         self.presets = Watch(PODPRESETS, self._changed, self._client, **options)
         self.cluster_presets = Watch(CLUSTERPODPRESETS, self._changed, self._client, **options)
         self.namespaces = Watch(NAMESPACES, self._changed, self._client, **options)
@@ -408,37 +418,35 @@ class KubeSource:
         """Replace the snapshot with one assignment; readers never see a partial update.
 
         A preset event rebuilds only its namespace's part of the index (or the cluster presets'
-        part); a (re)list of presets rebuilds the index and then keeps the
-        presets out of the cyclic collector's walks, as the file source does. A namespace event
+        part); a (re)list of presets rebuilds the index and then keeps the presets out of the
+        cyclic collector's walks, as the file source does. A namespace event
         or list copies the labels; a failure (``changed == ()``) only updates the problems.
+        Runs with the watches' shared lock held: no watch changes its items meanwhile.
         """
-        with self._publish_lock:
-            previous = self._snapshot
-            synced = all(w.synced for w in self.watches)
-            index, labels = previous.index, previous.namespaces
-            if changed == ():
-                pass  # a failure: only the problems change
-            elif watch is self.namespaces:
-                labels = MappingProxyType({name: value for (_, name), value in watch.items.items()})
-            elif not previous.synced or (changed is None and watch is self.presets):
-                index = PresetIndex.build(
-                    [*self.presets.items.values(), *self.cluster_presets.items.values()]
-                )
-            elif watch is self.cluster_presets:
-                index = index.with_cluster(watch.items.values())
-            else:
-                for namespace in changed or ():
-                    group = (p for (ns, _), p in watch.items.items() if ns == namespace)
-                    index = index.with_namespace(namespace, group)
-            if synced and (changed is None or not previous.synced):
-                gc.freeze()
-            self._snapshot = Snapshot(
-                index=index,
-                namespaces=labels,
-                synced=synced,
-                last_sync=time.time() if synced and changed != () else previous.last_sync,
-                problems=tuple(line for w in self.watches for line in w.problem_lines()),
-            )
+        previous = self._snapshot
+        synced = all(w.synced for w in self.watches)
+        index, labels = previous.index, previous.namespaces
+        if changed == ():
+            pass  # a failure: only the problems change
+        elif watch is self.namespaces:
+            labels = MappingProxyType({name: value for (_, name), value in watch.items.items()})
+        elif not previous.synced or (changed is None and watch is self.presets):
+            index = PresetIndex.build([*self.presets.items.values(), *self.cluster_presets.items.values()])
+        elif watch is self.cluster_presets:
+            index = index.with_cluster(watch.items.values())
+        else:
+            for namespace in changed or ():
+                group = (p for (ns, _), p in watch.items.items() if ns == namespace)
+                index = index.with_namespace(namespace, group)
+        if synced and (changed is None or not previous.synced):
+            gc.freeze()
+        self._snapshot = Snapshot(
+            index=index,
+            namespaces=labels,
+            synced=synced,
+            last_sync=time.time() if synced and changed != () else previous.last_sync,
+            problems=tuple(line for w in self.watches for line in w.problem_lines()),
+        )
 
 
 def _lines(response: Any) -> Iterator[str]:
