@@ -191,14 +191,15 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetIndex, NamespaceLabels]:
+def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetIndex, NamespaceLabels, str]:
     """The presets and namespace labels ``apply`` previews against: from ``-f`` files (Namespace
-    documents among them), or listed in the cluster."""
+    documents among them), or listed in the cluster; and the namespace of objects that name none
+    (the kubeconfig context's, as for kubectl, else ``default``)."""
     if args.context and not args.kubeconfig:
         raise UsageError("--context: only with --kubeconfig")
     if not args.kubeconfig:
         loaded = load_or_fail(args.presets, args.namespace or "default")
-        return PresetIndex.build(loaded.presets), loaded.namespaces
+        return PresetIndex.build(loaded.presets), loaded.namespaces, "default"
     # Imported here: the offline paths never load the Kubernetes client.
     from webhook.live import ClusterError, read_cluster
 
@@ -208,11 +209,11 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetInde
         raise UsageError(str(exc)) from exc
     for line in state.problems:
         print(f"warning: skipped, as the webhook does: {line}", file=err)
-    return PresetIndex.build(state.presets), state.namespaces
+    return PresetIndex.build(state.presets), state.namespaces, state.context_namespace or "default"
 
 
 def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    index, namespaces = presets_for_apply(args, err)
+    index, namespaces, default_namespace = presets_for_apply(args, err)
     protected = protected_of(args.protected)
     source = "<stdin>" if args.object == "-" else args.object
     documents = parse_documents(read_text(args.object), source)
@@ -225,7 +226,13 @@ def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not isinstance(obj, dict):
             raise UsageError(f"{where}: expected a Kubernetes object, got {type(obj).__name__}")
         mutated, patch, outcome, namespace = apply_to_object(
-            obj, index, args.namespace, where, namespaces=namespaces, protected=protected
+            obj,
+            index,
+            args.namespace,
+            where,
+            namespaces=namespaces,
+            protected=protected,
+            default_namespace=default_namespace,
         )
         if args.explain:
             explain(outcome, namespace, index, where, err, namespaces=namespaces)
@@ -242,6 +249,7 @@ def apply_to_object(
     *,
     namespaces: NamespaceLabels | None = None,
     protected: Protected = DEFAULT_PROTECTED,
+    default_namespace: str = "default",
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Outcome, str]:
     """Mutate a Pod, or a workload's pod template, as a pod of its namespace would be."""
     kind = obj.get("kind", "Pod")
@@ -249,7 +257,7 @@ def apply_to_object(
         raise UsageError(f"{where}: kind: expected a string, got {type(kind).__name__}")
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
-    namespace = namespace_flag or metadata.get("namespace") or "default"
+    namespace = namespace_flag or metadata.get("namespace") or default_namespace
     if not isinstance(namespace, str):
         raise UsageError(f"{where}: metadata.namespace: expected a string")
     if kind == "Pod":

@@ -38,6 +38,8 @@ class ClusterState:
     namespaces: Mapping[str, Mapping[str, str]]
     problems: tuple[str, ...]
     """Objects skipped because they are invalid (the webhook skips them too), one line each."""
+    context_namespace: str | None = None
+    """The kubeconfig context's namespace, as kubectl uses it for objects that name none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ def read_cluster(kubeconfig: str, context: str | None = None) -> ClusterState:
         raise ClusterError(f"--kubeconfig {kubeconfig}: no such file")
     try:
         api_client = make_api_client(_Config(kubeconfig), context=context)
+        context_namespace = _context_namespace(kubeconfig, context)
     except Exception as exc:  # the client's config errors have no common base class
         where = f" (context {context!r})" if context else ""
         raise ClusterError(f"--kubeconfig {kubeconfig}{where}: {exc}") from exc
@@ -63,7 +66,21 @@ def read_cluster(kubeconfig: str, context: str | None = None) -> ClusterState:
         namespaces = {name: labels for (_, name), labels in _keyed(api_client, NAMESPACES, problems)}
     finally:
         api_client.close()
-    return ClusterState(presets=tuple(presets), namespaces=namespaces, problems=tuple(problems))
+    return ClusterState(
+        presets=tuple(presets),
+        namespaces=namespaces,
+        problems=tuple(problems),
+        context_namespace=context_namespace,
+    )
+
+
+def _context_namespace(kubeconfig: str, context: str | None) -> str | None:
+    from kubernetes import config
+
+    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
 
 
 def _items(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[Any]:

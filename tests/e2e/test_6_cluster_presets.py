@@ -263,8 +263,9 @@ def test_a_namespace_admin_manages_podpresets_but_not_clusterpodpresets(
 
 
 def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
-    """A kubeconfig for a new ServiceAccount that may only list presets and namespaces: if a
-    preview needed any other verb (or wrote anything), it would be refused."""
+    """A kubeconfig for a new ServiceAccount that may only list presets and namespaces (if a
+    preview needed any other verb, or wrote anything, it would be refused), whose context's
+    namespace is ``namespace``."""
     name = f"previewer-{token()}"
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     admin.create(f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}})
@@ -301,6 +302,8 @@ def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
     config = yaml.safe_load(admin.kubeconfig.read_text())
     for user in config["users"]:
         user["user"] = {"token": reply.body["status"]["token"]}
+    for context in config["contexts"]:
+        context["context"]["namespace"] = namespace
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -343,6 +346,8 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     received = dry_run_pod(admin, namespace, excluded)
     del received["metadata"]["annotations"]
     (tmp_path / "pod.json").write_text(json.dumps(received))
+    bare = dict(received, metadata={k: v for k, v in received["metadata"].items() if k != "namespace"})
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
 
     previewer = list_only_kubeconfig(admin, namespace, tmp_path / "previewer.kubeconfig")
     previewed = podpreset(
@@ -364,13 +369,13 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
         "apply",
         "--kubeconfig",
         str(previewer),
-        "-n",
-        namespace,
         "--explain",
-        str(tmp_path / "pod.json"),
+        str(tmp_path / "bare.json"),
     )
     assert explained.returncode == 0, explained.stderr
-    assert f"e2e-env={group}" in explained.stderr  # the namespace's labels, read from the cluster
+    # Without -n: the context's namespace, as kubectl would use; its labels read from the cluster.
+    assert f"namespace {namespace!r} has 1 preset(s)" in explained.stderr
+    assert f"e2e-env={group}" in explained.stderr
     assert f"  clusterpodpreset/{name}: applied" in explained.stderr
     assert "  db: applied" in explained.stderr
 
