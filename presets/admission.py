@@ -17,11 +17,14 @@ from typing import Any
 import orjson
 
 from presets.engine import Outcome, apply_presets
-from presets.model import PodPreset
+from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key
 from presets.names import json_type
+from presets.namespaces import NO_NAMESPACES, NamespaceLabels
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
+REJECT_CODE = 409
+"""HTTP status in ``response.status`` when an ``onConflict: Reject`` preset refuses the pod."""
 
 
 class BadReview(ValueError):
@@ -30,7 +33,7 @@ class BadReview(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class _Namespace:
-    """One namespace's presets, and an index of them by one label each requires."""
+    """One namespace's presets (or the cluster's), and an index of them by one label each requires."""
 
     presets: tuple[PodPreset, ...]
     by_label: Mapping[tuple[str, str], tuple[PodPreset, ...]]
@@ -40,7 +43,7 @@ class _Namespace:
 
     @classmethod
     def build(cls, presets: Iterable[PodPreset]) -> _Namespace:
-        ordered = tuple(sorted(presets, key=lambda p: p.name))
+        ordered = tuple(sorted(presets, key=order_key))
         by_label: dict[tuple[str, str], list[PodPreset]] = {}
         unindexed: list[PodPreset] = []
         for preset in ordered:
@@ -64,51 +67,79 @@ def _required_pair(preset: PodPreset) -> tuple[str, str] | None:
 
 @dataclass(frozen=True, slots=True)
 class PresetIndex:
-    """Presets grouped by namespace and sorted by name, built once per snapshot.
+    """PodPresets grouped by namespace, and the ClusterPodPresets, built once per snapshot.
 
-    ``candidates`` narrows a namespace's presets to those that can select a pod, using one
-    required label per preset, so a pod's cost grows with the presets that could match it,
-    not with every preset of its namespace.
+    ``candidates`` narrows them to those that can select a pod, using one required pod label per
+    preset, so a pod's cost grows with the presets that could match it, not with every preset of
+    its namespace or of the cluster. ClusterPodPresets are one group looked up for every
+    namespace; their namespace selectors are checked by the engine, for the candidates only.
     """
 
     namespaces: Mapping[str, _Namespace] = field(default_factory=dict)
+    cluster: _Namespace = _EMPTY_NAMESPACE
 
     @classmethod
     def build(cls, presets: Iterable[PodPreset]) -> PresetIndex:
         groups: dict[str, list[PodPreset]] = {}
+        cluster: list[PodPreset] = []
         for preset in presets:
-            groups.setdefault(preset.namespace, []).append(preset)
-        return cls({ns: _Namespace.build(group) for ns, group in groups.items()})
+            if preset.is_cluster:
+                cluster.append(preset)
+            else:
+                groups.setdefault(preset.namespace, []).append(preset)
+        return cls({ns: _Namespace.build(group) for ns, group in groups.items()}, _Namespace.build(cluster))
 
     @property
     def by_namespace(self) -> Mapping[str, tuple[PodPreset, ...]]:
+        """The PodPresets of each namespace (ClusterPodPresets are in ``cluster_presets``)."""
         return {ns: group.presets for ns, group in self.namespaces.items()}
 
+    @property
+    def cluster_presets(self) -> tuple[PodPreset, ...]:
+        return self.cluster.presets
+
     def with_namespace(self, namespace: str, presets: Iterable[PodPreset]) -> PresetIndex:
-        """A new index with one namespace's presets replaced (a watch event changes one)."""
+        """A new index with one namespace's PodPresets replaced (a watch event changes one)."""
         namespaces = dict(self.namespaces)
         group = _Namespace.build(presets)
         if group.presets:
             namespaces[namespace] = group
         else:
             namespaces.pop(namespace, None)
-        return PresetIndex(namespaces)
+        return PresetIndex(namespaces, self.cluster)
+
+    def with_cluster(self, presets: Iterable[PodPreset]) -> PresetIndex:
+        """A new index with the ClusterPodPresets replaced."""
+        return PresetIndex(self.namespaces, _Namespace.build(presets))
 
     def for_namespace(self, namespace: str) -> tuple[PodPreset, ...]:
+        """The PodPresets of ``namespace``, in preset order."""
         return self.namespaces.get(namespace, _EMPTY_NAMESPACE).presets
 
+    def relevant(self, namespace: str) -> tuple[PodPreset, ...]:
+        """Every preset that could apply in ``namespace``: its PodPresets and every
+        ClusterPodPreset, in preset order (for ``--explain``)."""
+        return tuple(sorted((*self.cluster.presets, *self.for_namespace(namespace)), key=order_key))
+
     def candidates(self, namespace: str, labels: Mapping[str, object]) -> list[PodPreset]:
-        """The presets of ``namespace`` that may select a pod with ``labels`` (a superset)."""
-        group = self.namespaces.get(namespace, _EMPTY_NAMESPACE)
-        found = list(group.unindexed)
-        if group.by_label:
-            for key, value in labels.items():
-                if isinstance(value, str):
-                    found.extend(group.by_label.get((key, value), ()))
+        """The presets that may select a pod of ``namespace`` with ``labels`` (a superset),
+        ClusterPodPresets included whatever their namespace selector."""
+        found = _candidates(self.namespaces.get(namespace, _EMPTY_NAMESPACE), labels)
+        if self.cluster.presets:
+            found.extend(_candidates(self.cluster, labels))
         return found
 
     def __len__(self) -> int:
-        return sum(len(group.presets) for group in self.namespaces.values())
+        return sum(len(group.presets) for group in self.namespaces.values()) + len(self.cluster.presets)
+
+
+def _candidates(group: _Namespace, labels: Mapping[str, object]) -> list[PodPreset]:
+    found = list(group.unindexed)
+    if group.by_label:
+        for key, value in labels.items():
+            if isinstance(value, str):
+                found.extend(group.by_label.get((key, value), ()))
+    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,8 +176,19 @@ class Decision:
         return tuple(self.response["response"].get("warnings", ()))
 
 
-def admit(review: object, index: PresetIndex) -> Decision:
-    """Answer one AdmissionReview. Raises ``BadReview`` for a malformed one."""
+def admit(
+    review: object,
+    index: PresetIndex,
+    *,
+    namespaces: NamespaceLabels = NO_NAMESPACES,
+    protected: Protected = DEFAULT_PROTECTED,
+) -> Decision:
+    """Answer one AdmissionReview. Raises ``BadReview`` for a malformed one.
+
+    ``namespaces`` gives namespace labels for ClusterPodPresets' namespace selectors (a namespace
+    missing from it has only ``kubernetes.io/metadata.name``); ``protected`` lists the env names
+    no preset may inject.
+    """
     request = parse_review(review)
     outcome: Outcome | None = None
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
@@ -154,12 +196,27 @@ def admit(review: object, index: PresetIndex) -> Decision:
         metadata = request.object.get("metadata")
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
         candidates = index.candidates(request.namespace, labels if isinstance(labels, dict) else {})
-        outcome = apply_presets(request.object, candidates)
+        outcome = apply_presets(
+            request.object,
+            candidates,
+            namespace=request.namespace,
+            namespaces=namespaces,
+            protected=protected,
+        )
+        if outcome.verdict == "reject":
+            response["allowed"] = False
+            response["status"] = {
+                "status": "Failure",
+                "code": REJECT_CODE,
+                "reason": "Conflict",
+                "message": outcome.rejection,
+            }
         if outcome.patch:
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(encode_json(list(outcome.patch))).decode("ascii")
-        if outcome.conflicts:
-            response["warnings"] = [c.describe() for c in outcome.conflicts]
+        warnings = outcome.warnings
+        if warnings:
+            response["warnings"] = list(warnings)
     return Decision(
         request=request,
         outcome=outcome,

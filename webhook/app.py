@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from presets.admission import BadReview, Decision, admit, decode_json, encode_review
 from presets.limits import MAX_DEPTH, within_depth
+from presets.model import Protected
 from webhook.health import health_of
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
@@ -61,6 +62,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = AppState(settings, source, Metrics(), stopping or threading.Event())
+    protected = Protected.parse(settings.protected)
     app.extensions["podpreset"] = state
 
     @app.post("/mutate")
@@ -70,7 +72,8 @@ def create_app(
             return _error(415, f"Content-Type: expected {JSON}, got {request.content_type or 'none'!r}")
         review = _decode(_read_body(settings.max_body_bytes))
         try:
-            decision = admit(review, source.snapshot().index)
+            snapshot = source.snapshot()
+            decision = admit(review, snapshot.index, namespaces=snapshot.namespaces, protected=protected)
         except RecursionError:
             raise BadBody("the AdmissionReview nests too deeply") from None
         _log_decision(decision)

@@ -12,14 +12,16 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
 from presets.limits import MAX_DEPTH, MAX_OBJECT_BYTES, LimitExceeded, Meter, describe_bytes
 from presets.model import InvalidPreset, PodPreset, Problem, parse_preset
+from presets.namespaces import NamespaceLabels, parse_namespace
 
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -42,10 +44,13 @@ class Document:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadResult:
-    """Valid presets and every problem found; the caller decides whether problems are fatal."""
+    """Valid presets, Namespace labels, and every problem found; the caller decides whether
+    problems are fatal."""
 
     presets: tuple[PodPreset, ...]
     problems: tuple[Problem, ...]
+    namespaces: NamespaceLabels = field(default_factory=dict)
+    """Labels of the ``Namespace`` documents among the inputs, by namespace name."""
 
 
 def files_of(path: str) -> list[Path]:
@@ -162,15 +167,26 @@ def read_documents(paths: Iterable[str]) -> Iterator[Document]:
 
 
 def load_presets(paths: Iterable[str], default_namespace: str = "default") -> LoadResult:
-    """Parse and validate every preset in ``paths``; invalid documents become problems.
+    """Parse and validate every PodPreset, ClusterPodPreset and Namespace in ``paths``; invalid
+    documents become problems.
 
-    Documents that are not PodPresets are problems too, as are two presets with one
-    namespace and name. Raises ``SourceError`` only when a path cannot be read or parsed.
+    Other documents are problems too, as are two presets of one kind, namespace and name.
+    Raises ``SourceError`` only when a path cannot be read or parsed.
     """
     presets: list[PodPreset] = []
     problems: list[Problem] = []
-    seen: dict[tuple[str, str], str] = {}
+    namespaces: dict[str, dict[str, str]] = {}
+    seen: dict[tuple[str, str, str], str] = {}
     for doc in read_documents(paths):
+        if isinstance(doc.content, dict) and doc.content.get("kind") == "Namespace":
+            name, labels, found = parse_namespace(doc.content)
+            problems.extend(
+                Problem(source=doc.source, document=doc.number, name=name, field=f, message=m)
+                for f, m in found
+            )
+            if name and not found:
+                namespaces[name] = labels
+            continue
         try:
             preset = parse_preset(
                 doc.content, source=doc.source, document=doc.number, default_namespace=default_namespace
@@ -178,21 +194,28 @@ def load_presets(paths: Iterable[str], default_namespace: str = "default") -> Lo
         except InvalidPreset as exc:
             problems.extend(exc.problems)
             continue
-        key = (preset.namespace, preset.name)
+        key = (preset.kind, preset.namespace, preset.name)
         if key in seen:
+            what = (
+                f"preset {preset.namespace}/{preset.name}"
+                if preset.namespace
+                else f"{preset.kind} {preset.name}"
+            )
             problems.append(
                 Problem(
                     source=doc.source,
                     document=doc.number,
                     name=preset.name,
                     field="metadata.name",
-                    message=f"a preset {preset.namespace}/{preset.name} is already defined in {seen[key]}",
+                    message=f"a {what} is already defined in {seen[key]}",
                 )
             )
             continue
         seen[key] = f"{doc.source}: document {doc.number}"
         presets.append(preset)
-    return LoadResult(presets=tuple(presets), problems=tuple(problems))
+    return LoadResult(
+        presets=tuple(presets), problems=tuple(problems), namespaces=MappingProxyType(namespaces)
+    )
 
 
 def fingerprint(paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:

@@ -28,7 +28,7 @@ from webhook.sources import Snapshot
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-OUTCOMES = ("mutated", "unchanged", "conflict", "skipped", "error")
+OUTCOMES = ("mutated", "unchanged", "conflict", "rejected", "skipped", "error")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

@@ -9,7 +9,7 @@ source (``webhook.kube``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +22,10 @@ class Snapshot:
     """One consistent view of the presets; replaced as a whole, never mutated."""
 
     index: PresetIndex = field(default_factory=PresetIndex)
+    """Presets of both kinds."""
+    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Labels of each namespace by name; a namespace not listed has only
+    ``kubernetes.io/metadata.name=<name>`` (the engine's rule)."""
     synced: bool = False
     """True once the first complete load (file read, or initial list) has landed."""
     last_sync: float | None = None
@@ -46,8 +50,10 @@ class PresetSource(Protocol):
 class StaticSource:
     """A fixed set of presets, synced from the start: for tests and in-process use."""
 
-    def __init__(self, presets: Iterable[PodPreset] = ()) -> None:
-        self._snapshot = Snapshot(index=PresetIndex.build(presets), synced=True)
+    def __init__(
+        self, presets: Iterable[PodPreset] = (), namespaces: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
+        self._snapshot = Snapshot(index=PresetIndex.build(presets), namespaces=namespaces or {}, synced=True)
 
     def start(self) -> None:
         return None

@@ -247,6 +247,41 @@ def test_usage_errors_exit_2():
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--kubeconfig", "/nonexistent/kubeconfig"],
+            "--kubeconfig /nonexistent/kubeconfig: no such file",
+            id="missing",
+        ),
+        pytest.param(
+            ["-f", str(EXAMPLES), "--context", "prod"],
+            "--context: only with --kubeconfig",
+            id="context-alone",
+        ),
+        pytest.param(["-f", str(EXAMPLES), "--kubeconfig", "k"], "not allowed with argument", id="both"),
+    ],
+)
+def test_apply_against_a_cluster_refuses_bad_arguments_in_one_line(argv, message):
+    result = run("apply", *argv, WEB_POD)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_apply_with_a_kubeconfig_whose_context_does_not_exist_says_so(tmp_path):
+    config = write(
+        tmp_path,
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: a, context: {cluster: c, user: u}}]\n"
+        "current-context: a\n",
+    )
+    result = run("apply", "--kubeconfig", config, "--context", "nope", WEB_POD)
+    assert result.returncode == 2
+    assert f"--kubeconfig {config} (context 'nope')" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["validate", str(EXAMPLES)],

@@ -37,6 +37,7 @@ TOP = Path(__file__).resolve().parents[2]
 DEPLOY = TOP / "deploy"
 NAMESPACE = "podpreset-system"
 ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/podpreset-"
+CLUSTER_ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/clusterpodpreset-"
 KIND_KUBECONFIG = os.environ.get("PODPRESET_E2E_KUBECONFIG")
 HOST_ADDRESS = os.environ.get("PODPRESET_E2E_HOST_ADDRESS", "127.0.0.1")
 """Where the API server reaches webhooks the tests run (kind: the Docker network's gateway)."""
@@ -222,24 +223,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             print(f"\ne2e logs kept in {workdir}", file=sys.stderr)
 
 
+CRDS = ("podpresets", "clusterpodpresets")
+
+
 def install(admin: Kube) -> None:
-    """The CRD, the namespace and the RBAC rules, exactly as deploy/ has them."""
-    for doc in manifests(DEPLOY / "crd" / "podpresets.podpreset.dev.yaml"):
-        admin.apply_manifest(doc)
-    eventually(
-        "the PodPreset CRD to be established",
-        lambda: any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in admin.get(
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podpresets.podpreset.dev"
-            )
-            .get("status", {})
-            .get("conditions")
-            or ()
-        ),
-    )
-    eventually("the podpresets resource to be served", lambda: admin.get("/apis/podpreset.dev/v1/podpresets"))
-    for name in ("namespace.yaml", "rbac.yaml"):
+    """The CRDs, the namespace and the RBAC rules, exactly as deploy/ has them."""
+    for plural in CRDS:
+        for doc in manifests(DEPLOY / "crd" / f"{plural}.podpreset.dev.yaml"):
+            admin.apply_manifest(doc)
+    for plural in CRDS:
+        eventually(
+            f"the {plural} CRD to be established",
+            lambda plural=plural: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in admin.get(
+                    f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.podpreset.dev"
+                )
+                .get("status", {})
+                .get("conditions")
+                or ()
+            ),
+        )
+        eventually(
+            f"the {plural} resource to be served",
+            lambda plural=plural: admin.get(f"/apis/podpreset.dev/v1/{plural}"),
+        )
+    for name in ("namespace.yaml", "rbac.yaml", "rbac-users.yaml"):
         for doc in manifests(DEPLOY / "base" / name):
             doc.setdefault("metadata", {})
             if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
@@ -311,6 +320,31 @@ def ensure_namespace(admin: Kube, name: str) -> None:
         "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
     assert reply.status in (201, 409), reply
+
+
+def label_namespace(admin: Kube, name: str, labels: dict[str, str | None]) -> None:
+    """Set (or, with None, remove) labels of a namespace, as ``kubectl label`` does."""
+    reply = admin.request(
+        "PATCH",
+        f"/api/v1/namespaces/{name}",
+        {"metadata": {"labels": labels}},
+        content_type="application/merge-patch+json",
+    )
+    assert reply.status == 200, reply
+
+
+def new_namespace(cluster: Cluster, stem: str, labels: dict[str, str | None] | None = None) -> str:
+    """A fresh namespace named after ``stem``, with ``labels``."""
+    name = f"e2e-{stem}-{secrets.token_hex(3)}"
+    ensure_namespace(cluster.admin, name)
+    if labels:
+        label_namespace(cluster.admin, name, labels)
+    if not cluster.local:
+        eventually(
+            "the default ServiceAccount",
+            lambda: cluster.admin.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        )
+    return name
 
 
 def pod_body(
@@ -399,16 +433,41 @@ def admin(cluster: Cluster) -> Kube:
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test (namespaces never finish deleting without controllers)."""
+    # With ServiceAccount admission on (kind), pods wait for the namespace's default account.
     stem = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
-    name = f"e2e-{stem}-{secrets.token_hex(3)}"
-    ensure_namespace(cluster.admin, name)
-    if not cluster.local:
-        # With ServiceAccount admission on (kind), pods wait for the namespace's default account.
-        eventually(
-            "the default ServiceAccount",
-            lambda: cluster.admin.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-        )
-    return name
+    return new_namespace(cluster, stem)
+
+
+class ClusterPresets:
+    """Creates ClusterPodPresets for one test and deletes them after it (they reach every namespace)."""
+
+    def __init__(self, admin: Kube) -> None:
+        self.admin = admin
+        self.names: list[str] = []
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self.admin.create(
+            "/apis/podpreset.dev/v1/clusterpodpresets",
+            {
+                "apiVersion": "podpreset.dev/v1",
+                "kind": "ClusterPodPreset",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        ).body
+        self.names.append(name)
+        return body
+
+    def delete_all(self) -> None:
+        for name in self.names:
+            self.admin.delete(f"/apis/podpreset.dev/v1/clusterpodpresets/{name}")
+
+
+@pytest.fixture
+def cluster_presets(cluster: Cluster) -> Iterator[ClusterPresets]:
+    presets = ClusterPresets(cluster.admin)
+    yield presets
+    presets.delete_all()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -36,7 +36,7 @@ def test_the_watch_parses_any_object_into_a_preset_or_problems_naming_it(obj: ob
     if preset is not None:
         assert isinstance(preset, PodPreset)
     for line in problems:
-        assert line.startswith("podpreset ") and ": " in line, line
+        assert line.startswith(("podpreset ", "clusterpodpreset ")) and ": " in line, line
 
 
 @FUZZ
@@ -47,7 +47,7 @@ def test_a_watch_event_of_any_object_updates_the_snapshot_or_reports_it(obj: obj
     source = KubeSource(None)
     if isinstance(obj, Pairs):
         obj = dict(obj)
-    source._handle({"type": kind, "object": obj})
+    source.presets.handle({"type": kind, "object": obj})
     snapshot = source.snapshot()
     assert len(snapshot.index) <= 1
     assert all(isinstance(p, str) and p for p in snapshot.problems)

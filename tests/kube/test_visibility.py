@@ -43,8 +43,12 @@ class Clock:
 def test_an_invalid_preset_skipped_by_the_watch_is_a_readiness_problem_and_a_metric() -> None:
     clock = Clock()
     source = KubeSource(None, health=SourceHealth(clock))
-    source._handle({"type": "ADDED", "object": preset_object("good")})
-    source._handle({"type": "ADDED", "object": preset_object("bad", env=[{"name": "A=B", "value": "1"}])})
+    for watch in source.watches:  # as if each had listed an empty cluster
+        watch.synced = True
+    source.presets.handle({"type": "ADDED", "object": preset_object("good")})
+    source.presets.handle(
+        {"type": "ADDED", "object": preset_object("bad", env=[{"name": "A=B", "value": "1"}])}
+    )
     client = create_app(Settings(insecure_http=True), source).test_client()
 
     response = client.get("/readyz")
@@ -63,7 +67,7 @@ def test_an_invalid_preset_skipped_by_the_watch_is_a_readiness_problem_and_a_met
     assert "podpreset_presets_invalid 1.0" in client.get("/metrics").text
 
     clock.now += 60
-    source._handle({"type": "MODIFIED", "object": preset_object("bad", rv="2")})
+    source.presets.handle({"type": "MODIFIED", "object": preset_object("bad", rv="2")})
     assert client.get("/readyz").json == {"status": "ok", "presets": 2, "problems": []}
     assert "podpreset_presets_invalid 0.0" in client.get("/metrics").text
 
@@ -89,17 +93,21 @@ def test_an_unreachable_api_server_is_named_with_its_error_and_start_in_readyz_t
     )
     settings = Settings(insecure_http=True, kubeconfig=str(kubeconfig))
     source = KubeSource(settings, backoff=Backoff(base=0.05, cap=0.1))
-    source._publish(synced=True)  # as if it had listed before the API server went away
+    for watch in source.watches:  # as if each had listed before the API server went away
+        watch.synced = True
+    source.presets._on_change(source.presets, None)
     client = create_app(settings, source).test_client()
     started = time.time()
     with caplog.at_level(logging.WARNING, logger="webhook.health"):
         source.start()
         try:
             deadline = time.monotonic() + 30
-            while not source.health.problems() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            deadline = time.monotonic() + 30
-            while source.health.watches()["podpresets"].errors["network"] < 2 and time.monotonic() < deadline:
+
+            def failures() -> int:
+                state = source.health.watches().get("podpresets")
+                return state.errors["network"] if state is not None else 0
+
+            while failures() < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
             source.stop()
@@ -107,7 +115,8 @@ def test_an_unreachable_api_server_is_named_with_its_error_and_start_in_readyz_t
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json is not None
-    (problem,) = response.json["problems"]
+    # One problem per watch (PodPresets, ClusterPodPresets, Namespaces): each names its resource.
+    (problem,) = [p for p in response.json["problems"] if p["source"] == "kubernetes watch podpresets"]
     assert problem["source"] == "kubernetes watch podpresets"
     assert "Connection refused" in problem["error"] or "refused" in problem["error"].lower()
     since = time.mktime(time.strptime(problem["since"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone

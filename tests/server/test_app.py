@@ -210,6 +210,15 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
     assert flagged.workers == 5 and flagged.preset_paths == ("c",)
 
 
+def test_protected_names_default_to_the_kubernetes_prefix_and_given_ones_replace_it() -> None:
+    assert _parse("--insecure-http").protected == ("KUBERNETES_*",)
+    environ = {"PODPRESET_PROTECTED": "HTTPS_PROXY, KUBERNETES_*"}
+    assert _parse("--insecure-http", environ=environ).protected == ("HTTPS_PROXY", "KUBERNETES_*")
+    flagged = _parse("--insecure-http", "--protected", "A,B*", "--protected", "C", environ=environ)
+    assert flagged.protected == ("A", "B*", "C")
+    assert _parse("--insecure-http", "--protected=", environ=environ).protected == ()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -218,6 +227,12 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
         pytest.param(("--insecure-http", "--workers", "0"), "at least 1", id="zero-workers"),
         pytest.param(("--insecure-http", "--bind", "8443"), "HOST:PORT", id="bad-bind"),
         pytest.param(("--tls-cert", "/nope", "--tls-key", "/nope"), "no such file", id="missing-cert"),
+        pytest.param(
+            ("--insecure-http", "--protected", "HTTPS_PROXY,9X"),
+            "--protected/PODPRESET_PROTECTED: '9X'",
+            id="bad-protected",
+        ),
+        pytest.param(("--insecure-http", "--protected", "A*B"), "optionally ending in", id="star-inside"),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(argv: tuple[str, ...], message: str) -> None:
@@ -371,3 +386,66 @@ def test_deep_nesting_inside_the_pod_is_answered_or_refused_never_a_500(
     assert response.status_code in (200, 400)
     if response.status_code == 400:
         assert response.json == {"error": "body: JSON nests deeper than 100 levels", "code": 400}
+
+
+# Cluster presets, namespace labels and protected names through the app
+
+CLUSTER_PRESETS_YAML = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: sandbox, labels: {env: dev}}
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: proxy}
+spec:
+  namespaceSelector: {matchLabels: {env: prod}}
+  env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: hijack}
+spec:
+  namespaceSelector: {matchLabels: {env: dev}}
+  env: [{name: KUBERNETES_SERVICE_HOST, value: "10.9.9.9"}, {name: HARMLESS, value: "1"}]
+"""
+
+
+def _answer(client: FlaskClient, namespace: str) -> dict[str, object]:
+    response = client.post("/mutate", data=encode(make_review(namespace=namespace)), content_type=JSON)
+    assert response.status_code == 200 and response.json is not None
+    answer: dict[str, object] = response.json["response"]
+    return answer
+
+
+def test_the_file_source_serves_cluster_presets_by_the_labels_of_namespace_documents(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_PRESETS_YAML)
+    source = FileSource([str(tmp_path)], interval=3600)
+    source.start()
+    try:
+        assert dict(source.snapshot().namespaces["shop"])["env"] == "prod"
+        client = create_app(Settings(insecure_http=True), source).test_client()
+        assert "patch" in _answer(client, "shop")
+        assert "patch" not in _answer(client, "elsewhere")  # only kubernetes.io/metadata.name
+        sandbox = _answer(client, "sandbox")
+        assert "patch" not in sandbox  # the protected name makes the whole preset a conflict
+        (warning,) = sandbox["warnings"]  # type: ignore[misc]
+        assert "hijack" in warning and "KUBERNETES_SERVICE_HOST" in warning and "protected" in warning
+        assert "10.9.9.9" not in warning
+    finally:
+        source.stop()
+
+
+def test_the_protected_setting_reaches_the_engine(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_PRESETS_YAML)
+    loaded = load_presets([str(tmp_path)])
+    source = StaticSource(loaded.presets, loaded.namespaces)
+    nothing = create_app(Settings(insecure_http=True, protected=()), source).test_client()
+    assert "patch" in _answer(nothing, "sandbox")
+    proxies = create_app(Settings(insecure_http=True, protected=("HTTPS_PROXY",)), source).test_client()
+    shop = _answer(proxies, "shop")
+    assert "patch" not in shop and "HTTPS_PROXY" in str(shop["warnings"])
