@@ -8,6 +8,7 @@ server); the end-to-end suite (tests/e2e/test_6_own_webhook.py) cuts a real one.
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import time
 from pathlib import Path
@@ -169,3 +170,11 @@ def test_a_bad_edit_of_a_preset_file_is_a_readiness_problem_naming_the_file(tmp_
         assert problem["error"] == "document 1 (a): spec.env[0].name: 'A=B' must not contain '='"
     finally:
         source.stop()
+
+
+@pytest.mark.parametrize("attempt", [0, 3, 6, 10, 40])
+def test_after_any_number_of_failures_the_next_retry_comes_within_5_seconds(attempt: int) -> None:
+    # The 10 s recovery bound (docs/operations.md) after an outage of any length: with the old
+    # 30 s cap a watch could sleep up to 30 s past the API server's return.
+    rng = random.Random(attempt)
+    assert all(Backoff().delay(attempt, rng) <= 5.0 for _ in range(200))
