@@ -262,7 +262,15 @@ def test_a_namespace_admin_manages_podpresets_but_not_clusterpodpresets(
     assert as_bob.request("GET", "/apis/podpreset.dev/v1/clusterpodpresets").status == 403
 
 
-def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
+LIST_PRESETS_AND_NAMESPACES = [
+    {"apiGroups": ["podpreset.dev"], "resources": ["podpresets", "clusterpodpresets"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+]
+
+
+def list_only_kubeconfig(
+    admin: Kube, namespace: str, path: Path, rules: list[dict[str, Any]] = LIST_PRESETS_AND_NAMESPACES
+) -> Path:
     """A kubeconfig for a new ServiceAccount that may only list presets and namespaces (if a
     preview needed any other verb, or wrote anything, it would be refused), whose context's
     namespace is ``namespace``."""
@@ -273,14 +281,7 @@ def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
         f"{rbac}/clusterroles",
         {
             "metadata": {"name": name},
-            "rules": [
-                {
-                    "apiGroups": ["podpreset.dev"],
-                    "resources": ["podpresets", "clusterpodpresets"],
-                    "verbs": ["list"],
-                },
-                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
-            ],
+            "rules": rules,
         },
     )
     admin.create(
@@ -378,6 +379,19 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     assert f"e2e-env={group}" in explained.stderr
     assert f"  clusterpodpreset/{name}: applied" in explained.stderr
     assert "  db: applied" in explained.stderr
+
+
+def test_apply_with_a_kubeconfig_that_may_not_list_cluster_presets_says_so(
+    admin: Kube, namespace: str, tmp_path: Path
+) -> None:
+    rules = [{"apiGroups": ["podpreset.dev"], "resources": ["podpresets"], "verbs": ["list"]}]
+    config = list_only_kubeconfig(admin, namespace, tmp_path / "kubeconfig", rules)
+    (tmp_path / "pod.json").write_text(json.dumps(pod_body("web")))
+    result = podpreset("apply", "--kubeconfig", str(config), str(tmp_path / "pod.json"))
+    assert result.returncode == 2
+    assert "podpreset apply: listing clusterpodpresets: API error 403 Forbidden" in result.stderr
+    assert 'cannot list resource "clusterpodpresets"' in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.mark.parametrize(
