@@ -9,11 +9,11 @@ client.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from presets.model import PodPreset
+from presets.namespaces import NamespaceLabels
 from webhook.kube import (
     CLUSTERPODPRESETS,
     NAMESPACES,
@@ -35,7 +35,7 @@ class ClusterState:
     """What the webhook would use for a pod: the valid presets of both kinds and the namespaces' labels."""
 
     presets: tuple[PodPreset, ...]
-    namespaces: Mapping[str, Mapping[str, str]]
+    namespaces: NamespaceLabels
     problems: tuple[str, ...]
     """Objects skipped because they are invalid (the webhook skips them too), one line each."""
     context_namespace: str | None = None
