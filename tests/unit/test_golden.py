@@ -1,9 +1,10 @@
 """Golden cases: one folder per scenario under ``tests/golden``, driven through ``admit``.
 
 Each folder holds ``pod.yaml`` (the pod as the API server sends it), ``presets.yaml`` (PodPreset
-and ClusterPodPreset documents, and Namespace documents giving namespace labels) and ``expected.yaml`` (the pod after admission), and optionally ``request.yaml``
-(overrides for the AdmissionReview request) and ``conflicts.yaml`` (the conflicts the outcome must
-report, each a mapping of ``preset``, ``field``, ``key`` and optionally ``container``/``other``).
+and ClusterPodPreset documents, and Namespace documents giving namespace labels) and
+``expected.yaml`` (the pod after admission), and optionally ``request.yaml`` (overrides for the
+AdmissionReview request) and ``conflicts.yaml`` (the conflicts the outcome must report, each a
+mapping of ``preset``, ``field``, ``key`` and optionally ``container``/``other``).
 
 The expectations were written by hand from the original plugin's semantics
 (``podpreset-semantics.md``) and DESIGN.md's deviations, never produced by the engine. Every case
