@@ -18,13 +18,13 @@ from .conftest import (
     CLUSTER_ANNOTATION_PREFIX,
     Cluster,
     ClusterPresets,
+    Namespaces,
     annotations_of,
     create_pod,
     create_preset,
     dry_run_pod,
     env_of,
     label_namespace,
-    new_namespace,
     pod_body,
     wait_for_pods_to,
 )
@@ -54,12 +54,12 @@ def applied_cluster_presets(pod: dict[str, Any]) -> set[str]:
 
 
 def test_a_cluster_preset_reaches_pods_in_the_labelled_namespaces_only(
-    cluster: Cluster, cluster_presets: ClusterPresets
+    cluster: Cluster, cluster_presets: ClusterPresets, namespaces: Namespaces
 ) -> None:
     group = f"grp-{token()}"
-    prod_a = new_namespace(cluster, "cpp-a", {"e2e-env": group})
-    prod_b = new_namespace(cluster, "cpp-b", {"e2e-env": group})
-    other = new_namespace(cluster, "cpp-c", {"e2e-env": "elsewhere"})
+    prod_a = namespaces.create("cpp-a", {"e2e-env": group})
+    prod_b = namespaces.create("cpp-b", {"e2e-env": group})
+    other = namespaces.create("cpp-c", {"e2e-env": "elsewhere"})
     name = f"proxy-{group}"
     cluster_presets.create(
         name,
@@ -91,11 +91,11 @@ def test_a_cluster_preset_reaches_pods_in_the_labelled_namespaces_only(
 
 
 def test_relabelling_a_namespace_changes_the_next_pod_within_5_seconds(
-    cluster: Cluster, cluster_presets: ClusterPresets
+    cluster: Cluster, cluster_presets: ClusterPresets, namespaces: Namespaces
 ) -> None:
     group = f"grp-{token()}"
-    known = new_namespace(cluster, "cpp-known", {"e2e-env": group})
-    target = new_namespace(cluster, "cpp-relabel")
+    known = namespaces.create("cpp-known", {"e2e-env": group})
+    target = namespaces.create("cpp-relabel")
     name = f"ca-{group}"
     cluster_presets.create(
         name,
@@ -310,11 +310,11 @@ def list_only_kubeconfig(
 
 
 def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
-    cluster: Cluster, cluster_presets: ClusterPresets, tmp_path: Path
+    cluster: Cluster, cluster_presets: ClusterPresets, namespaces: Namespaces, tmp_path: Path
 ) -> None:
     admin = cluster.admin
     group = f"grp-{token()}"
-    namespace = new_namespace(cluster, "cpp-preview", {"e2e-env": group})
+    namespace = namespaces.create("cpp-preview", {"e2e-env": group})
     name = f"mesh-{group}"
     cluster_presets.create(
         name,
