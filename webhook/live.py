@@ -88,15 +88,15 @@ def _items(api_client: Any, resource: Resource[Any], problems: list[str]) -> lis
 
 
 def _keyed(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[tuple[Any, Any]]:
+    found: list[tuple[Any, Any]] = []
     try:
-        listing = list_objects(api_client, resource)
+        for listing in list_objects(api_client, resource):
+            for obj in listing.get("items") or ():
+                item, why = resource.parse(obj)
+                if item is None:
+                    problems.extend(why)
+                else:
+                    found.append((object_key(obj), item))
     except Exception as exc:
         raise ClusterError(f"listing {resource.name}: {describe_error(exc)}") from exc
-    found: list[tuple[Any, Any]] = []
-    for obj in listing.get("items") or ():
-        item, why = resource.parse(obj)
-        if item is None:
-            problems.extend(why)
-        else:
-            found.append((object_key(obj), item))
     return found
