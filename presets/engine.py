@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -325,12 +325,13 @@ def plan_presets(
             (tolerations, preset.tolerations, added_tolerations),
             (pull_secrets, preset.image_pull_secrets, added_secrets),
         ):
-            mine: set[Hashable] = set()  # a preset may list one toleration twice
+            if not items:
+                continue
+            mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
             for item in items:
-                identity = unique.identity(item)
-                if identity not in mine and not unique.holds(item, identity):
-                    mine.add(identity)
-                    accepted.append((unique, identity, into, item))
+                if not mine.holds(item) and not unique.holds(item):
+                    mine.add(item)
+                    accepted.append((unique, item, into, item))
         if maps:
             for name, _ in _POD_MAPS:
                 pod_map = maps[name]
@@ -383,7 +384,7 @@ def plan_presets(
             elif isinstance(holder, KeyedMap):
                 holder.add(key[0], key[1], preset)
             else:
-                holder.seen.add(key)
+                holder.add(item)
             if isinstance(into, _Lane):
                 for member in into.members:
                     member.added[into.index].append(item)

@@ -318,10 +318,14 @@ class KeyedMap:
 
 class UniqueList:
     """Tolerations (whole-object equality) and imagePullSecrets (by name): never a conflict,
-    never a duplicate. ``bucket`` (cheap) narrows which of the pod's items need ``identity``
-    (which may be costly: a canonical form) before they are compared."""
+    never a duplicate.
 
-    __slots__ = ("_pending", "bucket", "identity", "seen")
+    ``bucket`` (cheap) groups items that could be equal; ``identity`` (maybe costly: a canonical
+    form) is computed only within a bucket that two items share, so a preset toleration whose key
+    the pod does not have is added without canonicalizing anything.
+    """
+
+    __slots__ = ("_compared", "_pending", "bucket", "identity", "seen")
 
     def __init__(
         self,
@@ -330,28 +334,41 @@ class UniqueList:
         bucket: Callable[[dict[str, Any]], Hashable] | None = None,
     ):
         self.identity = identity
-        self.bucket = bucket
+        self.bucket = bucket or identity
         self.seen: set[Hashable] = set()
         self._pending: dict[Hashable, list[dict[str, Any]]] = {}
+        self._compared: set[Hashable] = set()
+        """Buckets whose items are in ``seen`` by identity."""
         for item in existing:
-            if bucket is None:
-                self.seen.add(identity(item))
-            else:
-                self._pending.setdefault(_hashable(bucket(item)), []).append(item)
+            self.add(item)
 
-    def holds(self, item: dict[str, Any], identity: Hashable) -> bool:
-        """Whether an item of this ``identity`` is there already."""
-        if self._pending and self.bucket is not None:
-            waiting = self._pending.pop(_hashable(self.bucket(item)), None)
-            if waiting:
-                self.seen.update(self.identity(i) for i in waiting)
-        return identity in self.seen
+    def _bucket(self, item: dict[str, Any]) -> Hashable:
+        if self.bucket is self.identity:
+            return ("identity", self.identity(item))
+        return _hashable(self.bucket(item))
+
+    def holds(self, item: dict[str, Any]) -> bool:
+        """Whether an item equal to ``item`` is there already."""
+        bucket = self._bucket(item)
+        if bucket in self._compared:
+            return self.identity(item) in self.seen
+        waiting = self._pending.get(bucket)
+        if not waiting:
+            return False
+        del self._pending[bucket]
+        self._compared.add(bucket)
+        self.seen.update(self.identity(i) for i in waiting)
+        return self.identity(item) in self.seen
 
     def check(self, item: dict[str, Any]) -> Check:
-        return PRESENT if self.holds(item, self.identity(item)) else NEW
+        return PRESENT if self.holds(item) else NEW
 
     def add(self, item: dict[str, Any]) -> None:
-        self.seen.add(self.identity(item))
+        bucket = self._bucket(item)
+        if bucket in self._compared:
+            self.seen.add(self.identity(item))
+        else:
+            self._pending.setdefault(bucket, []).append(item)
 
 
 def toleration_key(item: dict[str, Any]) -> Hashable:
