@@ -41,8 +41,7 @@ docker build -t "$image" "$top"
 kind load docker-image "$image" --name "$cluster"
 
 kubectl apply --server-side -k "$top/deploy/overlays/self-signed"
-kubectl wait --for=condition=Established crd/podpresets.podpreset.dev crd/clusterpodpresets.podpreset.dev \
-  --timeout=60s
+kubectl wait --for=condition=Established crd/podpresets.podpreset.dev --timeout=60s
 KUBECTL=kubectl "$top/hack/bootstrap-certs.sh"
 kubectl -n podpreset-system rollout status deployment/podpreset-webhook --timeout=180s
 

@@ -19,7 +19,8 @@ import orjson
 from presets.engine import Outcome, apply_presets
 from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key
 from presets.names import json_type
-from presets.namespaces import NO_NAMESPACES, NamespaceLabels
+from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
+from presets.selector import Selector
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -40,26 +41,39 @@ class _Namespace:
     """Presets that require ``key=value`` (a matchLabels pair), under their first such pair."""
     unindexed: tuple[PodPreset, ...]
     """Presets that require no single label value: checked for every pod."""
+    by_namespace_label: Mapping[tuple[str, str], tuple[PodPreset, ...]] = field(default_factory=dict)
+    """ClusterPodPresets whose pod selector requires no single value but whose namespace
+    selector does, under that namespace label pair."""
 
     @classmethod
     def build(cls, presets: Iterable[PodPreset]) -> _Namespace:
         ordered = tuple(sorted(presets, key=order_key))
         by_label: dict[tuple[str, str], list[PodPreset]] = {}
+        by_namespace_label: dict[tuple[str, str], list[PodPreset]] = {}
         unindexed: list[PodPreset] = []
         for preset in ordered:
-            pair = _required_pair(preset)
-            if pair is None:
-                unindexed.append(preset)
-            else:
+            pair = _required_pair(preset.selector)
+            if pair is not None:
                 by_label.setdefault(pair, []).append(preset)
-        return cls(ordered, {k: tuple(v) for k, v in by_label.items()}, tuple(unindexed))
+                continue
+            namespace_pair = _required_pair(preset.namespace_selector)
+            if namespace_pair is not None:
+                by_namespace_label.setdefault(namespace_pair, []).append(preset)
+            else:
+                unindexed.append(preset)
+        return cls(
+            ordered,
+            {k: tuple(v) for k, v in by_label.items()},
+            tuple(unindexed),
+            {k: tuple(v) for k, v in by_namespace_label.items()},
+        )
 
 
 _EMPTY_NAMESPACE = _Namespace((), {}, ())
 
 
-def _required_pair(preset: PodPreset) -> tuple[str, str] | None:
-    for requirement in preset.selector.requirements:
+def _required_pair(selector: Selector | None) -> tuple[str, str] | None:
+    for requirement in selector.requirements if selector is not None else ():
         if requirement.operator == "In" and len(requirement.values) == 1:
             return requirement.key, next(iter(requirement.values))
     return None
@@ -121,12 +135,22 @@ class PresetIndex:
         ClusterPodPreset, in preset order (for ``--explain``)."""
         return tuple(sorted((*self.cluster.presets, *self.for_namespace(namespace)), key=order_key))
 
-    def candidates(self, namespace: str, labels: Mapping[str, object]) -> list[PodPreset]:
-        """The presets that may select a pod of ``namespace`` with ``labels`` (a superset),
-        ClusterPodPresets included whatever their namespace selector."""
+    def candidates(
+        self, namespace: str, labels: Mapping[str, object], namespace_labels: Mapping[str, str] | None = None
+    ) -> list[PodPreset]:
+        """The presets that may select a pod of ``namespace`` with ``labels`` (a superset).
+
+        ClusterPodPresets are narrowed by ``namespace_labels`` too when given; without them,
+        every ClusterPodPreset that the pod's labels allow is a candidate."""
         found = _candidates(self.namespaces.get(namespace, _EMPTY_NAMESPACE), labels)
-        if self.cluster.presets:
-            found.extend(_candidates(self.cluster, labels))
+        cluster = self.cluster
+        if cluster.presets:
+            found.extend(_candidates(cluster, labels))
+            if namespace_labels is None:
+                found.extend(p for group in cluster.by_namespace_label.values() for p in group)
+            elif cluster.by_namespace_label:
+                for key, value in namespace_labels.items():
+                    found.extend(cluster.by_namespace_label.get((key, value), ()))
         return found
 
     def __len__(self) -> int:
@@ -195,7 +219,10 @@ def admit(
     if request.is_pod and request.operation == "CREATE" and request.object is not None:
         metadata = request.object.get("metadata")
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
-        candidates = index.candidates(request.namespace, labels if isinstance(labels, dict) else {})
+        namespace_labels = labels_of(namespaces, request.namespace) if index.cluster.presets else None
+        candidates = index.candidates(
+            request.namespace, labels if isinstance(labels, dict) else {}, namespace_labels
+        )
         outcome = apply_presets(
             request.object,
             candidates,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,9 +38,11 @@ from presets.merge import (
     Field,
     KeyedList,
     KeyedMap,
+    PresetKeys,
     UniqueList,
     conflict_of,
     pull_secret_name,
+    toleration_key,
 )
 from presets.model import ANNOTATION_PREFIX, DEFAULT_PROTECTED, PodPreset, Protected, order_key
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
@@ -268,6 +270,9 @@ class _Lane:
     members: list[_Target]
     index: int
     """The rule's position in ``_CONTAINER_RULES``."""
+    distinct: bool = False
+    """No two preset items of the rule share a key, and no member holds one: every item is new
+    for every preset, whatever was accepted before, so the walk skips checking (the common case)."""
 
 
 def plan_presets(
@@ -284,7 +289,7 @@ def plan_presets(
     spec = _mapping(pod.get("spec"))
     metadata = _mapping(pod.get("metadata"))
     volumes = KeyedList(VOLUMES, _items(spec.get("volumes")))
-    tolerations = UniqueList(_items(spec.get("tolerations")), canonical_toleration)
+    tolerations = UniqueList(_items(spec.get("tolerations")), canonical_toleration, toleration_key)
     pull_secrets = UniqueList(_items(spec.get("imagePullSecrets")), pull_secret_name)
     maps = (
         {
@@ -320,12 +325,13 @@ def plan_presets(
             (tolerations, preset.tolerations, added_tolerations),
             (pull_secrets, preset.image_pull_secrets, added_secrets),
         ):
-            mine: set[Hashable] = set()  # a preset may list one toleration twice
+            if not items:
+                continue
+            mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
             for item in items:
-                identity = unique.identity(item)
-                if identity not in mine and identity not in unique.seen:
-                    mine.add(identity)
-                    accepted.append((unique, identity, into, item))
+                if not mine.holds(item) and not unique.holds(item):
+                    mine.add(item)
+                    accepted.append((unique, item, into, item))
         if maps:
             for name, _ in _POD_MAPS:
                 pod_map = maps[name]
@@ -352,12 +358,15 @@ def plan_presets(
                 continue
             if blocked:
                 items = tuple(i for i in items if id(i) not in blocked)
+            if lane.distinct:
+                accepted.extend((None, item, lane, item) for item in items)
+                continue
             _check_items(
                 preset,
                 lane.state,
                 items,
                 into=lane,
-                labels=tuple(m.label for m in lane.members),
+                labels=[m.label for m in lane.members],
                 conflicts=conflicts,
                 accepted=accepted,
             )
@@ -368,12 +377,14 @@ def plan_presets(
         else:
             status = "kept-existing" if conflicts else "applied"
         for holder, key, into, item in accepted:
-            if isinstance(holder, KeyedList):
+            if holder is None:  # a distinct lane: nothing to record
+                pass
+            elif isinstance(holder, KeyedList):
                 holder.add(item, preset)
             elif isinstance(holder, KeyedMap):
                 holder.add(key[0], key[1], preset)
             else:
-                holder.seen.add(key)
+                holder.add(item)
             if isinstance(into, _Lane):
                 for member in into.members:
                     member.added[into.index].append(item)
@@ -426,7 +437,7 @@ def _check_items(
     items: Iterable[dict[str, Any]],
     *,
     into: Any,
-    labels: tuple[str | None, ...],
+    labels: Sequence[str | None],
     conflicts: list[Conflict],
     accepted: list[_Accepted],
 ) -> None:
@@ -468,18 +479,23 @@ def _assign_lanes(targets: Sequence[_Target], presets: Sequence[PodPreset]) -> N
     selective = [p for p in presets if not p.container_selector.targets_all]
     shared: dict[tuple[int, tuple[bool, ...]], _Lane] = {}
     for index, rule in enumerate(_CONTAINER_RULES):
-        keys = {k for p in presets for item in rule.items_of(p) for k in rule.keys_of(item)}
+        keys = PresetKeys.of(rule, presets)
         for target in targets:
-            existing = _items(target.container.get(rule.field))
-            if keys and existing and any(k in keys for item in existing for k in rule.keys_of(item)):
+            current = target.container.get(rule.field)
+            existing = _items(current) if current else ()
+            if keys.shared_by(existing):
                 target.lanes.append(_Lane(KeyedList(rule, existing), [target], index))
                 continue
-            signature = tuple(
-                p.container_selector.skip_reason(target.name, init=target.init) is None for p in selective
+            signature = (
+                tuple(
+                    p.container_selector.skip_reason(target.name, init=target.init) is None for p in selective
+                )
+                if selective
+                else ()
             )
             lane = shared.get((index, signature))
             if lane is None:
-                lane = shared[index, signature] = _Lane(KeyedList(rule, ()), [], index)
+                lane = shared[index, signature] = _Lane(KeyedList(rule, ()), [], index, keys.distinct)
             lane.members.append(target)
             target.lanes.append(lane)
 
@@ -691,11 +707,14 @@ def references(value: object) -> set[str]:
     return {m.group(1) for m in _REFERENCE_RE.finditer(value) if m.group(1)}
 
 
-def _may_reference(var: object) -> bool:
-    if not isinstance(var, dict):
-        return False
-    value = var.get("value")
-    return isinstance(value, str) and "$(" in value
+def _any_reference(env: Iterable[object]) -> bool:
+    """Whether some var's value may hold a ``$(NAME)`` reference (one call per list: hot path)."""
+    for var in env:
+        if type(var) is dict:
+            value = var.get("value")
+            if type(value) is str and "$(" in value:
+                return True
+    return False
 
 
 def order_env(
@@ -710,7 +729,7 @@ def order_env(
     valid order; otherwise walk order. The container's own vars keep their order.
     """
     end = len(existing)
-    if not any(_may_reference(v) for v in existing) and not any(_may_reference(v) for v in added):
+    if not _any_reference(existing) and not _any_reference(added):
         return [(end, v) for v in added], []
     names = {str(v.get("name")): i for i, v in enumerate(added)}
     own_index: dict[str, int] = {}

@@ -156,16 +156,66 @@ class KeyedRule:
     """The item's keys: hashable, cheap, never formatted (that is ``describe_key``'s job)."""
     canonical: Callable[[dict[str, Any]], Frozen]
     describe_key: Callable[[Hashable, dict[str, Any]], str]
+    key_fields: tuple[str, ...] = ()
+    """Fields whose values are the keys, one key each (empty: keys are composite)."""
 
 
-ENV = KeyedRule("env", lambda p: p.env, _name_key, canonical_env_var, _describe_name)
+@dataclass(frozen=True, slots=True)
+class PresetKeys:
+    """The keys the presets' items of one rule have, to test a container against them at once."""
+
+    rule: KeyedRule
+    values: tuple[frozenset[Any], ...]
+    """Per ``rule.key_fields``, the values the items have there (empty: see ``keys``)."""
+    keys: frozenset[Hashable]
+    """Every key of the items, for rules without ``key_fields``."""
+    distinct: bool
+    """No two items share a key."""
+
+    @classmethod
+    def of(cls, rule: KeyedRule, presets: Sequence[PodPreset]) -> PresetKeys:
+        items = [item for p in presets for item in rule.items_of(p)]
+        if not items:
+            return cls(rule, (), frozenset(), True)
+        if rule.key_fields:
+            values = tuple(frozenset(item.get(f) for item in items) for f in rule.key_fields)
+            return cls(rule, values, frozenset(), all(len(v) == len(items) for v in values))
+        keys = [k for item in items for k in rule.keys_of(item)]
+        unique = frozenset(keys)
+        return cls(rule, (), unique, len(unique) == len(keys))
+
+    def shared_by(self, existing: Sequence[dict[str, Any]]) -> bool:
+        """Whether an item of ``existing`` holds one of these keys: when none does, merging into
+        ``existing`` is merging into an empty list."""
+        if not existing or not (self.values or self.keys):
+            return False
+        rule = self.rule
+        if self.values:
+            # Preset values are validated strings; a pod's value of another type never equals one.
+            try:
+                return any(
+                    not values.isdisjoint([item.get(f) for item in existing])
+                    for f, values in zip(rule.key_fields, self.values, strict=True)
+                )
+            except TypeError:  # an unhashable value in a malformed pod: take the general path
+                keys = {k for v in self.values for k in v}
+                return any(k in keys for item in existing for k in rule.keys_of(item))
+        return any(k in self.keys for item in existing for k in rule.keys_of(item))
+
+
+ENV = KeyedRule("env", lambda p: p.env, _name_key, canonical_env_var, _describe_name, ("name",))
 ENV_FROM = KeyedRule(
     "envFrom", lambda p: p.env_from, _env_from_raw_key, canonical_env_from, _describe_env_from
 )
 VOLUME_MOUNTS = KeyedRule(
-    "volumeMounts", lambda p: p.volume_mounts, _mount_keys, canonical_volume_mount, _describe_mount
+    "volumeMounts",
+    lambda p: p.volume_mounts,
+    _mount_keys,
+    canonical_volume_mount,
+    _describe_mount,
+    ("name", "mountPath"),
 )
-VOLUMES = KeyedRule("volumes", lambda p: p.volumes, _name_key, canonical_volume, _describe_name)
+VOLUMES = KeyedRule("volumes", lambda p: p.volumes, _name_key, canonical_volume, _describe_name, ("name",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,19 +318,62 @@ class KeyedMap:
 
 class UniqueList:
     """Tolerations (whole-object equality) and imagePullSecrets (by name): never a conflict,
-    never a duplicate."""
+    never a duplicate.
 
-    __slots__ = ("identity", "seen")
+    ``bucket`` (cheap) groups items that could be equal; ``identity`` (maybe costly: a canonical
+    form) is computed only within a bucket that two items share, so a preset toleration whose key
+    the pod does not have is added without canonicalizing anything.
+    """
 
-    def __init__(self, existing: Sequence[dict[str, Any]], identity: Callable[[dict[str, Any]], Hashable]):
+    __slots__ = ("_compared", "_pending", "bucket", "identity", "seen")
+
+    def __init__(
+        self,
+        existing: Sequence[dict[str, Any]],
+        identity: Callable[[dict[str, Any]], Hashable],
+        bucket: Callable[[dict[str, Any]], Hashable] | None = None,
+    ):
         self.identity = identity
-        self.seen: set[Hashable] = {identity(t) for t in existing if isinstance(t, dict)}
+        self.bucket = bucket or identity
+        self.seen: set[Hashable] = set()
+        self._pending: dict[Hashable, list[dict[str, Any]]] = {}
+        self._compared: set[Hashable] = set()
+        """Buckets whose items are in ``seen`` by identity."""
+        for item in existing:
+            self.add(item)
+
+    def _bucket(self, item: dict[str, Any]) -> Hashable:
+        if self.bucket is self.identity:
+            return ("identity", self.identity(item))
+        return _hashable(self.bucket(item))
+
+    def holds(self, item: dict[str, Any]) -> bool:
+        """Whether an item equal to ``item`` is there already."""
+        bucket = self._bucket(item)
+        if bucket in self._compared:
+            return self.identity(item) in self.seen
+        waiting = self._pending.get(bucket)
+        if not waiting:
+            return False
+        del self._pending[bucket]
+        self._compared.add(bucket)
+        self.seen.update(self.identity(i) for i in waiting)
+        return self.identity(item) in self.seen
 
     def check(self, item: dict[str, Any]) -> Check:
-        return PRESENT if self.identity(item) in self.seen else NEW
+        return PRESENT if self.holds(item) else NEW
 
     def add(self, item: dict[str, Any]) -> None:
-        self.seen.add(self.identity(item))
+        bucket = self._bucket(item)
+        if bucket in self._compared:
+            self.seen.add(self.identity(item))
+        else:
+            self._pending.setdefault(bucket, []).append(item)
+
+
+def toleration_key(item: dict[str, Any]) -> Hashable:
+    """The bucket of a toleration: its key (a canonical form is only needed within one)."""
+    return item.get("key") or ""
 
 
 def pull_secret_name(item: dict[str, Any]) -> Hashable:
@@ -331,7 +424,8 @@ def merge_volumes(existing: Sequence[dict[str, Any]], presets: Sequence[PodPrese
 def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
     """tolerations: whole-object equality; an exact duplicate is never added; no conflicts."""
     return _merge_unique(
-        UniqueList(existing, canonical_toleration), [t for p in presets for t in p.tolerations]
+        UniqueList(existing, canonical_toleration, toleration_key),
+        [t for p in presets for t in p.tolerations],
     )
 
 

@@ -172,16 +172,35 @@ CLUSTERPODPRESETS: Resource[PodPreset] = Resource(
 NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, parse_namespace)
 
 
-def list_objects(api_client: Any, resource: Resource[Any]) -> Any:
-    """One list call as raw JSON, ``{"items": [...], "metadata": {"resourceVersion": ...}}``.
+LIST_PAGE = 500
+"""Objects per list request (``limit``); the pages of one list are one consistent snapshot, and
+an expired continue token is a 410 (list again). Paging bounds the JSON held at once (the perf
+branch measured 10,000 presets in one answer at 58 MiB resident after parsing, 36 MiB in pages)."""
+
+
+def list_objects(api_client: Any, resource: Resource[Any]) -> Iterator[Any]:
+    """One list, as raw JSON pages ``{"items": [...], "metadata": {"resourceVersion", "continue"}}``.
 
     Raw JSON, never the client's models: those drop fields they do not know and rename the rest.
     """
-    response = resource.call(api_client, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, 60))
-    try:
-        return json.loads(response.data)
-    finally:
-        _close(response)
+    page: dict[str, Any] = {}
+    while True:
+        response = resource.call(
+            api_client,
+            limit=LIST_PAGE,
+            **page,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, 60),
+        )
+        try:
+            listing = json.loads(response.data)
+        finally:
+            _close(response)
+        yield listing
+        token = (listing.get("metadata") or {}).get("continue")
+        if not token:
+            return
+        page = {"_continue": token}
 
 
 Changed = Callable[["Watch[Any]", "tuple[str, ...] | None"], None]
@@ -283,17 +302,18 @@ class Watch(Generic[T]):
 
     def list(self) -> None:
         """List every object, replace the items, publish."""
-        listing = list_objects(self._client(), self.resource)
         items: dict[Key, T] = {}
         problems: dict[Key, tuple[str, ...]] = {}
-        for obj in listing.get("items") or ():
-            key = object_key(obj)
-            item, found = self.resource.parse(obj)
-            if item is not None:
-                items[key] = item
-            else:
-                problems[key] = found
-                self._log_problems(found)
+        listing: Any = {}
+        for listing in list_objects(self._client(), self.resource):
+            for obj in listing.get("items") or ():
+                key = object_key(obj)
+                item, found = self.resource.parse(obj)
+                if item is not None:
+                    items[key] = item
+                else:
+                    problems[key] = found
+                    self._log_problems(found)
         with self._lock:
             self.items, self.problems = items, problems
             self.resource_version = str(listing["metadata"]["resourceVersion"])

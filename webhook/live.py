@@ -9,11 +9,11 @@ client.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from presets.model import PodPreset
+from presets.namespaces import NamespaceLabels
 from webhook.kube import (
     CLUSTERPODPRESETS,
     NAMESPACES,
@@ -35,7 +35,7 @@ class ClusterState:
     """What the webhook would use for a pod: the valid presets of both kinds and the namespaces' labels."""
 
     presets: tuple[PodPreset, ...]
-    namespaces: Mapping[str, Mapping[str, str]]
+    namespaces: NamespaceLabels
     problems: tuple[str, ...]
     """Objects skipped because they are invalid (the webhook skips them too), one line each."""
     context_namespace: str | None = None
@@ -88,15 +88,15 @@ def _items(api_client: Any, resource: Resource[Any], problems: list[str]) -> lis
 
 
 def _keyed(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[tuple[Any, Any]]:
+    found: list[tuple[Any, Any]] = []
     try:
-        listing = list_objects(api_client, resource)
+        for listing in list_objects(api_client, resource):
+            for obj in listing.get("items") or ():
+                item, why = resource.parse(obj)
+                if item is None:
+                    problems.extend(why)
+                else:
+                    found.append((object_key(obj), item))
     except Exception as exc:
         raise ClusterError(f"listing {resource.name}: {describe_error(exc)}") from exc
-    found: list[tuple[Any, Any]] = []
-    for obj in listing.get("items") or ():
-        item, why = resource.parse(obj)
-        if item is None:
-            problems.extend(why)
-        else:
-            found.append((object_key(obj), item))
     return found

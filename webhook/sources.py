@@ -9,12 +9,13 @@ source (``webhook.kube``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from presets.admission import PresetIndex
 from presets.model import PodPreset
+from presets.namespaces import NamespaceLabels
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,7 +24,7 @@ class Snapshot:
 
     index: PresetIndex = field(default_factory=PresetIndex)
     """Presets of both kinds."""
-    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    namespaces: NamespaceLabels = field(default_factory=dict)
     """Labels of each namespace by name; a namespace not listed has only
     ``kubernetes.io/metadata.name=<name>`` (the engine's rule)."""
     synced: bool = False
@@ -50,9 +51,7 @@ class PresetSource(Protocol):
 class StaticSource:
     """A fixed set of presets, synced from the start: for tests and in-process use."""
 
-    def __init__(
-        self, presets: Iterable[PodPreset] = (), namespaces: Mapping[str, Mapping[str, str]] | None = None
-    ) -> None:
+    def __init__(self, presets: Iterable[PodPreset] = (), namespaces: NamespaceLabels | None = None) -> None:
         self._snapshot = Snapshot(index=PresetIndex.build(presets), namespaces=namespaces or {}, synced=True)
 
     def start(self) -> None:

@@ -379,3 +379,129 @@ def test_an_unquoted_equals_sign_is_a_string(tmp_path):
     result = run("apply", "-f", path, WEB_POD, "-o", "json")
     assert result.returncode == 0, result.stderr
     assert {"name": "SEP", "value": "="} in json.loads(result.stdout)["spec"]["containers"][0]["env"]
+
+
+CLUSTER = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {env: prod}}
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: prod-proxy}
+spec:
+  namespaceSelector: {matchLabels: {env: prod}}
+  selector: {matchLabels: {app: web}}
+  priority: 5
+  onConflict: KeepExisting
+  containerSelector: {exclude: [istio-proxy]}
+  env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}, {name: NO_PROXY, value: ".svc"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: dev-debug}
+spec:
+  namespaceSelector: {matchLabels: {env: dev}}
+  env: [{name: DEBUG, value: "1"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: batch-only}
+spec:
+  selector: {matchLabels: {tier: batch}}
+  env: [{name: BATCH, value: "1"}]
+"""
+SHOP_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec:
+  containers:
+  - {name: app, image: nginx, env: [{name: NO_PROXY, value: mine}]}
+  - {name: istio-proxy, image: proxy}
+"""
+
+
+def test_apply_uses_namespace_documents_and_explains_cluster_presets(tmp_path):
+    presets = write(tmp_path, "cluster.yaml", CLUSTER)
+    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", SHOP_POD), "-o", "json", "--explain")
+    assert result.returncode == 0, result.stderr
+    pod = json.loads(result.stdout)
+    app, proxy = pod["spec"]["containers"]
+    assert app["env"] == [
+        {"name": "NO_PROXY", "value": "mine"},
+        {"name": "HTTPS_PROXY", "value": "http://proxy:3128"},
+    ]
+    assert "env" not in proxy
+    err = result.stderr
+    assert "namespace 'shop' has 0 preset(s); the cluster has 3 ClusterPodPreset(s)" in err
+    assert "env=prod" in err and "kubernetes.io/metadata.name=shop" in err
+    dev = "clusterpodpreset/dev-debug: not selected: namespace 'shop' does not satisfy its namespaceSelector"
+    assert f"{dev} env=dev" in err
+    batch = "clusterpodpreset/batch-only: not selected: its namespaceSelector matches, but the pod's labels"
+    assert f"{batch} do not satisfy tier=batch" in err
+    assert "clusterpodpreset/prod-proxy: applied keeping 1 existing item(s) (KeepExisting); adds 1 env" in err
+    assert "[priority 5, onConflict KeepExisting]" in err
+    assert "skips container 'istio-proxy': excluded by 'istio-proxy'" in err
+    assert "the existing definition was kept" in err
+    assert "mine" not in err and "3128" not in err
+
+
+def test_apply_explains_a_refusal(tmp_path):
+    presets = write(tmp_path, "p.yaml", PRESET.replace("spec:", "spec:\n  onConflict: Reject"))
+    pod_text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
+        "spec: {containers: [{name: c, image: i, env: [{name: HTTPS_PROXY, value: other}]}]}\n"
+    )
+    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
+    assert result.returncode == 0
+    assert yaml.safe_load(result.stdout) == yaml.safe_load(pod_text)
+    assert "proxy: selected, but conflicts (Reject: the pod is refused)" in result.stderr
+    assert "result: the pod is refused (HTTP 409)" in result.stderr
+
+
+def test_review_takes_namespace_labels_from_the_inputs(tmp_path):
+    presets = write(tmp_path, "cluster.yaml", CLUSTER)
+    pod = yaml.safe_load(SHOP_POD)
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "operation": "CREATE",
+            "namespace": "shop",
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "object": pod,
+        },
+    }
+    result = run("review", "-f", presets, write(tmp_path, "review.json", json.dumps(review)))
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)["response"]
+    assert "patch" in response and len(response["warnings"]) == 1
+
+
+def test_validate_refuses_protected_names_by_default_and_as_configured(tmp_path):
+    kube = write(tmp_path, "kube.yaml", PRESET.replace("HTTPS_PROXY", "KUBERNETES_SERVICE_HOST"))
+    result = run("validate", kube)
+    assert result.returncode == 1
+    assert "spec.env[0].name: 'KUBERNETES_SERVICE_HOST' is protected (prefix KUBERNETES_*)" in result.stdout
+
+    proxy = write(tmp_path, "proxy.yaml", PRESET)
+    assert run("validate", proxy).returncode == 0
+    refused = run("validate", "--protected", "HTTPS_PROXY", "--protected", "KUBERNETES_*", proxy)
+    assert refused.returncode == 1
+    assert "(proxy): spec.env[0].name: 'HTTPS_PROXY' is protected; no preset may inject it" in refused.stdout
+    assert run("validate", "--protected", "HTTPS_PROXY", kube).returncode == 0, (
+        "the list replaces the default"
+    )
+    assert run("validate", "--protected", "A,B_*", proxy).returncode == 0
+
+
+def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protected_entries(tmp_path):
+    presets = write(tmp_path, "cluster.yaml", CLUSTER)
+    result = run("validate", presets)
+    assert result.returncode == 0, result.stdout
+    assert "3 preset(s) valid" in result.stderr
+    bad = run("validate", "--protected", "A=B", presets)
+    assert bad.returncode == 2
+    assert "--protected: protected env name 'A=B'" in bad.stderr

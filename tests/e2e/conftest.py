@@ -347,6 +347,64 @@ def new_namespace(cluster: Cluster, stem: str, labels: dict[str, str | None] | N
     return name
 
 
+class ClusterPresets:
+    """Creates ClusterPodPresets for one test and deletes them after it (they reach every namespace)."""
+
+    def __init__(self, admin: Kube) -> None:
+        self.admin = admin
+        self.names: list[str] = []
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self.admin.create(
+            "/apis/podpreset.dev/v1/clusterpodpresets",
+            {
+                "apiVersion": "podpreset.dev/v1",
+                "kind": "ClusterPodPreset",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        ).body
+        self.names.append(name)
+        return body
+
+    def delete_all(self) -> None:
+        for name in self.names:
+            self.admin.delete(f"/apis/podpreset.dev/v1/clusterpodpresets/{name}")
+
+
+@pytest.fixture
+def cluster_presets(cluster: Cluster) -> Iterator[ClusterPresets]:
+    presets = ClusterPresets(cluster.admin)
+    yield presets
+    presets.delete_all()
+
+
+class Namespaces:
+    """Namespaces a test makes beside its ``namespace``; in cluster mode deleted after it, so that
+    the kubelet stops their pods (locally namespaces never finish deleting: no controllers)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.names: list[str] = []
+
+    def create(self, stem: str, labels: dict[str, str | None] | None = None) -> str:
+        name = new_namespace(self.cluster, stem, labels)
+        self.names.append(name)
+        return name
+
+    def delete_all(self) -> None:
+        if not self.cluster.local:
+            for name in self.names:
+                self.cluster.admin.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+def namespaces(cluster: Cluster) -> Iterator[Namespaces]:
+    made = Namespaces(cluster)
+    yield made
+    made.delete_all()
+
+
 def pod_body(
     name: str | None = None,
     *,
@@ -433,41 +491,16 @@ def admin(cluster: Cluster) -> Kube:
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test (namespaces never finish deleting without controllers)."""
-    # With ServiceAccount admission on (kind), pods wait for the namespace's default account.
     stem = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
-    return new_namespace(cluster, stem)
-
-
-class ClusterPresets:
-    """Creates ClusterPodPresets for one test and deletes them after it (they reach every namespace)."""
-
-    def __init__(self, admin: Kube) -> None:
-        self.admin = admin
-        self.names: list[str] = []
-
-    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = self.admin.create(
-            "/apis/podpreset.dev/v1/clusterpodpresets",
-            {
-                "apiVersion": "podpreset.dev/v1",
-                "kind": "ClusterPodPreset",
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-        ).body
-        self.names.append(name)
-        return body
-
-    def delete_all(self) -> None:
-        for name in self.names:
-            self.admin.delete(f"/apis/podpreset.dev/v1/clusterpodpresets/{name}")
-
-
-@pytest.fixture
-def cluster_presets(cluster: Cluster) -> Iterator[ClusterPresets]:
-    presets = ClusterPresets(cluster.admin)
-    yield presets
-    presets.delete_all()
+    name = f"e2e-{stem}-{secrets.token_hex(3)}"
+    ensure_namespace(cluster.admin, name)
+    if not cluster.local:
+        # With ServiceAccount admission on (kind), pods wait for the namespace's default account.
+        eventually(
+            "the default ServiceAccount",
+            lambda: cluster.admin.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        )
+    return name
 
 
 @pytest.hookimpl(wrapper=True)

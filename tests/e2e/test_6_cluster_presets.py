@@ -18,13 +18,13 @@ from .conftest import (
     CLUSTER_ANNOTATION_PREFIX,
     Cluster,
     ClusterPresets,
+    Namespaces,
     annotations_of,
     create_pod,
     create_preset,
     dry_run_pod,
     env_of,
     label_namespace,
-    new_namespace,
     pod_body,
     wait_for_pods_to,
 )
@@ -54,12 +54,12 @@ def applied_cluster_presets(pod: dict[str, Any]) -> set[str]:
 
 
 def test_a_cluster_preset_reaches_pods_in_the_labelled_namespaces_only(
-    cluster: Cluster, cluster_presets: ClusterPresets
+    cluster: Cluster, cluster_presets: ClusterPresets, namespaces: Namespaces
 ) -> None:
     group = f"grp-{token()}"
-    prod_a = new_namespace(cluster, "cpp-a", {"e2e-env": group})
-    prod_b = new_namespace(cluster, "cpp-b", {"e2e-env": group})
-    other = new_namespace(cluster, "cpp-c", {"e2e-env": "elsewhere"})
+    prod_a = namespaces.create("cpp-a", {"e2e-env": group})
+    prod_b = namespaces.create("cpp-b", {"e2e-env": group})
+    other = namespaces.create("cpp-c", {"e2e-env": "elsewhere"})
     name = f"proxy-{group}"
     cluster_presets.create(
         name,
@@ -91,11 +91,11 @@ def test_a_cluster_preset_reaches_pods_in_the_labelled_namespaces_only(
 
 
 def test_relabelling_a_namespace_changes_the_next_pod_within_5_seconds(
-    cluster: Cluster, cluster_presets: ClusterPresets
+    cluster: Cluster, cluster_presets: ClusterPresets, namespaces: Namespaces
 ) -> None:
     group = f"grp-{token()}"
-    known = new_namespace(cluster, "cpp-known", {"e2e-env": group})
-    target = new_namespace(cluster, "cpp-relabel")
+    known = namespaces.create("cpp-known", {"e2e-env": group})
+    target = namespaces.create("cpp-relabel")
     name = f"ca-{group}"
     cluster_presets.create(
         name,
@@ -262,7 +262,15 @@ def test_a_namespace_admin_manages_podpresets_but_not_clusterpodpresets(
     assert as_bob.request("GET", "/apis/podpreset.dev/v1/clusterpodpresets").status == 403
 
 
-def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
+LIST_PRESETS_AND_NAMESPACES = [
+    {"apiGroups": ["podpreset.dev"], "resources": ["podpresets", "clusterpodpresets"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+]
+
+
+def list_only_kubeconfig(
+    admin: Kube, namespace: str, path: Path, rules: list[dict[str, Any]] = LIST_PRESETS_AND_NAMESPACES
+) -> Path:
     """A kubeconfig for a new ServiceAccount that may only list presets and namespaces (if a
     preview needed any other verb, or wrote anything, it would be refused), whose context's
     namespace is ``namespace``."""
@@ -273,14 +281,7 @@ def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
         f"{rbac}/clusterroles",
         {
             "metadata": {"name": name},
-            "rules": [
-                {
-                    "apiGroups": ["podpreset.dev"],
-                    "resources": ["podpresets", "clusterpodpresets"],
-                    "verbs": ["list"],
-                },
-                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
-            ],
+            "rules": rules,
         },
     )
     admin.create(
@@ -309,11 +310,11 @@ def list_only_kubeconfig(admin: Kube, namespace: str, path: Path) -> Path:
 
 
 def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
-    cluster: Cluster, cluster_presets: ClusterPresets, tmp_path: Path
+    cluster: Cluster, cluster_presets: ClusterPresets, namespaces: Namespaces, tmp_path: Path
 ) -> None:
     admin = cluster.admin
     group = f"grp-{token()}"
-    namespace = new_namespace(cluster, "cpp-preview", {"e2e-env": group})
+    namespace = namespaces.create("cpp-preview", {"e2e-env": group})
     name = f"mesh-{group}"
     cluster_presets.create(
         name,
@@ -378,6 +379,19 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     assert f"e2e-env={group}" in explained.stderr
     assert f"  clusterpodpreset/{name}: applied" in explained.stderr
     assert "  db: applied" in explained.stderr
+
+
+def test_apply_with_a_kubeconfig_that_may_not_list_cluster_presets_says_so(
+    admin: Kube, namespace: str, tmp_path: Path
+) -> None:
+    rules = [{"apiGroups": ["podpreset.dev"], "resources": ["podpresets"], "verbs": ["list"]}]
+    config = list_only_kubeconfig(admin, namespace, tmp_path / "kubeconfig", rules)
+    (tmp_path / "pod.json").write_text(json.dumps(pod_body("web")))
+    result = podpreset("apply", "--kubeconfig", str(config), str(tmp_path / "pod.json"))
+    assert result.returncode == 2
+    assert "podpreset apply: listing clusterpodpresets: API error 403 Forbidden" in result.stderr
+    assert 'cannot list resource "clusterpodpresets"' in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.mark.parametrize(

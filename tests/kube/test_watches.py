@@ -220,3 +220,14 @@ def test_list_items_without_kind_are_read_as_their_resources_kind() -> None:
     watch, _, _ = run_scripted(CLUSTERPODPRESETS, [listing("9", item)])
     (preset,) = watch.items.values()
     assert (preset.kind, preset.name) == ("ClusterPodPreset", "proxy")
+
+
+def test_a_list_is_read_in_pages_and_the_watch_starts_from_the_last_pages_version() -> None:
+    first = listing("30", namespace_object("a", "1"))
+    first.body["metadata"]["continue"] = "token-1"
+    watch, script, _ = run_scripted(NAMESPACES, [first, listing("30", namespace_object("b", "2"))])
+
+    pages = [(r.get("limit"), r.get("_continue")) for r in script.requests if not r.get("watch")]
+    assert pages == [(500, None), (500, "token-1")]
+    assert sorted(name for _, name in watch.items) == ["a", "b"]
+    assert script.requests[-1]["resource_version"] == "30"

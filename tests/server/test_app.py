@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, metric_value, write_cert
 
 from presets.admission import Decision
+from presets.model import parse_preset
 from webhook.app import create_app
 from webhook.files import load_presets
 from webhook.filesource import FileSource
@@ -104,6 +105,32 @@ def test_the_decision_listener_runs_except_for_dry_runs(source: StaticSource) ->
     client.post("/mutate", data=encode(make_review(uid="wet")), content_type=JSON)
     client.post("/mutate", data=encode(make_review(uid="dry", dry_run=True)), content_type=JSON)
     assert [d.request.uid for d in seen] == ["wet"]
+
+
+def test_a_reject_preset_refuses_the_pod_with_409_counts_it_and_still_tells_the_listener() -> None:
+    strict = parse_preset(
+        {
+            "apiVersion": "podpreset.dev/v1",
+            "kind": "ClusterPodPreset",
+            "metadata": {"name": "strict"},
+            "spec": {"onConflict": "Reject", "env": [{"name": "GREETING", "value": "hello"}]},
+        },
+        source="t",
+        document=1,
+        default_namespace="",
+    )
+    seen: list[Decision] = []
+    app = create_app(Settings(insecure_http=True), StaticSource([strict]), on_decision=seen.append)
+    body = make_review(env=[{"name": "GREETING", "value": "mine"}])
+    response = app.test_client().post("/mutate", data=encode(body), content_type=JSON)
+    assert response.status_code == 200
+    answer = response.json["response"] if response.json else {}
+    assert answer["allowed"] is False and answer["status"]["code"] == 409
+    assert "clusterpodpreset 'strict'" in answer["status"]["message"]
+    assert "mine" not in json.dumps(answer) and "hello" not in json.dumps(answer)
+    assert [d.outcome.action for d in seen if d.outcome] == ["rejected"]
+    exposition = app.extensions["podpreset"].metrics.exposition().decode()
+    assert metric_value(exposition, 'podpreset_admissions_total{outcome="rejected"}') == 1
 
 
 def test_a_decision_is_one_log_line_naming_the_pod_and_never_a_value(

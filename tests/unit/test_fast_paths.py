@@ -46,17 +46,32 @@ def test_candidates_hold_every_preset_that_selects_the_pod(selector_list, labels
     assert selecting <= {p.name for p in index.candidates("namespace", labels)}
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(selectors(), max_size=8), st.lists(selectors(), max_size=8), LABELS)
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(selectors(), max_size=8),
+    st.lists(st.tuples(selectors(), selectors()), max_size=8),
+    LABELS,
+    LABELS,
+)
 def test_candidates_hold_every_cluster_and_namespaced_preset_that_selects_the_pod(
-    namespaced, clustered, labels
+    namespaced, clustered, labels, namespace_labels
 ):
     env = [{"name": "A", "value": "1"}]
     presets = [preset(f"p{i}", selector=s, env=env) for i, s in enumerate(namespaced)]
-    presets += [cluster_preset(f"c{i}", selector=s, env=env) for i, s in enumerate(clustered)]
+    presets += [
+        cluster_preset(f"c{i}", selector=s, namespaceSelector=n, env=env)
+        for i, (s, n) in enumerate(clustered)
+    ]
     index = PresetIndex.build(presets)
-    selecting = {p.ref for p in presets if p.selector.matches(labels)}
-    assert selecting <= {p.ref for p in index.candidates("namespace", labels)}
-    assert {p.ref for p in index.candidates("elsewhere", labels)} >= {
-        p.ref for p in presets if p.is_cluster and p.selector.matches(labels)
-    }
+
+    def selecting(namespaced_ok: bool) -> set[str]:
+        return {
+            p.ref
+            for p in presets
+            if p.selector.matches(labels)
+            and (namespaced_ok if not p.is_cluster else p.namespace_selector.matches(namespace_labels))
+        }
+
+    assert selecting(True) <= {p.ref for p in index.candidates("namespace", labels, namespace_labels)}
+    assert selecting(True) <= {p.ref for p in index.candidates("namespace", labels)}
+    assert selecting(False) <= {p.ref for p in index.candidates("elsewhere", labels, namespace_labels)}
