@@ -12,7 +12,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 # The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
 ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
-.PHONY: install test unit lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane crd crd-fetch clean images
+.PHONY: install test unit fuzz lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane crd crd-fetch clean images
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ test: install controlplane
 # Everything but the end-to-end suite (no Go needed).
 unit: install
 	$(BIN)/pytest -q tests --ignore=tests/e2e
+
+# The fuzz tests (tests/fuzz: /mutate of a real gunicorn, preset documents through every reader,
+# the CLI's arguments) with many more examples than `make test` gives them: a few minutes.
+# FUZZ_PROFILE=fuzz-quick for the seconds-long run of `make test`.
+FUZZ_PROFILE ?= fuzz-long
+fuzz: install
+	PODPRESET_FUZZ_PROFILE=$(FUZZ_PROFILE) $(BIN)/pytest -q -p no:logging tests/fuzz
 
 lint: install $(BENCH_STAMP)
 	$(BIN)/ruff check presets webhook tests bench hack

@@ -43,11 +43,13 @@ def time_engine(scenario: Scenario, *, repeats: int, min_seconds: float) -> dict
     review = scenario.review
     body = scenario.body()
 
+    namespaces = scenario.namespaces
+
     def review_only() -> object:
-        return admit(review, index)
+        return admit(review, index, namespaces=namespaces)
 
     def whole_request() -> object:
-        return encode_review(admit(decode_json(body), index).response)
+        return encode_review(admit(decode_json(body), index, namespaces=namespaces).response)
 
     return {
         "us_per_call": round(per_call_us(review_only, repeats=repeats, min_seconds=min_seconds), 1),

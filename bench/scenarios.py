@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ import yaml
 NAMESPACE = "payments"
 APP_LABELS = {"app": "checkout", "tier": "backend", "team": "payments", "env": "prod"}
 
-HTTP_SCENARIOS = ("scale", "noop", "typical", "big-pod", "conflict")
-"""In run order: typical sits between noop and big-pod, its ratios' partners; scale is one further."""
-ENGINE_SCENARIOS = ("typical", "scale", "big-pod")
+HTTP_SCENARIOS = ("scale", "noop", "typical", "cluster-scale", "big-pod", "conflict")
+"""In run order: typical sits between noop and cluster-scale, its ratios' partners; scale and
+big-pod are one further."""
+ENGINE_SCENARIOS = ("typical", "scale", "cluster-scale", "big-pod")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +37,8 @@ class Scenario:
     matching: int
     """Presets that select the pod (all applied unless ``conflict``)."""
     conflict: bool = False
+    namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Namespace labels, written as ``Namespace`` documents next to the presets."""
 
     @property
     def presets(self) -> Iterator[dict[str, Any]]:
@@ -54,7 +57,13 @@ class Scenario:
         """Write the presets as multi-document YAML files into ``directory``; returns it."""
         directory.mkdir(parents=True, exist_ok=True)
         dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-        for file_name, documents in self.files.items():
+        files = dict(self.files)
+        if self.namespaces:
+            files["namespaces.yaml"] = [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+                for name, labels in self.namespaces.items()
+            ]
+        for file_name, documents in files.items():
             text = yaml.dump_all(documents, Dumper=dumper, sort_keys=False)
             (directory / file_name).write_text(text, encoding="utf-8")
         return directory
@@ -294,6 +303,32 @@ def scale() -> Scenario:
     return Scenario(name="scale", files=files, review=review(pod()), matching=3)
 
 
+def cluster_scale() -> Scenario:
+    """``scale``'s 10,000 presets (2 of the pod's namespace match) and 1,000 ClusterPodPresets over
+    100 labelled namespaces: one selects the pod and its namespace, one the pod but another
+    namespace, the others other pods. 3 apply, as in ``typical``."""
+    files = {f"{NAMESPACE}.yaml": namespace_presets(NAMESPACE, 100, 2)}
+    namespaces = {NAMESPACE: {"env": "prod", "team": NAMESPACE}}
+    for n in range(99):
+        namespace = f"team-{n:02d}"
+        files[f"{namespace}.yaml"] = namespace_presets(namespace, 100, 3, offset=100 * (n + 1))
+        namespaces[namespace] = {"env": "prod" if n % 2 else "staging", "team": namespace}
+    cluster = []
+    for i in range(1000):
+        index = 100_000 + i
+        selector = matching_selector(index) if i in (0, 500) else other_selector(index)
+        env = "staging" if i == 500 else "prod"
+        document = preset(f"cluster-{i:04d}", "", selector, index)
+        document["kind"] = "ClusterPodPreset"
+        del document["metadata"]["namespace"]
+        document["spec"] = {"namespaceSelector": {"matchLabels": {"env": env}}, **document["spec"]}
+        cluster.append(document)
+    files["cluster.yaml"] = cluster
+    return Scenario(
+        name="cluster-scale", files=files, review=review(pod()), matching=3, namespaces=namespaces
+    )
+
+
 def big_pod() -> Scenario:
     """10 containers with 50 env vars each; 5 of the namespace's 10 presets match."""
     return Scenario(
@@ -326,7 +361,14 @@ def noop() -> Scenario:
     return Scenario(name="noop", files={}, review=copy.deepcopy(base.review), matching=0)
 
 
-BUILDERS = {"noop": noop, "typical": typical, "scale": scale, "big-pod": big_pod, "conflict": conflict}
+BUILDERS = {
+    "noop": noop,
+    "typical": typical,
+    "scale": scale,
+    "cluster-scale": cluster_scale,
+    "big-pod": big_pod,
+    "conflict": conflict,
+}
 
 
 def build(name: str) -> Scenario:

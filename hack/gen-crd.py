@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
-"""Generate the PodPreset CRD from the Kubernetes API server's own OpenAPI.
+"""Generate the PodPreset and ClusterPodPreset CRDs from the Kubernetes API server's own OpenAPI.
 
-    hack/gen-crd.py            # write deploy/crd/podpresets.podpreset.dev.yaml from hack/openapi/*.json
+    hack/gen-crd.py            # write deploy/crd/podpresets.podpreset.dev.yaml and
+                               # deploy/crd/clusterpodpresets.podpreset.dev.yaml from hack/openapi/*.json
     hack/gen-crd.py --fetch    # first start kube-apiserver + etcd ($KUBEBUILDER_ASSETS) and refresh the
                                # stored OpenAPI snippet from GET /openapi/v3/api/v1
-    hack/gen-crd.py --check    # exit 1 when the committed CRD differs from what would be generated
+    hack/gen-crd.py --check    # exit 1 when a committed CRD differs from what would be generated
 
 The item schemas (EnvVar, EnvFromSource, Volume, VolumeMount, Toleration, LabelSelector) are the
 API server's, with every ``$ref`` resolved inline and turned into a structural schema: the
 ``allOf: [$ref]`` wrappers are flattened, ``oneOf`` int-or-string / quantity types become
 ``x-kubernetes-int-or-string``, and what a CRD schema cannot hold (defaults, patch strategies,
 unions) is dropped. On top come bounds (``maxItems``, ``maxLength``) that keep CEL's cost
-estimate within budget, and the CEL rules for DESIGN §4's validation.
+estimate within budget, and the CEL rules for DESIGN §4's validation and for the newer fields
+(container globs, label and annotation keys, the reserved annotation prefix, ``onConflict``).
+Both kinds share one spec schema; the ClusterPodPreset adds ``namespaceSelector``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -24,12 +28,20 @@ from typing import Any
 
 import yaml
 
-from presets.model import MAX_NAME_LENGTH
+from presets.model import (
+    ANNOTATION_PREFIX,
+    GLOB_RE,
+    MAX_CLUSTER_NAME_LENGTH,
+    MAX_NAME_LENGTH,
+    POLICIES,
+    PRIORITY_RANGE,
+)
 
 TOP = Path(__file__).resolve().parent.parent
 K8S_VERSION = "v1.34.4"
 SNIPPET = TOP / "hack" / "openapi" / f"core-v1-{K8S_VERSION}.json"
 OUTPUT = TOP / "deploy" / "crd" / "podpresets.podpreset.dev.yaml"
+CLUSTER_OUTPUT = TOP / "deploy" / "crd" / "clusterpodpresets.podpreset.dev.yaml"
 
 CORE = "io.k8s.api.core.v1."
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -79,7 +91,16 @@ KEEP = {
 }
 
 # Bounds: they keep the CEL cost estimate in budget and are far beyond any real preset.
-MAX_ITEMS = {"env": 256, "envFrom": 64, "volumes": 64, "volumeMounts": 64, "tolerations": 64}
+MAX_ITEMS = {
+    "env": 256,
+    "envFrom": 64,
+    "volumes": 64,
+    "volumeMounts": 64,
+    "tolerations": 64,
+    "imagePullSecrets": 32,
+}
+MAX_MAP_KEYS = 64
+MAX_GLOBS = 32
 # The engine's rules (presets/selector.py label_key_problem, label_value_problem): a key is an
 # optional DNS-subdomain prefix of at most 253 characters and '/', then a name of 1-63 characters;
 # a value is empty or 1-63 characters. The regexes bound the name and value lengths themselves;
@@ -223,7 +244,133 @@ def rule(
     return out
 
 
-def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
+def label_map(description: str, *, values: bool = True) -> dict[str, Any]:
+    """A map of label keys (CEL-checked) to strings; label values too when ``values``."""
+    rules = [
+        rule(
+            "self.all(k, size(k) <= 317 && " + label_key_rule("k") + ")",
+            "invalid key: a key is " + LABEL_KEY_MESSAGE,
+        )
+    ]
+    value: dict[str, Any] = {"type": "string"}
+    if values:
+        value["maxLength"] = 63
+        rules.append(rule(f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))", LABEL_VALUE_MESSAGE))
+    return {
+        "description": description,
+        "type": "object",
+        "maxProperties": MAX_MAP_KEYS,
+        "additionalProperties": value,
+        "x-kubernetes-validations": rules,
+    }
+
+
+def glob_list(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "type": "array",
+        "maxItems": MAX_GLOBS,
+        "x-kubernetes-list-type": "atomic",
+        "items": {
+            "type": "string",
+            "maxLength": 253,
+            "x-kubernetes-validations": [
+                rule(
+                    # Backslashes doubled: a CEL string literal has no \* or \? escape.
+                    "self.matches('^" + GLOB_RE.pattern.replace("\\", "\\\\") + "$')",
+                    message_expression="self + ' is not a container-name glob: lowercase letters, digits, "
+                    "\\'-\\', \\'*\\', \\'?\\' and classes such as [a-z] or [!0-9]'",
+                )
+            ],
+        },
+    }
+
+
+def richer_fields() -> dict[str, Any]:
+    """The schemas of containerSelector, nodeSelector, imagePullSecrets, podMetadata, priority, onConflict."""
+    low, high = PRIORITY_RANGE
+    return {
+        "containerSelector": {
+            "description": "Which containers receive env, envFrom and volumeMounts (default: every container "
+            "and init container). Glob patterns on the container name.",
+            "type": "object",
+            "properties": {
+                "include": {
+                    **glob_list("Only containers matching one of these (default: all)."),
+                    "minItems": 1,
+                },
+                "exclude": glob_list("No container matching one of these, e.g. istio-proxy, linkerd-*."),
+                "initContainers": {
+                    "description": "Whether init containers receive them (default true).",
+                    "type": "boolean",
+                },
+            },
+        },
+        "nodeSelector": label_map(
+            "Merged into the pod's nodeSelector; the same key with another value is a conflict."
+        ),
+        "imagePullSecrets": {
+            "description": "Added to the pod's imagePullSecrets, de-duplicated by name.",
+            "type": "array",
+            "maxItems": MAX_ITEMS["imagePullSecrets"],
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "maxLength": 253, "description": "A Secret's name."}
+                },
+                "x-kubernetes-validations": [
+                    rule(
+                        "self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+                        message_expression="'imagePullSecrets name ' + self.name + ' is not a valid Secret "
+                        "name (a DNS subdomain)'",
+                        field_path=".name",
+                    )
+                ],
+            },
+        },
+        "podMetadata": {
+            "description": "Labels and annotations merged into the pod's metadata; the same key with another "
+            "value is a conflict. Added labels never change which presets match.",
+            "type": "object",
+            "properties": {
+                "labels": label_map("Labels added to the pod."),
+                "annotations": {
+                    **label_map("Annotations added to the pod.", values=False),
+                    "x-kubernetes-validations": [
+                        rule(
+                            "self.all(k, size(k) <= 317 && " + label_key_rule("k") + ")",
+                            "invalid annotation key: a key is " + LABEL_KEY_MESSAGE,
+                        ),
+                        rule(
+                            f"self.all(k, !k.startsWith('{ANNOTATION_PREFIX}'))",
+                            f"annotation keys under {ANNOTATION_PREFIX} are reserved for podpreset's own",
+                        ),
+                    ],
+                },
+            },
+        },
+        "priority": {
+            "description": "Presets apply in descending priority, then ClusterPodPresets before PodPresets, "
+            "then by name. Default 0.",
+            "type": "integer",
+            "format": "int32",
+            "minimum": low,
+            "maximum": high,
+        },
+        "onConflict": {
+            "description": "What a conflict of this preset does: SkipAll (default: no preset is applied), "
+            "SkipPreset (this preset is left out), KeepExisting (its conflicting items are dropped), "
+            "Reject (the pod is refused).",
+            "type": "string",
+            "enum": list(POLICIES),
+        },
+    }
+
+
+def spec_schema(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
     items = {
         field: structural({"$ref": "#/components/schemas/" + name}, schemas) for field, name in ROOTS.items()
     }
@@ -356,6 +503,13 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     ]
 
     properties: dict[str, Any] = {"selector": selector}
+    if cluster:
+        namespace_selector = copy.deepcopy(selector)
+        namespace_selector["description"] = (
+            "Which namespaces' pods it applies to, by the namespace's labels (every namespace has "
+            "kubernetes.io/metadata.name). Empty or absent: every namespace."
+        )
+        properties = {"namespaceSelector": namespace_selector, **properties}
     lists = {
         "env": (
             "Environment variables added to every container and init container of a matching pod.",
@@ -386,17 +540,34 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
         else:
             schema["x-kubernetes-list-type"] = "atomic"
         properties[field] = schema
+    properties.update(richer_fields())
 
-    injection = ("env", "envFrom", "volumes", "volumeMounts", "tolerations")
+    injection = (
+        "env",
+        "envFrom",
+        "volumes",
+        "volumeMounts",
+        "tolerations",
+        "nodeSelector",
+        "imagePullSecrets",
+    )
+    metadata = ("labels", "annotations")
+    injects = " || ".join(
+        [f"(has(self.{f}) && size(self.{f}) > 0)" for f in injection]
+        + [
+            f"(has(self.podMetadata) && has(self.podMetadata.{f}) && size(self.podMetadata.{f}) > 0)"
+            for f in metadata
+        ]
+    )
+    names = ", ".join((*injection, "podMetadata"))
     return {
-        "description": "What the preset injects into the pods it selects. At least one of env, envFrom, volumes, "
-        "volumeMounts, tolerations must be set.",
+        "description": f"What the preset injects into the pods it selects. At least one of {names} must be set.",
         "type": "object",
         "properties": properties,
         "x-kubernetes-validations": [
             rule(
-                " || ".join(f"(has(self.{f}) && size(self.{f}) > 0)" for f in injection),
-                "the preset injects nothing: set at least one of env, envFrom, volumes, volumeMounts, tolerations",
+                injects,
+                f"the preset injects nothing: set at least one of {names}",
                 reason="FieldValueRequired",
             ),
             rule(
@@ -429,12 +600,52 @@ def spec_schema(schemas: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def crd(schemas: dict[str, Any]) -> dict[str, Any]:
+def crd(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
+    kind = "ClusterPodPreset" if cluster else "PodPreset"
+    plural = kind.lower() + "s"
+    limit = MAX_CLUSTER_NAME_LENGTH if cluster else MAX_NAME_LENGTH
+    annotation = "clusterpodpreset-<name>" if cluster else "podpreset-<name>"
+    description = (
+        "A ClusterPodPreset injects env vars, envFrom sources, volumes, volume mounts, tolerations and "
+        "pod fields into every pod, in every namespace its namespaceSelector matches, that its selector "
+        "matches, when the pod is created. What it references is resolved in the pod's namespace."
+        if cluster
+        else "A PodPreset injects env vars, envFrom sources, volumes, volume mounts, tolerations and pod "
+        "fields into every pod of its namespace that its selector matches, when the pod is created."
+    )
+    columns: list[dict[str, Any]] = [
+        {
+            "name": "Selector",
+            "type": "string",
+            "jsonPath": ".spec.selector.matchLabels",
+            "description": "The labels a pod must have; empty for every pod (see also Expressions)",
+        },
+        {
+            "name": "Expressions",
+            "type": "string",
+            "jsonPath": ".spec.selector.matchExpressions",
+            "priority": 1,
+            "description": "The selector's matchExpressions",
+        },
+        {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
+        {"name": "OnConflict", "type": "string", "jsonPath": ".spec.onConflict", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    if cluster:
+        columns.insert(
+            0,
+            {
+                "name": "Namespaces",
+                "type": "string",
+                "jsonPath": ".spec.namespaceSelector.matchLabels",
+                "description": "The labels a namespace must have; empty for every namespace",
+            },
+        )
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": "podpresets.podpreset.dev",
+            "name": f"{plural}.podpreset.dev",
             "annotations": {
                 "podpreset.dev/generated-by": f"hack/gen-crd.py from kube-apiserver {K8S_VERSION} "
                 "OpenAPI; do not edit"
@@ -442,13 +653,13 @@ def crd(schemas: dict[str, Any]) -> dict[str, Any]:
         },
         "spec": {
             "group": "podpreset.dev",
-            "scope": "Namespaced",
+            "scope": "Cluster" if cluster else "Namespaced",
             "names": {
-                "kind": "PodPreset",
-                "listKind": "PodPresetList",
-                "plural": "podpresets",
-                "singular": "podpreset",
-                "shortNames": ["pp"],
+                "kind": kind,
+                "listKind": kind + "List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": ["cpp" if cluster else "pp"],
                 "categories": ["all-presets"],
             },
             "versions": [
@@ -457,40 +668,23 @@ def crd(schemas: dict[str, Any]) -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     # A printer column shows the first value of a list path, so there are no per-field counts.
-                    "additionalPrinterColumns": [
-                        {
-                            "name": "Selector",
-                            "type": "string",
-                            "jsonPath": ".spec.selector.matchLabels",
-                            "description": "The labels a pod must have; empty for every pod (see also Expressions)",
-                        },
-                        {
-                            "name": "Expressions",
-                            "type": "string",
-                            "jsonPath": ".spec.selector.matchExpressions",
-                            "priority": 1,
-                            "description": "The selector's matchExpressions",
-                        },
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                    "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": {
-                            "description": "A PodPreset injects env vars, envFrom sources, volumes, volume mounts and "
-                            "tolerations into every pod of its namespace that its selector matches, when the "
-                            "pod is created.",
+                            "description": description,
                             "type": "object",
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": spec_schema(schemas),
+                                "spec": spec_schema(schemas, cluster=cluster),
                             },
                             "x-kubernetes-validations": [
                                 rule(
-                                    f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
-                                    f"metadata.name may be at most {MAX_NAME_LENGTH} characters, because the pod annotation key "
-                                    "podpreset-<name> must fit in 63 characters",
+                                    f"size(self.metadata.name) <= {limit}",
+                                    f"metadata.name may be at most {limit} characters, because the pod annotation key "
+                                    f"{annotation} must fit in 63 characters",
                                     reason="FieldValueInvalid",
                                 ),
                             ],
@@ -502,13 +696,13 @@ def crd(schemas: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(schemas: dict[str, Any]) -> str:
+def render(schemas: dict[str, Any], *, cluster: bool = False) -> str:
     header = (
         "# Generated by hack/gen-crd.py (make crd) from kube-apiserver "
         + K8S_VERSION
         + "'s OpenAPI (hack/openapi/). Do not edit by hand.\n"
     )
-    return header + yaml.safe_dump(crd(schemas), sort_keys=False, width=120)
+    return header + yaml.safe_dump(crd(schemas, cluster=cluster), sort_keys=False, width=120)
 
 
 def main() -> None:
@@ -523,14 +717,15 @@ def main() -> None:
     if args.fetch:
         fetch()
     schemas = json.loads(SNIPPET.read_text())["schemas"]
-    text = render(schemas)
-    if args.check:
-        if OUTPUT.read_text() != text:
-            sys.exit(f"{OUTPUT.relative_to(TOP)} is out of date: run make crd")
-        return
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(TOP)} ({len(text) // 1024} KiB)", file=sys.stderr)
+    for output, cluster in ((OUTPUT, False), (CLUSTER_OUTPUT, True)):
+        text = render(schemas, cluster=cluster)
+        if args.check:
+            if not output.exists() or output.read_text() != text:
+                sys.exit(f"{output.relative_to(TOP)} is out of date: run make crd")
+            continue
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"wrote {output.relative_to(TOP)} ({len(text) // 1024} KiB)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,48 +1,141 @@
-"""The pipeline for one pod: skip rules, matching, order, merge, conflicts, annotations, patch.
+"""The pipeline for one pod: select → plan → decide → render.
 
-``apply_presets`` takes the pod exactly as received and the presets of its namespace, and
-returns an ``Outcome``: the mutated pod, the RFC 6902 patch, what was applied, what conflicted
-and why each other preset did not match. All or nothing: on any conflict the pod is unchanged.
+``apply_presets`` takes the pod exactly as received and the candidate presets, and returns an
+``Outcome``: the mutated pod, the RFC 6902 patch, what was applied, what conflicted, what each
+preset's ``onConflict`` policy did, and why other presets did not match. Each step is a pure
+function a test can call alone:
+
+- ``select_presets``: which presets match (namespace selector, then pod selector), in the one
+  preset order (``presets.model.order_key``);
+- ``plan_presets``: walk them, building the result field by field (``presets.merge``), each
+  preset's conflicts resolved by its policy; protected env names and container targeting apply
+  here; the plan is a plain value;
+- ``decide``: apply, skip all (the pod is admitted unchanged) or reject;
+- ``render``: the patch (env inserted before its first reference), the applied annotations.
+
 The input is never mutated; the mutated pod shares every subtree it did not change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import heapq
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from jsonpointer import escape
 
+from presets.defaults import canonical_toleration
 from presets.merge import (
     ENV,
     ENV_FROM,
+    NEW,
     VOLUME_MOUNTS,
+    VOLUMES,
+    Clash,
     Conflict,
-    Merged,
-    merge_prepared,
-    merge_tolerations,
-    merge_volumes,
-    prepare,
+    Field,
+    KeyedList,
+    KeyedMap,
+    PresetKeys,
+    UniqueList,
+    conflict_of,
+    pull_secret_name,
+    toleration_key,
 )
-from presets.model import PodPreset
+from presets.model import ANNOTATION_PREFIX, DEFAULT_PROTECTED, PodPreset, Protected, order_key
+from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
 from presets.selector import describe_requirement
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-EXCLUDE_ANNOTATION = "podpreset.admission.kubernetes.io/exclude"
-APPLIED_ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/podpreset-"
+EXCLUDE_ANNOTATION = ANNOTATION_PREFIX + "exclude"
+APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + "podpreset-"
+CLUSTER_APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + "clusterpodpreset-"
 
-Action = Literal["mutated", "unchanged", "conflict", "skipped"]
+Action = Literal["mutated", "unchanged", "conflict", "rejected", "skipped"]
+Verdict = Literal["apply", "skip-all", "reject"]
+Status = Literal["applied", "kept-existing", "skipped-preset", "conflict"]
+"""What the walk did with one matching preset: applied whole; applied without its conflicting
+items (KeepExisting); left out (SkipPreset); conflicted under SkipAll or Reject."""
 PatchOp = dict[str, Any]
+Path = tuple[str | int, ...]
 _CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
+_CONTAINER_RULES = (ENV, ENV_FROM, VOLUME_MOUNTS)
+_POD_MAPS: tuple[tuple[Literal["nodeSelector", "labels", "annotations"], tuple[str, str]], ...] = (
+    ("nodeSelector", ("spec", "nodeSelector")),
+    ("labels", ("metadata", "labels")),
+    ("annotations", ("metadata", "annotations")),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Mismatch:
-    """A preset of the namespace that did not select the pod, and the requirements it missed."""
+    """A preset that did not select the pod, and the requirements it missed."""
 
     preset: str
+    """``PodPreset.ref``: the name, or ``clusterpodpreset/<name>``."""
     unmet: tuple[str, ...]
+    failed: Literal["selector", "namespaceSelector"] = "selector"
+    """Which selector failed: a ClusterPodPreset's namespace selector is checked first."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """The matching presets in preset order, and (when explaining) the others."""
+
+    matched: tuple[PodPreset, ...]
+    mismatches: tuple[Mismatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresetResult:
+    """What the walk did with one matching preset (for ``--explain``)."""
+
+    preset: PodPreset
+    status: Status
+    conflicts: tuple[Conflict, ...] = ()
+    added: Mapping[str, int] = field(default_factory=dict)
+    """Per field, how many of its items the walk accepted (somewhere in the pod)."""
+    skipped_containers: tuple[tuple[str, str], ...] = ()
+    """``(container label, reason)`` for containers its containerSelector leaves out."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListChange:
+    """Items to add to one list of the pod (``path``); ``current`` is what the pod has there."""
+
+    path: Path
+    current: Any
+    added: tuple[dict[str, Any], ...]
+    container: str = ""
+    """The container's label, for a container's list."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapChange:
+    """Keys to add to one map of the pod (nodeSelector, labels, annotations)."""
+
+    path: Path
+    current: Any
+    added: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """The walk's result: what would be added where, and what happened to each preset."""
+
+    results: tuple[PresetResult, ...]
+    lists: tuple[ListChange, ...]
+    maps: tuple[MapChange, ...]
+
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]:
+        return tuple(c for r in self.results for c in r.conflicts)
+
+    @property
+    def applied(self) -> tuple[PodPreset, ...]:
+        return tuple(r.preset for r in self.results if r.status in ("applied", "kept-existing"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,13 +147,25 @@ class Outcome:
     pod: dict[str, Any]
     patch: tuple[PatchOp, ...] = ()
     applied: tuple[str, ...] = ()
+    """``PodPreset.ref`` of each applied preset, in preset order."""
     conflicts: tuple[Conflict, ...] = ()
     mismatches: tuple[Mismatch, ...] = ()
     added: Mapping[str, Mapping[str, int]] | None = None
-    """Per applied preset, per field, how many of its items were added (for ``--explain``)."""
+    """Per applied preset (by ref), per field, how many of its items were added (``--explain``)."""
+    verdict: Verdict = "apply"
+    results: tuple[PresetResult, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Warnings that are not conflicts (env references forming a cycle)."""
+    rejection: str = ""
+    """When rejected: the message for the API server's refusal (names preset, container, key)."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return (*(c.warning() for c in self.conflicts), *self.notes)
 
 
 def annotation_key(preset_name: str) -> str:
+    """The applied annotation of a PodPreset (``PodPreset.annotation_key`` covers both kinds)."""
     return APPLIED_ANNOTATION_PREFIX + preset_name
 
 
@@ -74,52 +179,279 @@ def skip_reason(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------------------- select
+
+
 def select_presets(
-    labels: Mapping[str, str], presets: Iterable[PodPreset]
-) -> tuple[list[PodPreset], list[Mismatch]]:
-    """Split presets into those whose selector matches ``labels`` (by name) and the rest."""
+    labels: Mapping[str, str],
+    presets: Iterable[PodPreset],
+    *,
+    namespace_labels: Mapping[str, str] | None = None,
+    explain: bool = False,
+) -> Selection:
+    """The presets whose selectors hold, in preset order: a ClusterPodPreset's namespace
+    selector against ``namespace_labels`` (None: not checked), then the pod selector against
+    ``labels``. With ``explain``, also why each other preset did not match."""
     matched: list[PodPreset] = []
     mismatches: list[Mismatch] = []
-    for preset in sorted(presets, key=_by_name):
-        unmet = preset.selector.unmet(labels)
-        if unmet:
-            mismatches.append(
-                Mismatch(preset=preset.name, unmet=tuple(describe_requirement(r) for r in unmet))
-            )
-        else:
-            matched.append(preset)
-    return matched, mismatches
+    for preset in sorted(presets, key=order_key):
+        ns_selector = preset.namespace_selector
+        if ns_selector is not None and namespace_labels is not None and ns_selector.requirements:
+            if explain:
+                unmet_ns = ns_selector.unmet(namespace_labels)
+                if unmet_ns:
+                    mismatches.append(_mismatch(preset, unmet_ns, "namespaceSelector"))
+                    continue
+            elif not ns_selector.matches(namespace_labels):
+                continue
+        if explain:
+            unmet = preset.selector.unmet(labels)
+            if unmet:
+                mismatches.append(_mismatch(preset, unmet, "selector"))
+                continue
+        elif not preset.selector.matches(labels):
+            continue
+        matched.append(preset)
+    return Selection(matched=tuple(matched), mismatches=tuple(mismatches))
 
 
-def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset], *, explain: bool = False) -> Outcome:
-    """Decide and build the mutation of ``pod`` by the presets of its namespace.
+def _mismatch(
+    preset: PodPreset, unmet: Sequence[Any], failed: Literal["selector", "namespaceSelector"]
+) -> Mismatch:
+    return Mismatch(preset=preset.ref, unmet=tuple(describe_requirement(r) for r in unmet), failed=failed)
 
-    ``presets`` may be every preset of the namespace or only those that can match (see
-    ``PresetIndex.candidates``); ``explain`` also records why each other preset did not match
-    and what each applied one added, which only ``podpreset apply --explain`` reads.
+
+def arrival_labels(
+    labels: Mapping[str, str], annotations: Mapping[str, Any], presets: Iterable[PodPreset]
+) -> Mapping[str, str]:
+    """The labels to match on: the pod's, less those an applied preset (its annotation is on the
+    pod) added. Added labels never change which presets match, on reinvocation too."""
+    removed = [
+        key
+        for preset in presets
+        if preset.labels and preset.annotation_key in annotations
+        for key, value in preset.labels
+        if labels.get(key) == value
+    ]
+    if not removed:
+        return labels
+    return {k: v for k, v in labels.items() if k not in removed}
+
+
+# ------------------------------------------------------------------------------------------- plan
+
+
+_Accepted = tuple[Any, Any, Any, Any]
+"""An item the preset would add: (the state that checked it, its key there, where it is added,
+the item or ``(key, value)`` pair itself)."""
+
+
+@dataclass(slots=True)
+class _Target:
+    """One container: where its lists are, and what the walk adds to each (env, envFrom, mounts)."""
+
+    label: str
+    name: str
+    init: bool
+    base: Path
+    container: dict[str, Any]
+    added: tuple[list[dict[str, Any]], ...]
+    lanes: list[_Lane] = field(default_factory=list)
+    """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
+
+
+@dataclass(slots=True)
+class _Lane:
+    """The state of one container list during the walk, shared by every container that holds
+    none of the presets' keys for that rule and is targeted by the same presets: for those, the
+    walk is the same as for an empty list, so it runs once (most containers, most pods)."""
+
+    state: KeyedList
+    members: list[_Target]
+    index: int
+    """The rule's position in ``_CONTAINER_RULES``."""
+    distinct: bool = False
+    """No two preset items of the rule share a key, and no member holds one: every item is new
+    for every preset, whatever was accepted before, so the walk skips checking (the common case)."""
+
+
+def plan_presets(
+    pod: Mapping[str, Any], presets: Sequence[PodPreset], *, protected: Protected, count: bool = False
+) -> Plan:
+    """Walk ``presets`` in order against the pod, building the result.
+
+    Per preset, every item is checked against the pod and the items accepted so far; then its
+    policy decides: no conflict, or ``KeepExisting``: its new items are accepted (and count as
+    existing for later presets); otherwise nothing of it is accepted. Protected env names are
+    conflicts of their preset; env, envFrom and volumeMounts go only to targeted containers.
+    ``count`` fills ``PresetResult.added`` (for ``--explain``).
     """
-    reason = skip_reason(pod)
-    if reason:
-        return Outcome(action="skipped", reason=reason, pod=pod)
+    spec = _mapping(pod.get("spec"))
     metadata = _mapping(pod.get("metadata"))
-    labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
-    if explain:
-        matched, mismatches = select_presets(labels, presets)
-    else:
-        matched = sorted((p for p in presets if p.selector.matches(labels)), key=_by_name)
-        mismatches = []
-    if not matched:
-        return Outcome(
-            action="unchanged", reason="no preset selects this pod", pod=pod, mismatches=tuple(mismatches)
+    volumes = KeyedList(VOLUMES, _items(spec.get("volumes")))
+    tolerations = UniqueList(_items(spec.get("tolerations")), canonical_toleration, toleration_key)
+    pull_secrets = UniqueList(_items(spec.get("imagePullSecrets")), pull_secret_name)
+    maps = (
+        {
+            name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
+            for name, path in _POD_MAPS
+        }
+        if any(p.node_selector or p.labels or p.annotations for p in presets)
+        else {}
+    )
+    added_volumes: list[dict[str, Any]] = []
+    added_tolerations: list[dict[str, Any]] = []
+    added_secrets: list[dict[str, Any]] = []
+    added_pairs: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in _POD_MAPS}
+    targets = _targets(spec)
+    _assign_lanes(targets, presets)
+    results: list[PresetResult] = []
+
+    for preset in presets:
+        conflicts: list[Conflict] = []
+        accepted: list[_Accepted] = []
+        blocked = _protected_items(preset, protected, conflicts) if preset.env or preset.env_from else None
+        if preset.volumes:
+            _check_items(
+                preset,
+                volumes,
+                preset.volumes,
+                into=added_volumes,
+                labels=(None,),
+                conflicts=conflicts,
+                accepted=accepted,
+            )
+        for unique, items, into in (
+            (tolerations, preset.tolerations, added_tolerations),
+            (pull_secrets, preset.image_pull_secrets, added_secrets),
+        ):
+            if not items:
+                continue
+            mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
+            for item in items:
+                if not mine.holds(item) and not unique.holds(item):
+                    mine.add(item)
+                    accepted.append((unique, item, into, item))
+        if maps:
+            for name, _ in _POD_MAPS:
+                pod_map = maps[name]
+                for pair in _pairs(preset, name):
+                    check = pod_map.check(*pair)
+                    if isinstance(check, Clash):
+                        conflicts.append(conflict_of(preset, name, check, None))
+                    elif check is NEW:
+                        accepted.append((pod_map, pair, added_pairs[name], pair))
+        skipped: list[tuple[str, str]] = []
+        selector = preset.container_selector
+        lanes: dict[int, _Lane] = {}  # the distinct lanes of the targeted containers, by identity
+        for target in targets:
+            if not selector.targets_all:
+                why = selector.skip_reason(target.name, init=target.init)
+                if why:
+                    skipped.append((target.label, why))
+                    continue
+            for lane in target.lanes:
+                lanes.setdefault(id(lane), lane)
+        for lane in lanes.values():
+            items = _CONTAINER_RULES[lane.index].items_of(preset)
+            if not items:
+                continue
+            if blocked:
+                items = tuple(i for i in items if id(i) not in blocked)
+            if lane.distinct:
+                accepted.extend((None, item, lane, item) for item in items)
+                continue
+            _check_items(
+                preset,
+                lane.state,
+                items,
+                into=lane,
+                labels=[m.label for m in lane.members],
+                conflicts=conflicts,
+                accepted=accepted,
+            )
+
+        if conflicts and preset.on_conflict != "KeepExisting":
+            status: Status = "skipped-preset" if preset.on_conflict == "SkipPreset" else "conflict"
+            accepted = []
+        else:
+            status = "kept-existing" if conflicts else "applied"
+        for holder, key, into, item in accepted:
+            if holder is None:  # a distinct lane: nothing to record
+                pass
+            elif isinstance(holder, KeyedList):
+                holder.add(item, preset)
+            elif isinstance(holder, KeyedMap):
+                holder.add(key[0], key[1], preset)
+            else:
+                holder.add(item)
+            if isinstance(into, _Lane):
+                for member in into.members:
+                    member.added[into.index].append(item)
+            else:
+                into.append(item)
+        results.append(
+            PresetResult(
+                preset=preset,
+                status=status,
+                conflicts=tuple(conflicts),
+                added=_count(preset, accepted) if count else {},
+                skipped_containers=tuple(skipped),
+            )
         )
 
-    spec = _mapping(pod.get("spec"))
-    merges: list[tuple[tuple[str | int, ...], Sequence[Any] | None, Merged]] = []
-    volumes = spec.get("volumes")
-    merges.append((("spec", "volumes"), volumes, merge_volumes(_items(volumes), matched)))
-    tolerations = spec.get("tolerations")
-    merges.append((("spec", "tolerations"), tolerations, merge_tolerations(_items(tolerations), matched)))
-    per_container = [(rule.field, prepare(rule, matched)) for rule in (ENV, ENV_FROM, VOLUME_MOUNTS)]
+    lists: list[ListChange] = []
+    for path, current, added in (
+        (("spec", "volumes"), spec.get("volumes"), added_volumes),
+        (("spec", "tolerations"), spec.get("tolerations"), added_tolerations),
+        (("spec", "imagePullSecrets"), spec.get("imagePullSecrets"), added_secrets),
+    ):
+        if added:
+            lists.append(ListChange(path=path, current=current, added=tuple(added)))
+    for target in targets:
+        for rule, into in zip(_CONTAINER_RULES, target.added, strict=True):
+            if into:
+                lists.append(
+                    ListChange(
+                        path=(*target.base, rule.field),
+                        current=target.container.get(rule.field),
+                        added=tuple(into),
+                        container=target.label,
+                    )
+                )
+    map_changes = tuple(
+        MapChange(
+            path=path,
+            current=(spec if path[0] == "spec" else metadata).get(path[1]),
+            added=tuple(added_pairs[name]),
+        )
+        for name, path in _POD_MAPS
+        if added_pairs[name]
+    )
+    return Plan(results=tuple(results), lists=tuple(lists), maps=map_changes)
+
+
+def _check_items(
+    preset: PodPreset,
+    state: KeyedList,
+    items: Iterable[dict[str, Any]],
+    *,
+    into: Any,
+    labels: Sequence[str | None],
+    conflicts: list[Conflict],
+    accepted: list[_Accepted],
+) -> None:
+    """Check items against one state; a clash is one conflict per container the state stands for."""
+    for item in items:
+        check = state.check(item)
+        if isinstance(check, Clash):
+            conflicts.extend(conflict_of(preset, state.rule.field, check, label) for label in labels)
+        elif check is NEW:
+            accepted.append((state, item, into, item))
+
+
+def _targets(spec: Mapping[str, Any]) -> list[_Target]:
+    targets: list[_Target] = []
     for list_name, noun in _CONTAINER_LISTS:
         containers = spec.get(list_name)
         if not isinstance(containers, list):
@@ -127,65 +459,199 @@ def apply_presets(pod: dict[str, Any], presets: Iterable[PodPreset], *, explain:
         for index, container in enumerate(containers):
             if not isinstance(container, dict):
                 continue
-            label = f"{noun} {container.get('name')!r}"
-            for field, prepared in per_container:
-                current = container.get(field)
-                merged = merge_prepared(prepared, _items(current), label)
-                if merged.added or merged.conflicts:
-                    merges.append((("spec", list_name, index, field), current, merged))
+            name = container.get("name")
+            targets.append(
+                _Target(
+                    label=f"{noun} {name!r}",
+                    name=name if isinstance(name, str) else "",
+                    init=list_name == "initContainers",
+                    base=("spec", list_name, index),
+                    container=container,
+                    added=([], [], []),
+                )
+            )
+    return targets
 
-    conflicts = tuple(c for _, _, merged in merges for c in merged.conflicts)
-    if conflicts:
-        return Outcome(
-            action="conflict",
-            reason=f"{len(conflicts)} conflict(s); no preset applied",
-            pod=pod,
-            conflicts=conflicts,
-            mismatches=tuple(mismatches),
-        )
 
-    patch: list[PatchOp] = []
-    mutated = _Copier(pod)
-    if not isinstance(pod.get("spec"), dict) and any(m.added for _, _, m in merges):
-        # Only pod-level lists can be added without containers; their parent must exist first.
-        patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
-    for path, current, merged in merges:
-        if merged.added:
-            _append(patch, mutated, path, current, merged.added)
-    annotations = metadata.get("annotations")
-    wanted = {annotation_key(p.name): p.resource_version for p in matched}
-    if not isinstance(annotations, dict):
-        if not isinstance(pod.get("metadata"), dict):
-            patch.append({"op": "add", "path": "/metadata", "value": {"annotations": wanted}})
-        else:
-            patch.append({"op": "add", "path": "/metadata/annotations", "value": wanted})
-        mutated.set(("metadata", "annotations"), dict(wanted))
-    else:
-        changed = {k: v for k, v in wanted.items() if annotations.get(k) != v}
-        for key, value in changed.items():
-            patch.append({"op": "add", "path": "/metadata/annotations/" + escape(key), "value": value})
-        if changed:
-            mutated.set(("metadata", "annotations"), {**annotations, **changed})
+def _assign_lanes(targets: Sequence[_Target], presets: Sequence[PodPreset]) -> None:
+    """Give every container, per rule, a lane: its own when it holds a key some preset injects
+    there, else the one shared by containers targeted by the same presets."""
+    selective = [p for p in presets if not p.container_selector.targets_all]
+    shared: dict[tuple[int, tuple[bool, ...]], _Lane] = {}
+    for index, rule in enumerate(_CONTAINER_RULES):
+        keys = PresetKeys.of(rule, presets)
+        for target in targets:
+            current = target.container.get(rule.field)
+            existing = _items(current) if current else ()
+            if keys.shared_by(existing):
+                target.lanes.append(_Lane(KeyedList(rule, existing), [target], index))
+                continue
+            signature = (
+                tuple(
+                    p.container_selector.skip_reason(target.name, init=target.init) is None for p in selective
+                )
+                if selective
+                else ()
+            )
+            lane = shared.get((index, signature))
+            if lane is None:
+                lane = shared[index, signature] = _Lane(KeyedList(rule, ()), [], index, keys.distinct)
+            lane.members.append(target)
+            target.lanes.append(lane)
 
-    return Outcome(
-        action="mutated" if patch else "unchanged",
-        reason=f"applied {len(matched)} preset(s)" if patch else "already applied",
-        pod=mutated.root if patch else pod,
-        patch=tuple(patch),
-        applied=tuple(p.name for p in matched),
-        mismatches=tuple(mismatches),
-        added=_count_added(matched, merges) if explain else None,
+
+def _pairs(preset: PodPreset, name: str) -> tuple[tuple[str, str], ...]:
+    if name == "nodeSelector":
+        return preset.node_selector
+    return preset.labels if name == "labels" else preset.annotations
+
+
+def _protected_items(preset: PodPreset, protected: Protected, conflicts: list[Conflict]) -> set[int]:
+    """Ids of the preset's env and envFrom items that ``protected`` forbids; one conflict each."""
+    blocked: set[int] = set()
+    if not (protected.names or protected.prefixes):
+        return blocked
+    for var in preset.env:
+        why = protected.why_name(str(var.get("name", "")))
+        if why:
+            blocked.add(id(var))
+            conflicts.append(_protected_conflict(preset, "env", repr(var.get("name")), why))
+    for source in preset.env_from:
+        why = protected.why_prefix(str(source.get("prefix") or ""))
+        if why:
+            blocked.add(id(source))
+            conflicts.append(_protected_conflict(preset, "envFrom", f"prefix {source.get('prefix')!r}", why))
+    return blocked
+
+
+def _protected_conflict(preset: PodPreset, field_name: Field, key: str, why: str) -> Conflict:
+    return Conflict(
+        preset=preset.name,
+        kind=preset.kind,
+        field=field_name,
+        key=key,
+        policy=preset.on_conflict,
+        reason="protected",
+        why=why,
     )
 
 
-def _by_name(preset: PodPreset) -> str:
-    return preset.name
+_FIELD_ITEMS: tuple[tuple[str, Callable[[PodPreset], tuple[dict[str, Any], ...]]], ...] = (
+    ("env", lambda p: p.env),
+    ("envFrom", lambda p: p.env_from),
+    ("volumeMounts", lambda p: p.volume_mounts),
+    ("volumes", lambda p: p.volumes),
+    ("tolerations", lambda p: p.tolerations),
+    ("imagePullSecrets", lambda p: p.image_pull_secrets),
+)
+
+
+def _count(preset: PodPreset, accepted: Sequence[_Accepted]) -> dict[str, int]:
+    """How many of the preset's items were accepted somewhere, by field (identity of items)."""
+    ids = {id(entry[3]) for entry in accepted}
+    if not ids:
+        return {}
+    counts = {name: sum(id(i) in ids for i in items_of(preset)) for name, items_of in _FIELD_ITEMS}
+    counts["nodeSelector"] = sum(id(p) in ids for p in preset.node_selector)
+    counts["labels"] = sum(id(p) in ids for p in preset.labels)
+    counts["annotations"] = sum(id(p) in ids for p in preset.annotations)
+    return counts
+
+
+# ----------------------------------------------------------------------------------------- decide
+
+
+def decide(plan: Plan) -> Verdict:
+    """Reject when a ``Reject`` preset conflicted; else skip all when a ``SkipAll`` preset did;
+    else apply (``SkipPreset`` and ``KeepExisting`` conflicts were settled by the walk)."""
+    statuses = [(r.preset.on_conflict, r.status) for r in plan.results]
+    if ("Reject", "conflict") in statuses:
+        return "reject"
+    if ("SkipAll", "conflict") in statuses:
+        return "skip-all"
+    return "apply"
+
+
+# ----------------------------------------------------------------------------------------- render
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendered:
+    """The patch and the patched pod (copy-on-write), and warnings the rendering found."""
+
+    patch: tuple[PatchOp, ...]
+    pod: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def render(pod: dict[str, Any], plan: Plan) -> Rendered:
+    """The RFC 6902 patch for an applied plan, and the pod it gives."""
+    patch: list[PatchOp] = []
+    notes: list[str] = []
+    mutated = _Copier(pod)
+    metadata = _mapping(pod.get("metadata"))
+    needs_spec = any(c.path[0] == "spec" for c in plan.lists) or any(m.path[0] == "spec" for m in plan.maps)
+    if not isinstance(pod.get("spec"), dict) and needs_spec:
+        # Only pod-level fields can be added without containers; their parent must exist first.
+        patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
+    for change in plan.lists:
+        if change.path[-1] == "env" and isinstance(change.current, list) and change.current:
+            _insert_env(patch, mutated, change, notes)
+        else:
+            _append(patch, mutated, change.path, change.current, change.added)
+    wanted: dict[str, str] = {}
+    for m in plan.maps:
+        if m.path[1] == "annotations":
+            wanted.update(m.added)
+        elif m.path[0] == "spec":
+            _add_pairs(patch, mutated, m.path, m.current, dict(m.added))
+        else:
+            _add_metadata_pairs(patch, mutated, pod, m.path, dict(m.added))
+    annotations = metadata.get("annotations")
+    current = annotations if isinstance(annotations, dict) else {}
+    for preset in plan.applied:
+        key = preset.annotation_key
+        if current.get(key) != preset.resource_version:
+            wanted[key] = preset.resource_version
+    if wanted:
+        _add_metadata_pairs(patch, mutated, pod, ("metadata", "annotations"), wanted)
+    return Rendered(patch=tuple(patch), pod=mutated.root if patch else pod, notes=tuple(notes))
+
+
+def _add_metadata_pairs(
+    patch: list[PatchOp], mutated: _Copier, pod: Mapping[str, Any], path: Path, pairs: dict[str, str]
+) -> None:
+    if not isinstance(pod.get("metadata"), dict):
+        # Absent metadata: add it whole, with what earlier metadata changes put there.
+        existing = [op for op in patch if op["path"] == "/metadata"]
+        if existing:
+            existing[0]["value"][path[1]] = dict(pairs)
+        else:
+            patch.append({"op": "add", "path": "/metadata", "value": {path[1]: dict(pairs)}})
+        mutated.set(path, dict(pairs))
+        return
+    _add_pairs(patch, mutated, path, _mapping(pod.get("metadata")).get(str(path[1])), pairs)
+
+
+def _add_pairs(
+    patch: list[PatchOp], mutated: _Copier, path: Path, current: Any, pairs: dict[str, str]
+) -> None:
+    pointer = "/" + "/".join(map(str, path))
+    if not isinstance(current, dict):
+        patch.append({"op": "add", "path": pointer, "value": dict(pairs)})
+        mutated.set(path, dict(pairs))
+        return
+    if not pairs:
+        return
+    for key, value in pairs.items():
+        patch.append({"op": "add", "path": pointer + "/" + escape(key), "value": value})
+    mutated.set(path, {**current, **pairs})
 
 
 def _append(
     patch: list[PatchOp],
     mutated: _Copier,
-    path: tuple[str | int, ...],
+    path: Path,
     current: Sequence[Any] | None,
     added: tuple[dict[str, Any], ...],
 ) -> None:
@@ -199,22 +665,200 @@ def _append(
         mutated.set(path, list(added))
 
 
-def _count_added(
-    matched: Sequence[PodPreset], merges: Sequence[tuple[tuple[str | int, ...], Sequence[Any] | None, Merged]]
-) -> dict[str, dict[str, int]]:
-    """How many items of each preset were injected somewhere, by field (identity of items)."""
-    added_ids = {id(item) for _, _, merged in merges for item in merged.added}
-    counts: dict[str, dict[str, int]] = {}
-    for preset in matched:
-        per_field = {
-            "env": sum(id(i) in added_ids for i in preset.env),
-            "envFrom": sum(id(i) in added_ids for i in preset.env_from),
-            "volumeMounts": sum(id(i) in added_ids for i in preset.volume_mounts),
-            "volumes": sum(id(i) in added_ids for i in preset.volumes),
-            "tolerations": sum(id(i) in added_ids for i in preset.tolerations),
-        }
-        counts[preset.name] = per_field
-    return counts
+def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, notes: list[str]) -> None:
+    """Injected env goes before the container's first env var that references it."""
+    current: list[Any] = change.current
+    placed, stuck = order_env(current, change.added)
+    end = len(current)
+    if not stuck and all(slot == end for slot, _ in placed):
+        _append(patch, mutated, change.path, current, tuple(item for _, item in placed))
+        return
+    if stuck:
+        names = ", ".join(repr(v.get("name")) for v in stuck)
+        notes.append(
+            f"{change.container}: injected env var(s) {names} reference each other in a cycle, or "
+            "against the container's own order; appended after the container's env, so some "
+            "$(VAR) references will not expand"
+        )
+    pointer = "/" + "/".join(map(str, change.path))
+    final: list[Any] = []
+    length = len(current)
+    slots: dict[int, list[dict[str, Any]]] = {}
+    for slot, item in placed:
+        slots.setdefault(slot, []).append(item)
+    for index in range(length + 1):
+        for item in slots.get(index, ()):
+            at = len(final)
+            path = pointer + ("/-" if index == length else f"/{at}")
+            patch.append({"op": "add", "path": path, "value": item})
+            final.append(item)
+        if index < length:
+            final.append(current[index])
+    mutated.set(change.path, final)
+
+
+_REFERENCE_RE = re.compile(r"\$\$|\$\(([^)]*)\)")
+
+
+def references(value: object) -> set[str]:
+    """The names ``$(NAME)`` references in an env value (``$$`` escapes a ``$``)."""
+    if not isinstance(value, str) or "$(" not in value:
+        return set()
+    return {m.group(1) for m in _REFERENCE_RE.finditer(value) if m.group(1)}
+
+
+def _any_reference(env: Iterable[object]) -> bool:
+    """Whether some var's value may hold a ``$(NAME)`` reference (one call per list: hot path)."""
+    for var in env:
+        if type(var) is dict:
+            value = var.get("value")
+            if type(value) is str and "$(" in value:
+                return True
+    return False
+
+
+def order_env(
+    existing: Sequence[Any], added: Sequence[dict[str, Any]]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
+    """Where each injected env var goes: ``(slot, var)`` pairs, slot ``i`` meaning before the
+    container's own ``existing[i]`` (``len(existing)``: appended), in final order; and the vars
+    that could not be placed so every reference resolves (cycles), which are appended.
+
+    A var goes before the first of the container's own vars that references it (directly, or
+    through injected vars that reference it); injected vars that reference each other come in a
+    valid order; otherwise walk order. The container's own vars keep their order.
+    """
+    end = len(existing)
+    if not _any_reference(existing) and not _any_reference(added):
+        return [(end, v) for v in added], []
+    names = {str(v.get("name")): i for i, v in enumerate(added)}
+    own_index: dict[str, int] = {}
+    deadline = [end] * len(added)
+    for i, var in enumerate(existing):
+        if not isinstance(var, dict):
+            continue
+        own_index.setdefault(str(var.get("name")), i)
+        for ref in references(var.get("value")):
+            j = names.get(ref)
+            if j is not None and deadline[j] == end:
+                deadline[j] = i
+    if all(d == end for d in deadline) and not any(references(v.get("value")) for v in added):
+        return [(end, v) for v in added], []
+    deps = [
+        {names[r] for r in references(v.get("value")) if r in names and names[r] != i}
+        for i, v in enumerate(added)
+    ]
+    low = [
+        max(
+            (own_index[r] + 1 for r in references(v.get("value")) if r in own_index and r not in names),
+            default=0,
+        )
+        for v in added
+    ]
+    # Kahn's algorithm, walk order among the ready: what remains is in or behind a cycle.
+    dependents: list[list[int]] = [[] for _ in added]
+    waiting = [len(d) for d in deps]
+    for i, d in enumerate(deps):
+        for j in d:
+            dependents[j].append(i)
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    topo: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        topo.append(i)
+        for k in dependents[i]:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(ready, k)
+    stuck = sorted(set(range(len(added))) - set(topo))
+    for i in reversed(topo):  # a var must come no later than the vars that reference it
+        for k in dependents[i]:
+            if k not in stuck:
+                deadline[i] = min(deadline[i], deadline[k])
+    for i in topo:  # and no earlier than the container's vars it (or its dependencies) reference
+        for j in deps[i]:
+            low[i] = max(low[i], low[j])
+    for i in topo:
+        if low[i] > deadline[i]:
+            stuck.append(i)
+    rank = {i: n for n, i in enumerate(topo)}
+    placed = sorted((i for i in topo if i not in stuck), key=lambda i: (deadline[i], rank[i]))
+    result = [(deadline[i], added[i]) for i in placed]
+    result.extend((end, added[i]) for i in sorted(stuck))
+    return result, [added[i] for i in sorted(stuck)]
+
+
+# -------------------------------------------------------------------------------------- the whole
+
+
+def apply_presets(
+    pod: dict[str, Any],
+    presets: Iterable[PodPreset],
+    *,
+    namespace: str = "",
+    namespaces: NamespaceLabels = NO_NAMESPACES,
+    protected: Protected = DEFAULT_PROTECTED,
+    explain: bool = False,
+) -> Outcome:
+    """Decide and build the mutation of ``pod`` (in ``namespace``) by ``presets``.
+
+    ``presets`` may be every preset that could apply or only the candidates (see
+    ``PresetIndex.candidates``); ClusterPodPresets' namespace selectors are checked against
+    ``namespaces``. ``explain`` also records why each other preset did not match, which only
+    ``podpreset apply --explain`` reads.
+    """
+    reason = skip_reason(pod)
+    if reason:
+        return Outcome(action="skipped", reason=reason, pod=pod)
+    metadata = _mapping(pod.get("metadata"))
+    labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
+    presets = tuple(presets)
+    labels = dict(arrival_labels(labels, _mapping(metadata.get("annotations")), presets))
+    namespace_labels = labels_of(namespaces, namespace) if any(p.is_cluster for p in presets) else None
+    selection = select_presets(labels, presets, namespace_labels=namespace_labels, explain=explain)
+    if not selection.matched:
+        return Outcome(
+            action="unchanged", reason="no preset selects this pod", pod=pod, mismatches=selection.mismatches
+        )
+    plan = plan_presets(pod, selection.matched, protected=protected, count=explain)
+    verdict = decide(plan)
+    conflicts = plan.conflicts
+    common = {
+        "conflicts": conflicts,
+        "mismatches": selection.mismatches,
+        "verdict": verdict,
+        "results": plan.results,
+    }
+    if verdict == "reject":
+        refusing = [c for c in conflicts if c.policy == "Reject"]
+        message = "podpreset refused the pod: " + "; ".join(c.describe() for c in refusing)
+        return Outcome(
+            action="rejected",
+            reason=f"{len(refusing)} conflict(s) of onConflict: Reject presets",
+            pod=pod,
+            rejection=message,
+            **common,  # type: ignore[arg-type]
+        )
+    if verdict == "skip-all":
+        return Outcome(
+            action="conflict",
+            reason=f"{len(conflicts)} conflict(s); no preset applied",
+            pod=pod,
+            **common,  # type: ignore[arg-type]
+        )
+    rendered = render(pod, plan)
+    applied = plan.applied
+    return Outcome(
+        action="mutated" if rendered.patch else "unchanged",
+        reason=f"applied {len(applied)} preset(s)" if rendered.patch else "already applied",
+        pod=rendered.pod,
+        patch=rendered.patch,
+        applied=tuple(p.ref for p in applied),
+        added={r.preset.ref: r.added for r in plan.results} if explain else None,
+        notes=rendered.notes,
+        **common,  # type: ignore[arg-type]
+    )
 
 
 class _Copier:
@@ -222,13 +866,13 @@ class _Copier:
 
     def __init__(self, root: dict[str, Any]) -> None:
         self.root: dict[str, Any] = dict(root)
-        self._copies: dict[tuple[str | int, ...], Any] = {(): self.root}
+        self._copies: dict[Path, Any] = {(): self.root}
         """Every node already copied, by path: a container's second list finds it at once."""
 
-    def set(self, path: tuple[str | int, ...], value: object) -> None:
+    def set(self, path: Path, value: object) -> None:
         self._node(path[:-1])[path[-1]] = value
 
-    def _node(self, path: tuple[str | int, ...]) -> Any:
+    def _node(self, path: Path) -> Any:
         node = self._copies.get(path)
         if node is None:
             parent = self._node(path[:-1])

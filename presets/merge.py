@@ -1,14 +1,17 @@
-"""The merge rules: one small pure function per list.
+"""The merge rules: one small state and one small pure function per field.
 
-Each takes the items the pod (or container) already has and the matching presets in order, and
-returns ``Merged``: the items to append and the conflicts found, in a single pass. An item added
-by an earlier preset counts as existing for later ones. Items are compared modulo Kubernetes
-defaulting (``presets.defaults``). Nothing is mutated; conflicts are returned, never raised.
+The engine's walk keeps one state per list or map of the pod (``KeyedList`` for env, envFrom,
+volumeMounts and volumes; ``KeyedMap`` for nodeSelector, labels and annotations; ``UniqueList``
+for tolerations and imagePullSecrets). ``check`` says whether an item is new, already present,
+or clashes (and with whom) without changing the state; ``add`` records an accepted item, so it
+counts as existing for later presets. ``merge_env`` and friends run one field alone against
+presets in order and return ``Merged``. Items are compared modulo Kubernetes defaulting
+(``presets.defaults``). Nothing is mutated; conflicts are returned, never raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,9 +23,10 @@ from presets.defaults import (
     canonical_volume,
     canonical_volume_mount,
 )
-from presets.model import PodPreset
+from presets.model import ConflictPolicy, Kind, PodPreset
 
-Field = Literal["env", "envFrom", "volumeMounts", "volumes"]
+Field = Literal["env", "envFrom", "volumeMounts", "volumes", "nodeSelector", "labels", "annotations"]
+Reason = Literal["differs", "protected"]
 POD_OWNER = ""
 """``Conflict.other`` when the item the preset disagrees with is the pod's own."""
 
@@ -31,29 +35,57 @@ _NOUNS: dict[Field, str] = {
     "envFrom": "envFrom source",
     "volumeMounts": "volume mount",
     "volumes": "volume",
+    "nodeSelector": "nodeSelector key",
+    "labels": "label",
+    "annotations": "annotation",
 }
+EFFECTS: dict[ConflictPolicy, str] = {
+    "SkipAll": "no preset was applied (onConflict: SkipAll)",
+    "SkipPreset": "this preset was not applied, the others were (onConflict: SkipPreset)",
+    "KeepExisting": (
+        "the existing definition was kept, the preset's other items applied (onConflict: KeepExisting)"
+    ),
+    "Reject": "the pod was rejected (onConflict: Reject)",
+}
+"""What each policy does with a conflict, for warnings, logs and Events."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Conflict:
-    """A preset item that disagrees with an item of the same key. Never holds values."""
+    """A preset item that disagrees with an item of the same key, or that sets a protected env
+    name. Never holds values."""
 
     preset: str
     field: Field
     key: str
     container: str | None = None
-    """``container "app"`` or ``init container "setup"``; None for pod-level lists."""
+    """``container 'app'`` or ``init container 'setup'``; None for pod-level fields."""
     other: str = POD_OWNER
     """The preset that defined the key first, or ``POD_OWNER`` when the pod has it."""
+    kind: Kind = "PodPreset"
+    other_kind: Kind = "PodPreset"
+    policy: ConflictPolicy = "SkipAll"
+    """The ``onConflict`` of ``preset``: what happened because of this conflict."""
+    reason: Reason = "differs"
+    why: str = ""
+    """For ``protected``: why the name is protected (e.g. ``is protected (prefix KUBERNETES_*)``)."""
 
     def describe(self) -> str:
         """One line for warnings, logs and events; names, never values."""
         where = f"{self.container}: " if self.container else ""
-        owner = "the pod's own definition" if self.other == POD_OWNER else f"podpreset {self.other!r}"
-        return (
-            f"podpreset {self.preset!r} conflicts on {where}{_NOUNS[self.field]} {self.key} "
-            f"which differs from {owner}"
+        who = f"{self.kind.lower()} {self.preset!r}"
+        if self.reason == "protected":
+            return f"{who} may not inject {_NOUNS[self.field]} {self.key}: it {self.why}"
+        owner = (
+            "the pod's own definition"
+            if self.other == POD_OWNER
+            else f"{self.other_kind.lower()} {self.other!r}"
         )
+        return f"{who} conflicts on {where}{_NOUNS[self.field]} {self.key} which differs from {owner}"
+
+    def warning(self) -> str:
+        """``describe()`` and what the preset's policy did about it."""
+        return f"{self.describe()}; {EFFECTS[self.policy]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,9 +94,6 @@ class Merged:
 
     added: tuple[dict[str, Any], ...] = ()
     conflicts: tuple[Conflict, ...] = ()
-
-
-_NOTHING = Merged()
 
 
 def env_from_key(item: dict[str, Any]) -> str:
@@ -79,30 +108,290 @@ def env_from_key(item: dict[str, Any]) -> str:
     return " with ".join(parts) if parts else "(empty)"
 
 
+def _env_from_raw_key(item: dict[str, Any]) -> tuple[Hashable, ...]:
+    config, secret = item.get("configMapRef"), item.get("secretRef")
+    return (
+        (
+            _hashable(item.get("prefix") or ""),
+            _hashable(config.get("name")) if isinstance(config, dict) else None,
+            _hashable(secret.get("name")) if isinstance(secret, dict) else None,
+        ),
+    )
+
+
+def _hashable(value: object) -> Hashable:
+    """Strings as they are (by far the most common), anything else by its repr, apart from them."""
+    return value if type(value) is str else ("repr", repr(value))
+
+
+def _name_key(item: dict[str, Any]) -> tuple[Hashable, ...]:
+    name = item.get("name")
+    return (name if type(name) is str else _hashable(name),)
+
+
+def _mount_keys(item: dict[str, Any]) -> tuple[Hashable, ...]:
+    return (("name", _hashable(item.get("name"))), ("mountPath", _hashable(item.get("mountPath"))))
+
+
+def _describe_name(key: Hashable, item: dict[str, Any]) -> str:
+    return repr(item.get("name"))
+
+
+def _describe_env_from(key: Hashable, item: dict[str, Any]) -> str:
+    return env_from_key(item)
+
+
+def _describe_mount(key: Hashable, item: dict[str, Any]) -> str:
+    assert isinstance(key, tuple)
+    return f"name {item.get('name')!r}" if key[0] == "name" else f"at mountPath {item.get('mountPath')!r}"
+
+
 @dataclass(frozen=True, slots=True)
 class KeyedRule:
     """How one keyed list merges: where presets keep it, its keys, its canonical form."""
 
     field: Field
     items_of: Callable[[PodPreset], tuple[dict[str, Any], ...]]
-    keys_of: Callable[[dict[str, Any]], tuple[str, ...]]
+    keys_of: Callable[[dict[str, Any]], tuple[Hashable, ...]]
+    """The item's keys: hashable, cheap, never formatted (that is ``describe_key``'s job)."""
     canonical: Callable[[dict[str, Any]], Frozen]
+    describe_key: Callable[[Hashable, dict[str, Any]], str]
     key_fields: tuple[str, ...] = ()
-    """Fields whose string values are the keys, one key each (empty: keys are composite)."""
+    """Fields whose values are the keys, one key each (empty: keys are composite)."""
 
 
-ENV = KeyedRule("env", lambda p: p.env, lambda i: (repr(i.get("name")),), canonical_env_var, ("name",))
-ENV_FROM = KeyedRule("envFrom", lambda p: p.env_from, lambda i: (env_from_key(i),), canonical_env_from)
+@dataclass(frozen=True, slots=True)
+class PresetKeys:
+    """The keys the presets' items of one rule have, to test a container against them at once."""
+
+    rule: KeyedRule
+    values: tuple[frozenset[Any], ...]
+    """Per ``rule.key_fields``, the values the items have there (empty: see ``keys``)."""
+    keys: frozenset[Hashable]
+    """Every key of the items, for rules without ``key_fields``."""
+    distinct: bool
+    """No two items share a key."""
+
+    @classmethod
+    def of(cls, rule: KeyedRule, presets: Sequence[PodPreset]) -> PresetKeys:
+        items = [item for p in presets for item in rule.items_of(p)]
+        if not items:
+            return cls(rule, (), frozenset(), True)
+        if rule.key_fields:
+            values = tuple(frozenset(item.get(f) for item in items) for f in rule.key_fields)
+            return cls(rule, values, frozenset(), all(len(v) == len(items) for v in values))
+        keys = [k for item in items for k in rule.keys_of(item)]
+        unique = frozenset(keys)
+        return cls(rule, (), unique, len(unique) == len(keys))
+
+    def shared_by(self, existing: Sequence[dict[str, Any]]) -> bool:
+        """Whether an item of ``existing`` holds one of these keys: when none does, merging into
+        ``existing`` is merging into an empty list."""
+        if not existing or not (self.values or self.keys):
+            return False
+        rule = self.rule
+        if self.values:
+            # Preset values are validated strings; a pod's value of another type never equals one.
+            try:
+                return any(
+                    not values.isdisjoint([item.get(f) for item in existing])
+                    for f, values in zip(rule.key_fields, self.values, strict=True)
+                )
+            except TypeError:  # an unhashable value in a malformed pod: take the general path
+                keys = {k for v in self.values for k in v}
+                return any(k in keys for item in existing for k in rule.keys_of(item))
+        return any(k in self.keys for item in existing for k in rule.keys_of(item))
+
+
+ENV = KeyedRule("env", lambda p: p.env, _name_key, canonical_env_var, _describe_name, ("name",))
+ENV_FROM = KeyedRule(
+    "envFrom", lambda p: p.env_from, _env_from_raw_key, canonical_env_from, _describe_env_from
+)
 VOLUME_MOUNTS = KeyedRule(
     "volumeMounts",
     lambda p: p.volume_mounts,
-    lambda i: (f"name {i.get('name')!r}", f"at mountPath {i.get('mountPath')!r}"),
+    _mount_keys,
     canonical_volume_mount,
+    _describe_mount,
     ("name", "mountPath"),
 )
-VOLUMES = KeyedRule(
-    "volumes", lambda p: p.volumes, lambda i: (repr(i.get("name")),), canonical_volume, ("name",)
-)
+VOLUMES = KeyedRule("volumes", lambda p: p.volumes, _name_key, canonical_volume, _describe_name, ("name",))
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """The item's keys are not all there yet: add it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """An item of the same keys and the same content is there: skip it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Clash:
+    """Keys held by an item of other content: a conflict with ``owner`` (None: the pod)."""
+
+    keys: str
+    owner: PodPreset | None
+
+
+Check = New | Present | Clash
+NEW, PRESENT = New(), Present()
+
+
+class KeyedList:
+    """One keyed list of the pod during the walk (a container's env, the pod's volumes).
+
+    A key maps to every canonical form seen for it (a pod may mount one volume twice) and to who
+    defined it first. Canonical forms are computed only for keys that two items share: a pod's
+    own items and new keys wait in ``pending`` until a later item names the same key, so a walk
+    that only adds new keys never canonicalizes anything (most containers, most env vars).
+    ``check`` never changes what the list holds; ``add`` does.
+    """
+
+    __slots__ = ("_forms", "_pending", "owners", "rule")
+
+    def __init__(self, rule: KeyedRule, existing: Sequence[dict[str, Any]]) -> None:
+        self.rule = rule
+        self.owners: dict[Hashable, PodPreset | None] = {}
+        self._forms: dict[Hashable, set[Hashable]] = {}
+        self._pending: dict[Hashable, list[dict[str, Any]]] = {}
+        keys_of = rule.keys_of
+        for item in existing:
+            for key in keys_of(item):
+                self._pending.setdefault(key, []).append(item)
+                self.owners.setdefault(key, None)
+
+    def _forms_of(self, key: Hashable) -> set[Hashable]:
+        seen = self._forms.setdefault(key, set())
+        waiting = self._pending.pop(key, None)
+        if waiting:
+            canonical = self.rule.canonical
+            seen.update(canonical(i) for i in waiting)
+        return seen
+
+    def check(self, item: dict[str, Any]) -> Check:
+        keys = self.rule.keys_of(item)
+        owners = self.owners
+        known = [k for k in keys if k in owners]
+        if not known:
+            return NEW
+        form = self.rule.canonical(item)
+        clashes = [k for k in known if form not in self._forms_of(k)]
+        if clashes:
+            # One conflict per item, naming every key it clashes on (a mount: name and path).
+            described = " ".join(self.rule.describe_key(k, item) for k in clashes)
+            return Clash(described, owners[clashes[0]])
+        return PRESENT if len(known) == len(keys) else NEW
+
+    def add(self, item: dict[str, Any], owner: PodPreset) -> None:
+        for key in self.rule.keys_of(item):
+            if key in self.owners:
+                self._forms_of(key).add(self.rule.canonical(item))
+            else:
+                self._pending.setdefault(key, []).append(item)
+                self.owners[key] = owner
+
+
+class KeyedMap:
+    """One map of the pod during the walk (nodeSelector, labels, annotations): same key, other
+    value, is a conflict."""
+
+    __slots__ = ("owners", "values")
+
+    def __init__(self, existing: Mapping[str, Any]) -> None:
+        self.values: dict[str, object] = dict(existing)
+        self.owners: dict[str, PodPreset | None] = dict.fromkeys(existing)
+
+    def check(self, key: str, value: str) -> Check:
+        if key not in self.values:
+            return NEW
+        if self.values[key] == value:
+            return PRESENT
+        return Clash(repr(key), self.owners[key])
+
+    def add(self, key: str, value: str, owner: PodPreset) -> None:
+        self.values[key] = value
+        self.owners[key] = owner
+
+
+class UniqueList:
+    """Tolerations (whole-object equality) and imagePullSecrets (by name): never a conflict,
+    never a duplicate.
+
+    ``bucket`` (cheap) groups items that could be equal; ``identity`` (maybe costly: a canonical
+    form) is computed only within a bucket that two items share, so a preset toleration whose key
+    the pod does not have is added without canonicalizing anything.
+    """
+
+    __slots__ = ("_compared", "_pending", "bucket", "identity", "seen")
+
+    def __init__(
+        self,
+        existing: Sequence[dict[str, Any]],
+        identity: Callable[[dict[str, Any]], Hashable],
+        bucket: Callable[[dict[str, Any]], Hashable] | None = None,
+    ):
+        self.identity = identity
+        self.bucket = bucket or identity
+        self.seen: set[Hashable] = set()
+        self._pending: dict[Hashable, list[dict[str, Any]]] = {}
+        self._compared: set[Hashable] = set()
+        """Buckets whose items are in ``seen`` by identity."""
+        for item in existing:
+            self.add(item)
+
+    def _bucket(self, item: dict[str, Any]) -> Hashable:
+        if self.bucket is self.identity:
+            return ("identity", self.identity(item))
+        return _hashable(self.bucket(item))
+
+    def holds(self, item: dict[str, Any]) -> bool:
+        """Whether an item equal to ``item`` is there already."""
+        bucket = self._bucket(item)
+        if bucket in self._compared:
+            return self.identity(item) in self.seen
+        waiting = self._pending.get(bucket)
+        if not waiting:
+            return False
+        del self._pending[bucket]
+        self._compared.add(bucket)
+        self.seen.update(self.identity(i) for i in waiting)
+        return self.identity(item) in self.seen
+
+    def check(self, item: dict[str, Any]) -> Check:
+        return PRESENT if self.holds(item) else NEW
+
+    def add(self, item: dict[str, Any]) -> None:
+        bucket = self._bucket(item)
+        if bucket in self._compared:
+            self.seen.add(self.identity(item))
+        else:
+            self._pending.setdefault(bucket, []).append(item)
+
+
+def toleration_key(item: dict[str, Any]) -> Hashable:
+    """The bucket of a toleration: its key (a canonical form is only needed within one)."""
+    return item.get("key") or ""
+
+
+def pull_secret_name(item: dict[str, Any]) -> Hashable:
+    return _hashable(item.get("name"))
+
+
+def conflict_of(preset: PodPreset, field: Field, clash: Clash, container: str | None) -> Conflict:
+    other = clash.owner
+    return Conflict(
+        preset=preset.name,
+        kind=preset.kind,
+        field=field,
+        key=clash.keys,
+        container=container,
+        other=POD_OWNER if other is None else other.name,
+        other_kind=preset.kind if other is None else other.kind,
+        policy=preset.on_conflict,
+    )
 
 
 def merge_env(
@@ -132,124 +421,69 @@ def merge_volumes(existing: Sequence[dict[str, Any]], presets: Sequence[PodPrese
     return merge_keyed(VOLUMES, existing, presets, None)
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A rule's items of the matching presets, merged among themselves once per pod.
-
-    Every container is merged against the same presets; when a container shares no key with
-    them, its merge is exactly the presets' own (nothing of the container is ever compared), so
-    ``merge_prepared`` reuses it instead of running the pass again.
-    """
-
-    rule: KeyedRule
-    presets: tuple[PodPreset, ...]
-    keys: frozenset[str]
-    alone: Merged
-    values: tuple[frozenset[object], ...]
-    """Per ``rule.key_fields``, the values the presets' items have there."""
-
-
-def prepare(rule: KeyedRule, presets: Sequence[PodPreset]) -> Prepared:
-    items = [item for p in presets for item in rule.items_of(p)]
-    keys = frozenset(k for item in items for k in rule.keys_of(item))
-    values = tuple(frozenset(item.get(f) for item in items) for f in rule.key_fields)
-    return Prepared(rule, tuple(presets), keys, merge_keyed(rule, (), presets, None), values)
-
-
-def merge_prepared(prepared: Prepared, existing: Sequence[dict[str, Any]], container: str | None) -> Merged:
-    """The same as ``merge_keyed(prepared.rule, existing, prepared.presets, container)``."""
-    if not prepared.keys:
-        return _NOTHING
-    if not prepared.alone.conflicts and not _shares_a_key(prepared, existing):
-        return prepared.alone
-    return merge_keyed(prepared.rule, existing, prepared.presets, container)
-
-
-def _shares_a_key(prepared: Prepared, existing: Sequence[dict[str, Any]]) -> bool:
-    rule = prepared.rule
-    if rule.key_fields:
-        # Preset values are validated strings; a pod's non-string value can never equal one.
-        try:
-            return any(
-                not values.isdisjoint({item.get(f) for item in existing})
-                for f, values in zip(rule.key_fields, prepared.values, strict=True)
-            )
-        except TypeError:  # an unhashable value in a malformed pod: take the general path
-            pass
-    keys, keys_of = prepared.keys, rule.keys_of
-    return any(k in keys for item in existing for k in keys_of(item))
-
-
 def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
     """tolerations: whole-object equality; an exact duplicate is never added; no conflicts."""
-    seen: set[Hashable] = {canonical_toleration(t) for t in existing if isinstance(t, dict)}
+    return _merge_unique(
+        UniqueList(existing, canonical_toleration, toleration_key),
+        [t for p in presets for t in p.tolerations],
+    )
+
+
+def merge_image_pull_secrets(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
+    """imagePullSecrets: de-duplicated by name; no conflicts."""
+    items = [s for p in presets for s in p.image_pull_secrets]
+    return _merge_unique(UniqueList(existing, pull_secret_name), items)
+
+
+def _merge_unique(state: UniqueList, items: Sequence[dict[str, Any]]) -> Merged:
     added: list[dict[str, Any]] = []
-    for preset in presets:
-        for toleration in preset.tolerations:
-            form = canonical_toleration(toleration)
-            if form not in seen:
-                seen.add(form)
-                added.append(toleration)
+    for item in items:
+        if state.check(item) is NEW:
+            state.add(item)
+            added.append(item)
     return Merged(added=tuple(added))
+
+
+def merge_map(
+    field: Literal["nodeSelector", "labels", "annotations"],
+    existing: Mapping[str, Any],
+    presets: Sequence[PodPreset],
+) -> tuple[tuple[tuple[str, str], ...], tuple[Conflict, ...]]:
+    """nodeSelector, podMetadata labels and annotations: same key, same value is skipped, another
+    value conflicts. Returns the pairs to add and the conflicts."""
+    state = KeyedMap(existing)
+    added: list[tuple[str, str]] = []
+    conflicts: list[Conflict] = []
+    for preset in presets:
+        pairs = {
+            "nodeSelector": preset.node_selector,
+            "labels": preset.labels,
+            "annotations": preset.annotations,
+        }
+        for key, value in pairs[field]:
+            check = state.check(key, value)
+            if isinstance(check, Clash):
+                conflicts.append(conflict_of(preset, field, check, None))
+            elif check is NEW:
+                state.add(key, value, preset)
+                added.append((key, value))
+    return tuple(added), tuple(conflicts)
 
 
 def merge_keyed(
     rule: KeyedRule, existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None
 ) -> Merged:
-    """The shared single pass: a map per key, seeded from ``existing``, grown with each addition.
-
-    A key maps to every canonical form seen for it (a pod may mount one volume twice) and to who
-    defined it first. An item whose keys all hold its exact form is a duplicate and is skipped.
-    Canonical forms are computed only for keys that two items share: a pod's own items and a
-    preset's new keys wait in ``pending`` until a later item names the same key, so a merge that
-    only adds new keys never canonicalizes anything (most containers, most env vars of a big pod).
-    """
-    field, items_of, keys_of, canonical = rule.field, rule.items_of, rule.keys_of, rule.canonical
-    pending: dict[str, list[dict[str, Any]]] = {}
-    forms: dict[str, set[Hashable]] = {}
-    owners: dict[str, str] = {}
-
-    def forms_of(key: str) -> set[Hashable]:
-        seen = forms.setdefault(key, set())
-        waiting = pending.pop(key, None)
-        if waiting:
-            seen.update(canonical(i) for i in waiting)
-        return seen
-
-    for item in existing:
-        for key in keys_of(item):
-            pending.setdefault(key, []).append(item)
-            owners.setdefault(key, POD_OWNER)
+    """One keyed list against presets in order: new items added, present ones skipped, clashing
+    ones conflicts (each preset's other items still added: the engine's walk decides per preset)."""
+    state = KeyedList(rule, existing)
     added: list[dict[str, Any]] = []
     conflicts: list[Conflict] = []
     for preset in presets:
-        for item in items_of(preset):
-            keys = keys_of(item)
-            known = [k for k in keys if k in owners]
-            if not known:
-                for key in keys:
-                    pending.setdefault(key, []).append(item)
-                    owners[key] = preset.name
+        for item in rule.items_of(preset):
+            check = state.check(item)
+            if isinstance(check, Clash):
+                conflicts.append(conflict_of(preset, rule.field, check, container))
+            elif check is NEW:
+                state.add(item, preset)
                 added.append(item)
-                continue
-            form = canonical(item)
-            clashes = [k for k in known if form not in forms_of(k)]
-            if clashes:
-                # One conflict per item, naming every key it clashes on (a mount: name and path).
-                conflicts.append(
-                    Conflict(
-                        preset=preset.name,
-                        field=field,
-                        key=" ".join(clashes),
-                        container=container,
-                        other=owners[clashes[0]],
-                    )
-                )
-                continue
-            if len(known) == len(keys):
-                continue
-            for key in keys:
-                forms_of(key).add(form)
-                owners.setdefault(key, preset.name)
-            added.append(item)
     return Merged(added=tuple(added), conflicts=tuple(conflicts))

@@ -1,7 +1,9 @@
-"""PodPreset documents: parsing and validation into frozen values.
+"""PodPreset and ClusterPodPreset documents: parsing and validation into frozen values.
 
-Accepts ``podpreset.dev/v1`` and the legacy ``settings.k8s.io/v1alpha1`` (same fields, same
-meaning). Items stay raw camelCase JSON (never Kubernetes client models, which lose unknown
+Accepts ``podpreset.dev/v1`` PodPresets and ClusterPodPresets, and the legacy
+``settings.k8s.io/v1alpha1`` PodPreset (same fields, same meaning). Both kinds parse into one
+``PodPreset`` value whose ``kind`` says which it is; a ClusterPodPreset has ``namespace == ""``.
+Items stay raw camelCase JSON (never Kubernetes client models, which lose unknown
 fields); validation checks what can never work and says where, in the form
 ``FILE: document N (NAME): FIELD: problem``.
 """
@@ -9,19 +11,54 @@ fields); validation checks what can never work and says where, in the form
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from fnmatch import fnmatchcase
+from typing import Any, Final, Literal, cast
 
 from presets.names import is_dns_label, is_dns_subdomain, json_type
-from presets.selector import EVERYTHING, Selector, parse_selector
+from presets.selector import EVERYTHING, Selector, label_key_problem, label_value_problem, parse_selector
 
-API_VERSIONS = ("podpreset.dev/v1", "settings.k8s.io/v1alpha1")
-KIND = "PodPreset"
+API_VERSION = "podpreset.dev/v1"
+LEGACY_API_VERSION = "settings.k8s.io/v1alpha1"
+API_VERSIONS = (API_VERSION, LEGACY_API_VERSION)
+Kind = Literal["PodPreset", "ClusterPodPreset"]
+KIND: Final = "PodPreset"
+CLUSTER_KIND: Final = "ClusterPodPreset"
+KINDS: tuple[Kind, ...] = (KIND, CLUSTER_KIND)
+ConflictPolicy = Literal["SkipAll", "SkipPreset", "KeepExisting", "Reject"]
+POLICIES: tuple[ConflictPolicy, ...] = ("SkipAll", "SkipPreset", "KeepExisting", "Reject")
+ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/"
+"""Reserved: the engine's own annotations live here; presets may not set keys under it."""
+ANNOTATION_NAME_PREFIXES: dict[Kind, str] = {KIND: "podpreset-", CLUSTER_KIND: "clusterpodpreset-"}
 MAX_NAME_LENGTH = 53
 """``podpreset-<name>`` is the name part of an annotation key, at most 63 characters."""
+MAX_CLUSTER_NAME_LENGTH = 46
+"""``clusterpodpreset-<name>`` must fit in 63 characters too."""
+MAX_NAME_LENGTHS: dict[Kind, int] = {KIND: MAX_NAME_LENGTH, CLUSTER_KIND: MAX_CLUSTER_NAME_LENGTH}
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+"""``priority`` is an int32, as Kubernetes' own priorities are."""
 
-SPEC_FIELDS = ("selector", "env", "envFrom", "volumes", "volumeMounts", "tolerations")
-INJECTION_FIELDS = ("env", "envFrom", "volumes", "volumeMounts", "tolerations")
+SPEC_FIELDS = (
+    "selector",
+    "env",
+    "envFrom",
+    "volumes",
+    "volumeMounts",
+    "tolerations",
+    "containerSelector",
+    "nodeSelector",
+    "imagePullSecrets",
+    "podMetadata",
+    "priority",
+    "onConflict",
+)
+CLUSTER_SPEC_FIELDS = ("namespaceSelector", *SPEC_FIELDS)
+LIST_FIELDS = ("env", "envFrom", "volumes", "volumeMounts", "tolerations", "imagePullSecrets")
+INJECTION_FIELDS = (*LIST_FIELDS, "nodeSelector", "podMetadata")
+GLOB_RE = re.compile(r"(?:[a-z0-9-]|\*|\?|\[!?(?:[a-z0-9]-[a-z0-9]|[a-z0-9-])+\])+")
+"""A container-name glob: name characters, ``*``, ``?`` and classes such as ``[a-z]``, ``[!0-9]``."""
 
 _ENV_FROM_SOURCES = ("configMapRef", "secretRef")
 _VALUE_FROM_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef", "fileKeyRef")
@@ -103,24 +140,166 @@ class InvalidPreset(PresetError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerSelector:
+    """Which containers receive a preset's env, envFrom and volumeMounts (glob patterns on names)."""
+
+    include: tuple[str, ...] = ()
+    """Empty: every container."""
+    exclude: tuple[str, ...] = ()
+    init_containers: bool = True
+
+    def skip_reason(self, name: str, *, init: bool) -> str | None:
+        """Why the container named ``name`` is not targeted, or None when it is."""
+        if init and not self.init_containers:
+            return "initContainers: false"
+        if self.include and not any(fnmatchcase(name, g) for g in self.include):
+            return "matches no include pattern (" + ", ".join(self.include) + ")"
+        for glob in self.exclude:
+            if fnmatchcase(name, glob):
+                return f"excluded by {glob!r}"
+        return None
+
+    @property
+    def targets_all(self) -> bool:
+        return not self.include and not self.exclude and self.init_containers
+
+
+ALL_CONTAINERS = ContainerSelector()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PodPreset:
-    """A validated preset. Item tuples hold raw JSON mappings that must not be mutated."""
+    """A validated PodPreset or ClusterPodPreset. Item tuples hold raw JSON mappings that must
+    not be mutated; maps are tuples of ``(key, value)`` pairs in document order."""
 
     name: str
     namespace: str
+    """The preset's namespace; ``""`` for a ClusterPodPreset."""
+    kind: Kind = KIND
     resource_version: str = ""
     selector: Selector = EVERYTHING
+    namespace_selector: Selector | None = None
+    """A ClusterPodPreset's selector over namespace labels (absent or ``{}``: every namespace);
+    always None for a PodPreset."""
     env: tuple[dict[str, Any], ...] = ()
     env_from: tuple[dict[str, Any], ...] = ()
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
     tolerations: tuple[dict[str, Any], ...] = ()
+    container_selector: ContainerSelector = ALL_CONTAINERS
+    node_selector: tuple[tuple[str, str], ...] = ()
+    image_pull_secrets: tuple[dict[str, Any], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    """``podMetadata.labels``."""
+    annotations: tuple[tuple[str, str], ...] = ()
+    """``podMetadata.annotations``."""
+    priority: int = 0
+    on_conflict: ConflictPolicy = "SkipAll"
     source: str = field(default="", compare=False)
     """Where the preset came from, for messages: a file path or ``namespace/name``."""
 
+    @property
+    def is_cluster(self) -> bool:
+        return self.kind == CLUSTER_KIND
+
+    @property
+    def annotation_key(self) -> str:
+        """The pod annotation that records this preset was applied."""
+        return ANNOTATION_PREFIX + ANNOTATION_NAME_PREFIXES[self.kind] + self.name
+
+    @property
+    def ref(self) -> str:
+        """How messages and ``Outcome.applied`` name it: ``name`` for a PodPreset (as always),
+        ``clusterpodpreset/name`` for a ClusterPodPreset."""
+        return f"clusterpodpreset/{self.name}" if self.is_cluster else self.name
+
+    @property
+    def display(self) -> str:
+        """``podpreset 'name'`` or ``clusterpodpreset 'name'``, for one-line messages."""
+        return f"{self.kind.lower()} {self.name!r}"
+
+
+def order_key(preset: PodPreset) -> tuple[int, int, str]:
+    """THE preset order, used everywhere: priority descending, then ClusterPodPresets before
+    PodPresets, then by name."""
+    return (-preset.priority, 0 if preset.is_cluster else 1, preset.name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Protected:
+    """Env names and name prefixes no preset may inject (a server setting, passed in)."""
+
+    names: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Protected:
+        """``NAME`` protects one name, ``PREFIX*`` every name starting with ``PREFIX``.
+        Raises ``ValueError`` naming a bad entry."""
+        names: set[str] = set()
+        prefixes: list[str] = []
+        for entry in entries:
+            text = entry.strip()
+            body = text[:-1] if text.endswith("*") else text
+            if not body or "=" in body or "*" in body:
+                raise ValueError(
+                    f"protected env name {entry!r}: expected NAME or PREFIX* (no '=', one trailing '*')"
+                )
+            if text.endswith("*"):
+                if body not in prefixes:
+                    prefixes.append(body)
+            else:
+                names.add(body)
+        return cls(names=frozenset(names), prefixes=tuple(prefixes))
+
+    def why_name(self, name: str) -> str | None:
+        """Why an env var of this name may not be injected, or None."""
+        if name in self.names:
+            return "is protected"
+        for prefix in self.prefixes:
+            if name.startswith(prefix):
+                return f"is protected (prefix {prefix}*)"
+        return None
+
+    def why_prefix(self, prefix: str) -> str | None:
+        """Why an envFrom with this ``prefix`` may not be injected, or None. An envFrom without
+        a prefix cannot be checked: its names are the keys of a ConfigMap or Secret."""
+        if not prefix:
+            return None
+        for protected in self.prefixes:
+            if prefix.startswith(protected):
+                return f"is protected (prefix {protected}*)"
+        if prefix in self.names:
+            return "is protected"
+        return None
+
+    def describe(self) -> str:
+        return ", ".join([*sorted(self.names), *(p + "*" for p in self.prefixes)]) or "nothing"
+
+
+DEFAULT_PROTECTED = Protected(prefixes=("KUBERNETES_",))
+NOTHING_PROTECTED = Protected()
+
+
+def protected_problems(preset: PodPreset, protected: Protected) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every env var and envFrom prefix of ``preset`` that ``protected`` covers."""
+    found: list[tuple[str, str]] = []
+    for i, var in enumerate(preset.env):
+        why = protected.why_name(str(var.get("name", "")))
+        if why:
+            found.append((f"spec.env[{i}].name", f"{var.get('name')!r} {why}; no preset may inject it"))
+    for i, item in enumerate(preset.env_from):
+        why = protected.why_prefix(str(item.get("prefix") or ""))
+        if why:
+            found.append(
+                (f"spec.envFrom[{i}].prefix", f"{item.get('prefix')!r} {why}; no preset may inject it")
+            )
+    return found
+
 
 def parse_preset(doc: object, *, source: str, document: int, default_namespace: str) -> PodPreset:
-    """Validate one preset document; raises :class:`InvalidPreset` listing every problem."""
+    """Validate one PodPreset or ClusterPodPreset document; raises :class:`InvalidPreset`
+    listing every problem. ``default_namespace`` places a PodPreset that names none."""
     found: list[tuple[str, str]] = []
     name = ""
     if not isinstance(doc, dict):
@@ -139,23 +318,27 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
     if isinstance(raw_name, str):
         name = raw_name
 
-    if doc.get("kind") != KIND:
-        found.append(("kind", f"must be {KIND}, got {doc.get('kind')!r}"))
-    if doc.get("apiVersion") not in API_VERSIONS:
-        found.append(
-            ("apiVersion", f"must be one of {', '.join(API_VERSIONS)}, got {doc.get('apiVersion')!r}")
-        )
+    kind: Kind = CLUSTER_KIND if doc.get("kind") == CLUSTER_KIND else KIND
+    if doc.get("kind") not in KINDS:
+        found.append(("kind", f"must be {KIND} or {CLUSTER_KIND}, got {doc.get('kind')!r}"))
+    versions = API_VERSIONS if kind == KIND else (API_VERSION,)
+    if doc.get("apiVersion") not in versions:
+        found.append(("apiVersion", f"must be one of {', '.join(versions)}, got {doc.get('apiVersion')!r}"))
 
     metadata = doc.get("metadata")
-    namespace = default_namespace
+    namespace = default_namespace if kind == KIND else ""
     resource_version = ""
     if not isinstance(metadata, dict):
         found.append(("metadata", "required: a mapping with at least a name"))
     else:
-        found.extend(_check_name(metadata.get("name")))
+        found.extend(_check_name(metadata.get("name"), kind))
         raw_ns = metadata.get("namespace")
         if raw_ns is not None and raw_ns != "":
-            if not is_dns_label(raw_ns):
+            if kind == CLUSTER_KIND:
+                found.append(
+                    ("metadata.namespace", "a ClusterPodPreset is cluster-scoped: remove metadata.namespace")
+                )
+            elif not is_dns_label(raw_ns):
                 found.append(
                     (
                         "metadata.namespace",
@@ -169,69 +352,273 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
             resource_version = str(rv)
 
     spec = doc.get("spec")
-    selector = EVERYTHING
-    items: dict[str, tuple[dict[str, Any], ...]] = dict.fromkeys(INJECTION_FIELDS, ())
+    parsed = _Spec()
     if not isinstance(spec, dict):
         found.append(
             ("spec", "required: a mapping with a selector and at least one of " + ", ".join(INJECTION_FIELDS))
         )
     else:
-        for key in spec:
-            if key not in SPEC_FIELDS:
-                found.append(
-                    (f"spec.{key}", f"unknown field (a PodPreset spec has {', '.join(SPEC_FIELDS)})")
-                )
-        selector, selector_problems = parse_selector(spec.get("selector"), "spec.selector")
-        found.extend(selector_problems)
-        for key in INJECTION_FIELDS:
-            raw = spec.get(key)
-            if raw is None:
-                continue
-            if not isinstance(raw, list):
-                found.append((f"spec.{key}", f"expected a list, got {json_type(raw)}"))
-                continue
-            good = []
-            for i, item in enumerate(raw):
-                if not isinstance(item, dict):
-                    found.append((f"spec.{key}[{i}]", f"expected a mapping, got {json_type(item)}"))
-                else:
-                    good.append(item)
-            items[key] = tuple(good)
-        if not any(items[k] for k in INJECTION_FIELDS) and not any(p.startswith("spec.") for p, _ in found):
-            found.append(("spec", "injects nothing: set at least one of " + ", ".join(INJECTION_FIELDS)))
-        found.extend(_check_env(items["env"]))
-        found.extend(_check_env_from(items["envFrom"]))
-        found.extend(_check_volumes(items["volumes"]))
-        found.extend(_check_volume_mounts(items["volumeMounts"], items["volumes"]))
-        found.extend(_check_tolerations(items["tolerations"]))
+        parsed = _parse_spec(spec, kind, found)
 
     if found:
         raise InvalidPreset(
-            [Problem(source=source, document=document, name=name, field=f, message=m) for f, m in found]
+            [
+                Problem(
+                    source=source, document=document, name=_shown(name), field=_shown(f), message=_shown(m)
+                )
+                for f, m in found
+            ]
         )
     return PodPreset(
         name=name,
         namespace=namespace,
+        kind=kind,
         resource_version=resource_version,
-        selector=selector,
-        env=items["env"],
-        env_from=items["envFrom"],
-        volumes=items["volumes"],
-        volume_mounts=items["volumeMounts"],
-        tolerations=items["tolerations"],
+        selector=parsed.selector,
+        namespace_selector=parsed.namespace_selector,
+        env=parsed.items["env"],
+        env_from=parsed.items["envFrom"],
+        volumes=parsed.items["volumes"],
+        volume_mounts=parsed.items["volumeMounts"],
+        tolerations=parsed.items["tolerations"],
+        image_pull_secrets=parsed.items["imagePullSecrets"],
+        container_selector=parsed.container_selector,
+        node_selector=parsed.node_selector,
+        labels=parsed.labels,
+        annotations=parsed.annotations,
+        priority=parsed.priority,
+        on_conflict=parsed.on_conflict,
         source=source,
     )
 
 
-def _check_name(name: object) -> list[tuple[str, str]]:
+MAX_SHOWN = 200
+"""Characters of a message (or name) shown; longer ones echo a value the document made huge."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(text: str) -> str:
+    """``text`` on one line, cut at ``MAX_SHOWN`` characters saying how many more there were: a
+    message that quotes a 300,000-character value, or a key holding a newline, would otherwise
+    flood the log and /readyz, or break the one-line-per-problem output of ``validate``."""
+    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN]}... ({len(text) - MAX_SHOWN} more characters)"
+
+
+@dataclass(slots=True)
+class _Spec:
+    """The parts of a spec, filled in while checking it."""
+
+    selector: Selector = EVERYTHING
+    namespace_selector: Selector | None = None
+    items: dict[str, tuple[dict[str, Any], ...]] = field(
+        default_factory=lambda: dict.fromkeys(LIST_FIELDS, ())
+    )
+    container_selector: ContainerSelector = ALL_CONTAINERS
+    node_selector: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    priority: int = 0
+    on_conflict: ConflictPolicy = "SkipAll"
+
+
+def _parse_spec(spec: dict[str, Any], kind: Kind, found: list[tuple[str, str]]) -> _Spec:
+    parsed = _Spec()
+    known = CLUSTER_SPEC_FIELDS if kind == CLUSTER_KIND else SPEC_FIELDS
+    for key in spec:
+        if key == "namespaceSelector" and kind == KIND:
+            found.append((f"spec.{key}", "only a ClusterPodPreset has a namespaceSelector"))
+        elif key not in known:
+            found.append((f"spec.{key}", f"unknown field (a {kind} spec has {', '.join(known)})"))
+    parsed.selector, selector_problems = parse_selector(spec.get("selector"), "spec.selector")
+    found.extend(selector_problems)
+    if kind == CLUSTER_KIND:
+        parsed.namespace_selector, ns_problems = parse_selector(
+            spec.get("namespaceSelector"), "spec.namespaceSelector"
+        )
+        found.extend(ns_problems)
+    for key in LIST_FIELDS:
+        raw = spec.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, list):
+            found.append((f"spec.{key}", f"expected a list, got {json_type(raw)}"))
+            continue
+        good = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                found.append((f"spec.{key}[{i}]", f"expected a mapping, got {json_type(item)}"))
+            else:
+                good.append(item)
+        parsed.items[key] = tuple(good)
+    parsed.container_selector = _parse_container_selector(spec.get("containerSelector"), found)
+    parsed.node_selector = _parse_map(spec.get("nodeSelector"), "spec.nodeSelector", "label", found)
+    metadata = spec.get("podMetadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            found.append(("spec.podMetadata", f"expected a mapping, got {json_type(metadata)}"))
+        else:
+            for key in metadata:
+                if key not in ("labels", "annotations"):
+                    found.append(
+                        (f"spec.podMetadata.{key}", "unknown field (expected labels or annotations)")
+                    )
+            parsed.labels = _parse_map(metadata.get("labels"), "spec.podMetadata.labels", "label", found)
+            parsed.annotations = _parse_map(
+                metadata.get("annotations"), "spec.podMetadata.annotations", "annotation", found
+            )
+    priority = spec.get("priority")
+    if priority is not None:
+        low, high = PRIORITY_RANGE
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            found.append(("spec.priority", f"expected an integer, got {json_type(priority)}"))
+        elif not low <= priority <= high:
+            found.append(("spec.priority", f"{priority} is outside the 32-bit range {low}..{high}"))
+        else:
+            parsed.priority = priority
+    policy = spec.get("onConflict")
+    if policy is not None:
+        if policy not in POLICIES:
+            found.append(("spec.onConflict", f"must be one of {', '.join(POLICIES)}, got {policy!r}"))
+        else:
+            parsed.on_conflict = cast(ConflictPolicy, policy)
+    injects = any(parsed.items[k] for k in LIST_FIELDS) or parsed.node_selector or parsed.labels
+    if not injects and not parsed.annotations and not any(p.startswith("spec.") for p, _ in found):
+        found.append(("spec", "injects nothing: set at least one of " + ", ".join(INJECTION_FIELDS)))
+    found.extend(_check_env(parsed.items["env"]))
+    found.extend(_check_env_from(parsed.items["envFrom"]))
+    found.extend(_check_volumes(parsed.items["volumes"]))
+    found.extend(_check_volume_mounts(parsed.items["volumeMounts"], parsed.items["volumes"]))
+    found.extend(_check_tolerations(parsed.items["tolerations"]))
+    found.extend(_check_image_pull_secrets(parsed.items["imagePullSecrets"]))
+    return parsed
+
+
+def _parse_container_selector(raw: object, found: list[tuple[str, str]]) -> ContainerSelector:
+    path = "spec.containerSelector"
+    if raw is None:
+        return ALL_CONTAINERS
+    if not isinstance(raw, dict):
+        found.append((path, f"expected a mapping, got {json_type(raw)}"))
+        return ALL_CONTAINERS
+    found.extend(_unknown_fields(raw, ("include", "exclude", "initContainers"), path))
+    globs: dict[str, tuple[str, ...]] = {}
+    for key in ("include", "exclude"):
+        value = raw.get(key)
+        if value is None:
+            globs[key] = ()
+            continue
+        if not isinstance(value, list):
+            found.append((f"{path}.{key}", f"expected a list of glob patterns, got {json_type(value)}"))
+            globs[key] = ()
+            continue
+        if key == "include" and not value:
+            found.append((f"{path}.include", "must not be empty; leave it out to target every container"))
+        good: list[str] = []
+        for i, glob in enumerate(value):
+            if not isinstance(glob, str) or not GLOB_RE.fullmatch(glob) or len(glob) > 253:
+                found.append(
+                    (
+                        f"{path}.{key}[{i}]",
+                        f"{glob!r} is not a container-name glob (lowercase letters, digits, '-', "
+                        "'*', '?' and classes such as [a-z] or [!0-9])",
+                    )
+                )
+            else:
+                good.append(glob)
+        globs[key] = tuple(good)
+    init = raw.get("initContainers", True)
+    if init is None:
+        init = True
+    if not isinstance(init, bool):
+        found.append((f"{path}.initContainers", f"expected true or false, got {json_type(init)}"))
+        init = True
+    return ContainerSelector(include=globs["include"], exclude=globs["exclude"], init_containers=init)
+
+
+def _parse_map(
+    raw: object, path: str, noun: Literal["label", "annotation"], found: list[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """A map of label (or annotation) keys to string values; annotation values may be any string."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        found.append((path, f"expected a mapping, got {json_type(raw)}"))
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        where = f"{path}[{key}]"
+        problem = label_key_problem(key)
+        if problem:
+            found.append((where, problem.replace("label key", f"{noun} key")))
+            continue
+        if not isinstance(value, str):
+            found.append((where, f"expected a string value, got {json_type(value)} (quote it in YAML)"))
+            continue
+        if noun == "label":
+            value_problem = label_value_problem(value)
+            if value_problem:
+                found.append((where, value_problem))
+                continue
+        elif key.startswith(ANNOTATION_PREFIX):
+            found.append(
+                (where, f"the prefix {ANNOTATION_PREFIX} is reserved for podpreset's own annotations")
+            )
+            continue
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def _check_image_pull_secrets(secrets: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(secrets):
+        path = f"spec.imagePullSecrets[{i}]"
+        found.extend(_unknown_fields(item, ("name",), path))
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            found.append((f"{path}.name", "required: a non-empty string"))
+        elif not is_dns_subdomain(name):
+            found.append((f"{path}.name", f"{name!r} is not a valid Secret name (a DNS subdomain)"))
+        elif name in seen:
+            found.append(
+                (f"{path}.name", f"duplicate Secret {name!r} (also spec.imagePullSecrets[{seen[name]}])")
+            )
+        else:
+            seen[name] = i
+    return found
+
+
+def parse_api_object(obj: object) -> tuple[PodPreset | None, tuple[str, ...]]:
+    """One PodPreset or ClusterPodPreset object as the API (a watch) delivers it: the preset, or
+    None and its problems, one line each, starting ``podpreset NS/NAME`` or ``clusterpodpreset NAME``."""
+    if not isinstance(obj, Mapping):
+        return None, (f"podpreset ?: expected a PodPreset or ClusterPodPreset object, got {json_type(obj)}",)
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+    namespace, name = _shown(namespace), _shown(name)
+    where = f"clusterpodpreset {name}" if obj.get("kind") == CLUSTER_KIND else f"podpreset {namespace}/{name}"
+    try:
+        return parse_preset(dict(obj), source=where, document=1, default_namespace=namespace), ()
+    except InvalidPreset as exc:
+        return None, tuple(
+            f"{where}: {p.field}: {p.message}" if p.field else f"{where}: {p.message}" for p in exc.problems
+        )
+
+
+def _check_name(name: object, kind: Kind = KIND) -> list[tuple[str, str]]:
     if not isinstance(name, str) or not name:
         return [("metadata.name", "required: the preset needs a name")]
-    if len(name) > MAX_NAME_LENGTH:
+    limit = MAX_NAME_LENGTHS[kind]
+    if len(name) > limit:
         return [
             (
                 "metadata.name",
-                f"is {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed, because "
-                f"the pod annotation key podpreset-<name> must fit in 63 characters",
+                f"is {len(name)} characters; at most {limit} are allowed, because the pod "
+                f"annotation key {ANNOTATION_NAME_PREFIXES[kind]}<name> must fit in 63 characters",
             )
         ]
     if not is_dns_subdomain(name):
@@ -333,8 +720,8 @@ def _check_env_from(env_from: tuple[dict[str, Any], ...]) -> list[tuple[str, str
         prefix = item.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
             found.append((f"{path}.prefix", f"expected a string, got {json_type(prefix)}"))
-        elif isinstance(ref, dict):
-            key = (prefix or "", sources[0], ref.get("name"))
+        elif isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            key = (prefix or "", sources[0], ref["name"])
             if key in seen:
                 found.append((path, f"duplicate envFrom source (also spec.envFrom[{seen[key]}]); keep one"))
             seen.setdefault(key, i)
@@ -380,7 +767,7 @@ def _check_volume_mounts(
     mounts: tuple[dict[str, Any], ...], volumes: tuple[dict[str, Any], ...]
 ) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    declared = {v.get("name") for v in volumes}
+    declared = {v.get("name") for v in volumes if isinstance(v.get("name"), str)}
     names: dict[str, int] = {}
     paths: dict[str, int] = {}
     for i, mount in enumerate(mounts):

@@ -22,10 +22,13 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from presets.admission import BadReview, Decision, admit, decode_json, encode_review
+from presets.limits import MAX_DEPTH, within_depth
+from presets.model import Protected
+from webhook.health import health_of
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
 from webhook.settings import Settings
-from webhook.sources import PresetSource
+from webhook.sources import PresetSource, Snapshot
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
@@ -59,6 +62,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = AppState(settings, source, Metrics(), stopping or threading.Event())
+    protected = Protected.parse(settings.protected)
     app.extensions["podpreset"] = state
 
     @app.post("/mutate")
@@ -68,7 +72,8 @@ def create_app(
             return _error(415, f"Content-Type: expected {JSON}, got {request.content_type or 'none'!r}")
         review = _decode(_read_body(settings.max_body_bytes))
         try:
-            decision = admit(review, source.snapshot().index)
+            snapshot = source.snapshot()
+            decision = admit(review, snapshot.index, namespaces=snapshot.namespaces, protected=protected)
         except RecursionError:
             raise BadBody("the AdmissionReview nests too deeply") from None
         _log_decision(decision)
@@ -83,16 +88,19 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
+        # Ready while the last good presets serve, problems or not; the body names each problem.
         if state.stopping.is_set():
             return _json(503, {"status": "stopping"})
         snapshot = source.snapshot()
+        problems = _problems(source, snapshot)
         if not snapshot.synced:
-            return _json(503, {"status": "presets not loaded yet", "problems": list(snapshot.problems)})
-        return _json(200, {"status": "ok", "presets": len(snapshot.index)})
+            return _json(503, {"status": "presets not loaded yet", "problems": problems})
+        status = "ok" if not problems else "serving the last good presets; see problems"
+        return _json(200, {"status": status, "presets": len(snapshot.index), "problems": problems})
 
     @app.get("/metrics")
     def metrics() -> Response:
-        state.metrics.observe_snapshot(source.snapshot())
+        state.metrics.observe_snapshot(source.snapshot(), health_of(source))
         return Response(state.metrics.exposition(), status=200, content_type=METRICS_CONTENT_TYPE)
 
     @app.errorhandler(BadReview)
@@ -147,9 +155,9 @@ def _read_body(limit: int) -> bytes:
 
 def _decode(body: bytes) -> object:
     try:
-        return decode_json(body)
+        decoded = decode_json(body)
     except RecursionError:
-        raise BadBody("body: JSON nests too deeply") from None
+        raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
         raise BadBody(f"body: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -157,6 +165,18 @@ def _decode(body: bytes) -> object:
         raise BadBody(
             f"body: invalid JSON at {where}: {exc.msg}" if body.strip() else "body: empty"
         ) from None
+    if not within_depth(decoded):
+        # Refused before anything walks it: the engine copies and compares parts of the pod.
+        raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels")
+    return decoded
+
+
+def _problems(source: PresetSource, snapshot: Snapshot) -> list[dict[str, str | None]]:
+    """Each problem as ``{source, error, since}``: from the source's health when it has one."""
+    health = health_of(source)
+    if health is not None:
+        return [dict(problem.as_json()) for problem in health.problems()]
+    return [{"source": "presets", "error": line, "since": None} for line in snapshot.problems]
 
 
 def _json(status: int, content: object) -> Response:

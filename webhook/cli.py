@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from presets.admission import BadReview, PresetIndex, admit, check_pod, decode_json, encode_review
-from presets.engine import Outcome, apply_presets
-from presets.model import PodPreset
-from webhook.files import SourceError, files_of, load_presets, parse_documents, read_text
+from presets.engine import Outcome, PresetResult, apply_presets
+from presets.limits import MAX_DEPTH, within_depth
+from presets.model import DEFAULT_PROTECTED, Problem, Protected, protected_problems
+from presets.namespaces import NamespaceLabels, labels_of
+from webhook.files import LoadResult, SourceError, files_of, load_presets, parse_documents, read_text
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -41,27 +43,36 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     apply = commands.add_parser("apply", help="print an object as the webhook would admit it")
-    apply.add_argument(
+    where = apply.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "-f",
         "--filename",
         dest="presets",
         action="append",
-        required=True,
         metavar="PRESETS",
         help="preset file or directory (repeatable)",
     )
+    where.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="use the presets and namespace labels of this cluster instead (read-only: list calls)",
+    )
+    apply.add_argument("--context", metavar="NAME", help="the kubeconfig context to use with --kubeconfig")
     apply.add_argument("-n", "--namespace", help="namespace of the object and of presets that name none")
     apply.add_argument("-o", "--output", choices=("yaml", "json", "patch"), default="yaml")
     apply.add_argument(
         "--explain", action="store_true", help="say on stderr why each preset did or did not apply"
     )
+    _add_protected(apply)
     apply.add_argument("object", metavar="OBJECT", help="a Pod or workload file, or - for standard input")
 
     review = commands.add_parser("review", help="print the AdmissionReview response the webhook would return")
     review.add_argument("-f", "--filename", dest="presets", action="append", required=True, metavar="PRESETS")
+    _add_protected(review)
     review.add_argument("review", metavar="REVIEW", help="an AdmissionReview file, or - for standard input")
 
     validate = commands.add_parser("validate", help="check preset files; exit 1 listing every problem")
+    _add_protected(validate)
     validate.add_argument("paths", nargs="+", metavar="PRESETS")
 
     serve = commands.add_parser("serve", help="serve the webhook over TLS with gunicorn")
@@ -70,6 +81,27 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
 
         add_serve_arguments(serve)
     return parser
+
+
+def _add_protected(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--protected",
+        action="append",
+        metavar="NAME_OR_PREFIX",
+        help="an env name, or a prefix ending in '*', that no preset may inject (repeatable or "
+        f"comma-separated; replaces the default {DEFAULT_PROTECTED.describe()})",
+    )
+
+
+def protected_of(values: Sequence[str] | None) -> Protected:
+    """The ``--protected`` values, or the default when none was given."""
+    if not values:
+        return DEFAULT_PROTECTED
+    entries = [part for value in values for part in value.split(",") if part.strip()]
+    try:
+        return Protected.parse(entries)
+    except ValueError as exc:
+        raise UsageError(f"--protected: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "review":
             return run_review(args, sys.stdout)
         if args.command == "validate":
-            return run_validate(args.paths, sys.stdout, sys.stderr)
+            return run_validate(args.paths, sys.stdout, sys.stderr, protected=protected_of(args.protected))
         from webhook.serve import run_serve
 
         return int(run_serve(args))
@@ -95,18 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def load_or_fail(paths: Sequence[str], default_namespace: str) -> tuple[PodPreset, ...]:
-    """Valid presets of ``paths``, or ``UsageError`` listing every problem."""
+def load_or_fail(paths: Sequence[str], default_namespace: str) -> LoadResult:
+    """Valid presets and Namespace labels of ``paths``, or ``UsageError`` listing every problem."""
     result = load_presets(paths, default_namespace)
     if result.problems:
         lines = "\n".join(str(p) for p in result.problems)
         raise UsageError(f"invalid presets (fix them or run podpreset validate):\n{lines}")
     if not result.presets:
         raise UsageError(f"no PodPreset documents in {', '.join(paths)}")
-    return result.presets
+    return result
 
 
-def run_validate(paths: Sequence[str], out: TextIO, err: TextIO) -> int:
+def run_validate(
+    paths: Sequence[str], out: TextIO, err: TextIO, *, protected: Protected = DEFAULT_PROTECTED
+) -> int:
     for path in paths:
         files_of(path)  # a path that does not exist is a usage error (exit 2), not a finding
     problems: list[str] = []
@@ -119,6 +153,13 @@ def run_validate(paths: Sequence[str], out: TextIO, err: TextIO) -> int:
             continue
         count += len(result.presets)
         problems.extend(str(p) for p in result.problems)
+        for preset in result.presets:
+            problems.extend(
+                str(Problem(source=preset.source, document=0, name=preset.name, field=f, message=m)).replace(
+                    ": document 0", ""
+                )
+                for f, m in protected_problems(preset, protected)
+            )
     if not problems and count == 0:
         problems.append(
             f"{', '.join(paths)}: no PodPreset documents found (files are *.yaml, *.yml or *.json)"
@@ -133,7 +174,8 @@ def run_validate(paths: Sequence[str], out: TextIO, err: TextIO) -> int:
 
 
 def run_review(args: argparse.Namespace, out: TextIO) -> int:
-    index = PresetIndex.build(load_or_fail(args.presets, "default"))
+    loaded = load_or_fail(args.presets, "default")
+    index = PresetIndex.build(loaded.presets)
     text = read_text(args.review)
     try:
         body = decode_json(text.encode("utf-8"))
@@ -142,17 +184,40 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
             f"{args.review}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     except RecursionError:
-        raise UsageError(f"{args.review}: nests too deeply to be an AdmissionReview") from None
-    decision = admit(body, index)
+        raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels") from None
+    if not within_depth(body):
+        raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels")
+    decision = admit(body, index, namespaces=loaded.namespaces, protected=protected_of(args.protected))
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():
         out.write("\n")
     return EXIT_OK
 
 
+def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetIndex, NamespaceLabels, str]:
+    """The presets and namespace labels ``apply`` previews against: from ``-f`` files (Namespace
+    documents among them), or listed in the cluster; and the namespace of objects that name none
+    (the kubeconfig context's, as for kubectl, else ``default``)."""
+    if args.context and not args.kubeconfig:
+        raise UsageError("--context: only with --kubeconfig")
+    if not args.kubeconfig:
+        loaded = load_or_fail(args.presets, args.namespace or "default")
+        return PresetIndex.build(loaded.presets), loaded.namespaces, "default"
+    # Imported here: the offline paths never load the Kubernetes client.
+    from webhook.live import ClusterError, read_cluster
+
+    try:
+        state = read_cluster(args.kubeconfig, args.context)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from exc
+    for line in state.problems:
+        print(f"warning: skipped, as the webhook does: {line}", file=err)
+    return PresetIndex.build(state.presets), state.namespaces, state.context_namespace or "default"
+
+
 def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    default_namespace = args.namespace or "default"
-    index = PresetIndex.build(load_or_fail(args.presets, default_namespace))
+    index, namespaces, default_namespace = presets_for_apply(args, err)
+    protected = protected_of(args.protected)
     source = "<stdin>" if args.object == "-" else args.object
     documents = parse_documents(read_text(args.object), source)
     if not documents:
@@ -163,16 +228,31 @@ def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         where = f"{source}: document {doc.number}"
         if not isinstance(obj, dict):
             raise UsageError(f"{where}: expected a Kubernetes object, got {type(obj).__name__}")
-        mutated, patch, outcome, namespace = apply_to_object(obj, index, args.namespace, where)
+        mutated, patch, outcome, namespace = apply_to_object(
+            obj,
+            index,
+            args.namespace,
+            where,
+            namespaces=namespaces,
+            protected=protected,
+            default_namespace=default_namespace,
+        )
         if args.explain:
-            explain(outcome, namespace, index, where, err)
+            explain(outcome, namespace, index, where, err, namespaces=namespaces)
         results.append(patch if args.output == "patch" else mutated)
     write_output(results, args.output, out)
     return EXIT_OK
 
 
 def apply_to_object(
-    obj: dict[str, Any], index: PresetIndex, namespace_flag: str | None, where: str
+    obj: dict[str, Any],
+    index: PresetIndex,
+    namespace_flag: str | None,
+    where: str,
+    *,
+    namespaces: NamespaceLabels | None = None,
+    protected: Protected = DEFAULT_PROTECTED,
+    default_namespace: str = "default",
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Outcome, str]:
     """Mutate a Pod, or a workload's pod template, as a pod of its namespace would be."""
     kind = obj.get("kind", "Pod")
@@ -180,7 +260,7 @@ def apply_to_object(
         raise UsageError(f"{where}: kind: expected a string, got {type(kind).__name__}")
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
-    namespace = namespace_flag or metadata.get("namespace") or "default"
+    namespace = namespace_flag or metadata.get("namespace") or default_namespace
     if not isinstance(namespace, str):
         raise UsageError(f"{where}: metadata.namespace: expected a string")
     if kind == "Pod":
@@ -200,7 +280,14 @@ def apply_to_object(
         check_pod(pod, f"{where}: {field}")
     except BadReview as exc:
         raise UsageError(str(exc)) from exc
-    outcome = apply_presets(pod, index.for_namespace(namespace), explain=True)
+    outcome = apply_presets(
+        pod,
+        index.relevant(namespace),
+        namespace=namespace,
+        namespaces=namespaces or {},
+        protected=protected,
+        explain=True,
+    )
     prefix = "".join("/" + part for part in path)
     patch = [{**op, "path": prefix + op["path"]} for op in outcome.patch]
     mutated = outcome.pod
@@ -212,11 +299,25 @@ def apply_to_object(
     return mutated, patch, outcome, namespace
 
 
-def explain(outcome: Outcome, namespace: str, index: PresetIndex, where: str, err: TextIO) -> None:
-    """Plain words on why each preset of the namespace did or did not apply."""
-    presets = index.for_namespace(namespace)
-    print(f"{where}: namespace {namespace!r} has {len(presets)} preset(s)", file=err)
-    if not presets:
+def explain(
+    outcome: Outcome,
+    namespace: str,
+    index: PresetIndex,
+    where: str,
+    err: TextIO,
+    *,
+    namespaces: NamespaceLabels | None = None,
+) -> None:
+    """Plain words on why each preset that could apply in the namespace did or did not."""
+    own = index.for_namespace(namespace)
+    cluster = index.cluster_presets
+    counted = f"{len(own)} preset(s)"
+    if cluster:
+        labels = labels_of(namespaces or {}, namespace)
+        shown = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        counted += f"; the cluster has {len(cluster)} ClusterPodPreset(s); namespace labels: {shown}"
+    print(f"{where}: namespace {namespace!r} has {counted}", file=err)
+    if not own:
         others = sorted(ns for ns in index.by_namespace if ns != namespace)
         if others:
             print(
@@ -227,35 +328,49 @@ def explain(outcome: Outcome, namespace: str, index: PresetIndex, where: str, er
         print(f"  skipped: {outcome.reason}; no preset is applied to this pod", file=err)
         return
     for mismatch in outcome.mismatches:
-        print(
-            f"  {mismatch.preset}: not selected: the pod's labels do not satisfy {', '.join(mismatch.unmet)}",
-            file=err,
-        )
-    conflicted = {c.preset for c in outcome.conflicts}
-    mismatched = {m.preset for m in outcome.mismatches}
-    for preset in presets:
-        if preset.name in mismatched:
-            continue
-        if outcome.action == "conflict":
-            state = (
-                "selected, but conflicts"
-                if preset.name in conflicted
-                else "selected, not applied because of a conflict"
+        if mismatch.failed == "namespaceSelector":
+            why = (
+                f"namespace {namespace!r} does not satisfy its namespaceSelector {', '.join(mismatch.unmet)}"
             )
-            print(f"  {preset.name}: {state}", file=err)
-            continue
-        counts = (outcome.added or {}).get(preset.name, {})
-        added = ", ".join(f"{n} {field}" for field, n in counts.items() if n)
-        added = added or "nothing new (everything it injects is already there)"
-        print(f"  {preset.name}: applied; adds {added}", file=err)
+        else:
+            why = f"the pod's labels do not satisfy {', '.join(mismatch.unmet)}"
+            if mismatch.preset.startswith("clusterpodpreset/"):
+                why = "its namespaceSelector matches, but " + why
+        print(f"  {mismatch.preset}: not selected: {why}", file=err)
+    for result in outcome.results:
+        print(f"  {result.preset.ref}: {_explain_result(result, outcome)}", file=err)
+        for container, reason in result.skipped_containers:
+            print(f"    skips {container}: {reason}", file=err)
     for conflict in outcome.conflicts:
-        print(f"  conflict: {conflict.describe()}", file=err)
+        print(f"  conflict: {conflict.warning()}", file=err)
+    for note in outcome.notes:
+        print(f"  warning: {note}", file=err)
     if outcome.action == "conflict":
         print(
             "  result: the pod is admitted unchanged (all or nothing); resolve the conflicts above", file=err
         )
+    elif outcome.action == "rejected":
+        print(f"  result: the pod is refused (HTTP 409): {outcome.rejection}", file=err)
     else:
         print(f"  result: {outcome.action} ({outcome.reason})", file=err)
+
+
+def _explain_result(result: PresetResult, outcome: Outcome) -> str:
+    preset = result.preset
+    tail = f" [priority {preset.priority}, onConflict {preset.on_conflict}]"
+    added = ", ".join(f"{n} {name}" for name, n in result.added.items() if n)
+    added = added or "nothing new (everything it injects is already there)"
+    if result.status == "conflict":
+        effect = "the pod is refused" if preset.on_conflict == "Reject" else "no preset is applied"
+        return f"selected, but conflicts ({preset.on_conflict}: {effect}){tail}"
+    if result.status == "skipped-preset":
+        return f"selected, but conflicts: left out (SkipPreset), the others still apply{tail}"
+    if outcome.action in ("conflict", "rejected"):
+        return f"selected, not applied because of a conflict{tail}"
+    if result.status == "kept-existing":
+        dropped = len(result.conflicts)
+        return f"applied keeping {dropped} existing item(s) (KeepExisting); adds {added}{tail}"
+    return f"applied; adds {added}{tail}"
 
 
 def write_output(results: list[Any], output: str, out: TextIO) -> None:

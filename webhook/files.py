@@ -12,15 +12,21 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from presets.limits import MAX_DEPTH, MAX_OBJECT_BYTES, LimitExceeded, Meter, describe_bytes
 from presets.model import InvalidPreset, PodPreset, Problem, parse_preset
+from presets.namespaces import NamespaceLabels, parse_namespace
 
 SUFFIXES = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""A preset file (or standard input) larger than this is refused before it is parsed; so is a
+file whose documents are larger once their YAML aliases are expanded."""
 
 
 class SourceError(Exception):
@@ -38,10 +44,13 @@ class Document:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadResult:
-    """Valid presets and every problem found; the caller decides whether problems are fatal."""
+    """Valid presets, Namespace labels, and every problem found; the caller decides whether
+    problems are fatal."""
 
     presets: tuple[PodPreset, ...]
     problems: tuple[Problem, ...]
+    namespaces: NamespaceLabels = field(default_factory=dict)
+    """Labels of the ``Namespace`` documents among the inputs, by namespace name."""
 
 
 def files_of(path: str) -> list[Path]:
@@ -54,12 +63,21 @@ def files_of(path: str) -> list[Path]:
     raise SourceError(f"{path}: no such file or directory")
 
 
-def read_text(path: str) -> str:
-    """A file's text, or standard input for ``-``."""
+def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
+    """A file's text, or standard input for ``-``; refused past ``limit`` bytes without reading
+    further."""
     try:
         if path == "-":
-            return sys.stdin.read()
-        return Path(path).read_text(encoding="utf-8")
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as file:
+                data = file.read(limit + 1)
+        if len(data) > limit:
+            raise SourceError(
+                f"{'<stdin>' if path == '-' else path}: larger than {describe_bytes(limit)}, "
+                "the limit for a preset or object file"
+            )
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read: {exc}") from exc
 
@@ -69,7 +87,7 @@ def parse_documents(text: str, source: str) -> list[Document]:
     try:
         return _parse_documents(text, source)
     except RecursionError:
-        raise SourceError(f"{source}: nests too deeply to be a Kubernetes object") from None
+        raise SourceError(f"{source}: nests deeper than {MAX_DEPTH} levels") from None
 
 
 def _parse_documents(text: str, source: str) -> list[Document]:
@@ -88,17 +106,28 @@ def _parse_documents(text: str, source: str) -> list[Document]:
         raw = _load_yaml(text, source)
     documents: list[Document] = []
     number = 0
+    meter = Meter()
     for content in raw:
         if content is None:
             continue
+        _check_bounds(meter, content, MAX_FILE_BYTES, f"{source}: document {number + 1}")
         items = _list_items(content)
         for item in items if items is not None else [content]:
             number += 1
+            _check_bounds(meter, item, MAX_OBJECT_BYTES, f"{source}: document {number}")
             problem = _non_json(item, "")
             if problem:
                 raise SourceError(f"{source}: document {number}: {problem}")
             documents.append(Document(source=source, number=number, content=item))
     return documents
+
+
+def _check_bounds(meter: Meter, content: object, max_bytes: int, where: str) -> None:
+    """Refuse a document that is too deep or too large (aliases expanded) before anything walks it."""
+    try:
+        meter.measure(content, max_bytes)
+    except LimitExceeded as exc:
+        raise SourceError(f"{where}: {exc}") from None
 
 
 def _non_json(value: object, path: str) -> str | None:
@@ -138,15 +167,26 @@ def read_documents(paths: Iterable[str]) -> Iterator[Document]:
 
 
 def load_presets(paths: Iterable[str], default_namespace: str = "default") -> LoadResult:
-    """Parse and validate every preset in ``paths``; invalid documents become problems.
+    """Parse and validate every PodPreset, ClusterPodPreset and Namespace in ``paths``; invalid
+    documents become problems.
 
-    Documents that are not PodPresets are problems too, as are two presets with one
-    namespace and name. Raises ``SourceError`` only when a path cannot be read or parsed.
+    Other documents are problems too, as are two presets of one kind, namespace and name.
+    Raises ``SourceError`` only when a path cannot be read or parsed.
     """
     presets: list[PodPreset] = []
     problems: list[Problem] = []
-    seen: dict[tuple[str, str], str] = {}
+    namespaces: dict[str, dict[str, str]] = {}
+    seen: dict[tuple[str, str, str], str] = {}
     for doc in read_documents(paths):
+        if isinstance(doc.content, dict) and doc.content.get("kind") == "Namespace":
+            name, labels, found = parse_namespace(doc.content)
+            problems.extend(
+                Problem(source=doc.source, document=doc.number, name=name, field=f, message=m)
+                for f, m in found
+            )
+            if name and not found:
+                namespaces[name] = labels
+            continue
         try:
             preset = parse_preset(
                 doc.content, source=doc.source, document=doc.number, default_namespace=default_namespace
@@ -154,21 +194,28 @@ def load_presets(paths: Iterable[str], default_namespace: str = "default") -> Lo
         except InvalidPreset as exc:
             problems.extend(exc.problems)
             continue
-        key = (preset.namespace, preset.name)
+        key = (preset.kind, preset.namespace, preset.name)
         if key in seen:
+            what = (
+                f"preset {preset.namespace}/{preset.name}"
+                if preset.namespace
+                else f"{preset.kind} {preset.name}"
+            )
             problems.append(
                 Problem(
                     source=doc.source,
                     document=doc.number,
                     name=preset.name,
                     field="metadata.name",
-                    message=f"a preset {preset.namespace}/{preset.name} is already defined in {seen[key]}",
+                    message=f"a {what} is already defined in {seen[key]}",
                 )
             )
             continue
         seen[key] = f"{doc.source}: document {doc.number}"
         presets.append(preset)
-    return LoadResult(presets=tuple(presets), problems=tuple(problems))
+    return LoadResult(
+        presets=tuple(presets), problems=tuple(problems), namespaces=MappingProxyType(namespaces)
+    )
 
 
 def fingerprint(paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:

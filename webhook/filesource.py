@@ -7,7 +7,9 @@ serving, each problem is logged with its file and field, and the snapshot's ``pr
 so the metrics) show them until an edit fixes them. A load that fails unexpectedly (a bug, a
 ``RecursionError``, ``MemoryError``) is published the same way, and retried on every poll rather
 than only after the next edit, since the files may well be fine. Presets without a namespace go
-to ``default``. Each gunicorn worker owns one source, started after the fork.
+to ``default``. ``Namespace`` documents among the files give namespace labels (for cluster
+presets' ``namespaceSelector``), published with the presets. Each gunicorn worker owns one
+source, started after the fork.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from presets.admission import PresetIndex
+from presets.namespaces import NamespaceLabels
 from webhook.files import LoadResult, SourceError, fingerprint, load_presets
+from webhook.health import SourceHealth
 from webhook.sources import Snapshot
 
 logger = logging.getLogger(__name__)
 
 
-Preloaded = tuple[object, PresetIndex]
-"""The fingerprint taken before a load, and the index that load built."""
+Preloaded = tuple[object, PresetIndex, NamespaceLabels]
+"""The fingerprint taken before a load, and the index and namespace labels that load built."""
 
 
 def preload(paths: Iterable[str], default_namespace: str = "default") -> tuple[Preloaded, LoadResult]:
@@ -35,7 +39,7 @@ def preload(paths: Iterable[str], default_namespace: str = "default") -> tuple[P
     paths = tuple(paths)
     seen = fingerprint(paths)
     result = load_presets(paths, default_namespace)
-    return (seen, PresetIndex.build(result.presets)), result
+    return (seen, PresetIndex.build(result.presets), result.namespaces), result
 
 
 class FileSource:
@@ -60,6 +64,8 @@ class FileSource:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.health = SourceHealth(clock)
+        """Where each load's problems are reported, by file (``/readyz``, the log)."""
 
     def start(self) -> None:
         """Load now, then poll in a daemon thread. Calling it twice does nothing more."""
@@ -68,9 +74,9 @@ class FileSource:
                 return
             if self._preloaded is not None:
                 # Loaded and validated by ``serve`` before the fork: publish, do not read again.
-                self._fingerprint, index = self._preloaded
+                self._fingerprint, index, namespaces = self._preloaded
                 self._preloaded = None
-                self._publish(index)
+                self._publish(index, namespaces)
             else:
                 self.reload()
             self._thread = threading.Thread(target=self._poll, name="podpreset-file-source", daemon=True)
@@ -91,14 +97,19 @@ class FileSource:
         seen: object = fingerprint(self.paths)
         current = self._snapshot
         index: PresetIndex | None = None
+        namespaces: NamespaceLabels = {}
         logged = False
+        by_file: dict[str, list[str]] = {}
         try:
             result = load_presets(self.paths, self.default_namespace)
             problems = tuple(str(problem) for problem in result.problems)
+            for found in result.problems:
+                by_file.setdefault(found.source, []).append(str(found).removeprefix(found.source + ": "))
             if not problems:
-                index = PresetIndex.build(result.presets)
+                index, namespaces = PresetIndex.build(result.presets), result.namespaces
         except SourceError as exc:
             problems = (str(exc),)
+            by_file["preset files"] = [str(exc)]
         except Exception as exc:
             problems = (f"loading the preset files failed unexpectedly: {type(exc).__name__}: {exc}",)
             if problems != current.problems:
@@ -112,7 +123,9 @@ class FileSource:
             logged = True
             # Not the files' fault (as far as we know): load them again on the next poll.
             seen = None
+            by_file["preset files"] = list(problems)
         self._fingerprint = seen
+        self.health.set_problems("files", {source: "; ".join(lines) for source, lines in by_file.items()})
         if index is None:
             verb = "keeping the last good presets" if current.synced else "no presets loaded yet"
             for problem in () if logged else problems:
@@ -124,17 +137,19 @@ class FileSource:
                 )
             self._snapshot = replace(current, problems=problems)
         else:
-            self._publish(index)
+            self._publish(index, namespaces)
         return self._snapshot
 
-    def _publish(self, index: PresetIndex) -> None:
+    def _publish(self, index: PresetIndex, namespaces: NamespaceLabels) -> None:
         logger.info(
             "loaded %d presets from %s",
             len(index),
             ", ".join(self.paths),
             extra={"fields": {"presets": len(index), "paths": list(self.paths)}},
         )
-        self._snapshot = Snapshot(index=index, synced=True, last_sync=self._clock(), problems=())
+        self._snapshot = Snapshot(
+            index=index, namespaces=namespaces, synced=True, last_sync=self._clock(), problems=()
+        )
         # The presets live until the next reload: keep the cyclic collector from walking them
         # on every full collection (with 10,000 presets that walk was the p99 of a request).
         # Frozen objects are still freed by reference counting once a reload drops them.

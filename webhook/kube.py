@@ -1,13 +1,15 @@
-"""The Kubernetes preset source: list, then watch, ``podpreset.dev/v1`` PodPresets in all namespaces.
+"""The Kubernetes source: list, then watch, PodPresets, ClusterPodPresets and Namespaces.
 
-``KubeSource(settings)`` owns one daemon thread per gunicorn worker, started by ``start()`` after
-the fork. The thread lists every PodPreset, publishes a ``Snapshot`` (``synced`` from then on),
-then watches from the list's resourceVersion with bookmarks, publishing a new snapshot by one
-assignment per change. A watch that ends (the server's timeout, a dropped connection, an API
-server restart) resumes from the last resourceVersion seen; an expired one (410 Gone) relists.
-Failures back off exponentially with jitter, capped. The last good snapshot keeps serving in the
-meantime. An object that fails validation is skipped, logged and listed in
-``Snapshot.problems``; it never stops the source.
+``KubeSource(settings)`` runs one ``Watch`` per resource in each gunicorn worker, each in its own
+daemon thread started by ``start()`` after the fork. A watch lists its resource, then watches
+from the list's resourceVersion with bookmarks; after every list and every event the source
+publishes a new ``Snapshot`` by one assignment: the preset index (both kinds) and the labels of
+every namespace, so a relabelled namespace counts for the next pod. The snapshot is ``synced``
+once all three have listed. A watch that ends (the server's timeout, a dropped connection, an
+API server restart) resumes from the last resourceVersion it saw; an expired one (410 Gone)
+relists. Failures back off exponentially with jitter, capped, each watch on its own. The last
+good snapshot keeps serving meanwhile. An object that fails validation is skipped, logged and
+listed in ``Snapshot.problems``; it never stops the source.
 
 Authentication: in-cluster configuration by default, ``settings.kubeconfig`` for development.
 """
@@ -22,12 +24,14 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, Generic, Protocol, TypeVar
 
 from presets.admission import PresetIndex
-from presets.model import InvalidPreset, PodPreset, parse_preset
+from presets.model import CLUSTER_KIND, KIND, PodPreset, parse_api_object
+from webhook.health import SourceHealth
 from webhook.sources import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -35,15 +39,21 @@ logger = logging.getLogger(__name__)
 GROUP = "podpreset.dev"
 VERSION = "v1"
 PLURAL = "podpresets"
+CLUSTER_PLURAL = "clusterpodpresets"
 CONNECT_TIMEOUT = 10.0
 WATCH_SECONDS = (240, 360)
 """The server ends each watch after a random time in this range; we then resume it."""
 READ_SLACK = 90.0
 """A watch that sends nothing, not even a bookmark, for this long past its timeout is dead."""
 STOP_JOIN_SECONDS = 1.0
-"""How long ``stop`` waits for the thread; it is a daemon, so a list still in flight is dropped."""
+"""How long ``stop`` waits for the watch threads; daemons, so a list still in flight is dropped."""
 
 Key = tuple[str, str]
+"""(namespace, name) of an object; namespace "" for cluster-scoped ones."""
+Labels = Mapping[str, str]
+T = TypeVar("T")
+Parsed = tuple[T | None, tuple[str, ...]]
+"""An object turned into an item, or None and its problems (one line each)."""
 
 
 class _Settings(Protocol):
@@ -63,49 +73,346 @@ class WatchFailed(Exception):
 class Backoff:
     """Capped exponential backoff with jitter.
 
-    Attempt n waits a random time in [d/2, d], where d = min(cap, base * 2**n).
+    Attempt n waits a random time in [d/2, d], where d = min(cap, base * 2**n). The cap keeps
+    the time from an API server's return to the watch's within the 10 s recovery bound
+    (docs/operations.md); a replica's workers then retry at most every few seconds each.
     """
 
     base: float = 0.5
-    cap: float = 30.0
+    cap: float = 5.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.cap, self.base * (2 ** min(attempt, 30)))
         return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def make_api_client(settings: _Settings | None) -> Any:
+def make_api_client(settings: _Settings | None, context: str | None = None) -> Any:
     """A Kubernetes ``ApiClient``: from ``settings.kubeconfig`` when set, else in-cluster config."""
     # Imported here: the CLI's fast paths (apply, review, validate) never load the client.
     from kubernetes import client, config
 
     kubeconfig = getattr(settings, "kubeconfig", None)
     if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        return config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
     configuration = client.Configuration()
     config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
 
 
-def preset_key(obj: Mapping[str, Any]) -> Key:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+def object_key(obj: Mapping[str, Any]) -> Key:
+    """(namespace, name) of an object; empty strings where they are missing or not strings."""
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    return (namespace if isinstance(namespace, str) else ""), (name if isinstance(name, str) else "")
 
 
-def parse_object(obj: Mapping[str, Any]) -> tuple[PodPreset | None, tuple[str, ...]]:
-    """One PodPreset object from the API: the preset, or None and its problems (one line each)."""
-    namespace, name = preset_key(obj)
-    where = f"podpreset {namespace}/{name}"
-    try:
-        return parse_preset(dict(obj), source=where, document=1, default_namespace=namespace), ()
-    except InvalidPreset as exc:
-        return None, tuple(
-            f"{where}: {p.field}: {p.message}" if p.field else f"{where}: {p.message}" for p in exc.problems
+preset_key = object_key
+
+
+def _kind_parser(kind: str) -> Callable[[Mapping[str, Any]], Parsed[PodPreset]]:
+    """The parser for objects of one resource; ``kind`` and ``apiVersion`` filled in when a list
+    leaves them out of its items."""
+
+    def parse(obj: Mapping[str, Any]) -> Parsed[PodPreset]:
+        if isinstance(obj, Mapping) and (not obj.get("kind") or not obj.get("apiVersion")):
+            obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, **obj}
+        return parse_api_object(obj)
+
+    return parse
+
+
+parse_object = parse_api_object
+"""One PodPreset or ClusterPodPreset object from the API: the preset, or None and its problems."""
+
+
+def parse_namespace(obj: Mapping[str, Any]) -> Parsed[Labels]:
+    """A Namespace object's labels (string values only, as the API server guarantees)."""
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    labels = (metadata.get("labels") if isinstance(metadata, Mapping) else None) or {}
+    if not isinstance(labels, Mapping):
+        return None, (f"namespace {object_key(obj)[1]}: metadata.labels: expected an object",)
+    return MappingProxyType({str(k): str(v) for k, v in labels.items()}), ()
+
+
+def _custom_objects(plural: str) -> Callable[..., Any]:
+    def call(api_client: Any, **options: Any) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(api_client).list_cluster_custom_object(
+            GROUP, VERSION, plural, **options
         )
+
+    return call
+
+
+def _namespaces(api_client: Any, **options: Any) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(api_client).list_namespace(**options)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource(Generic[T]):
+    """One kind of object to list and watch: how to ask for it and how its objects are read."""
+
+    name: str
+    """Plural resource name, for logs and problems."""
+    call: Callable[..., Any]
+    """``call(api_client, **options)``: the list (or, with ``watch=True``, watch) request of the
+    generated client, across all namespaces."""
+    parse: Callable[[Mapping[str, Any]], Parsed[T]]
+
+
+PODPRESETS: Resource[PodPreset] = Resource(PLURAL, _custom_objects(PLURAL), _kind_parser(KIND))
+CLUSTERPODPRESETS: Resource[PodPreset] = Resource(
+    CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), _kind_parser(CLUSTER_KIND)
+)
+NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, parse_namespace)
+
+
+LIST_PAGE = 500
+"""Objects per list request (``limit``); the pages of one list are one consistent snapshot, and
+an expired continue token is a 410 (list again). Paging bounds the JSON held at once (the perf
+branch measured 10,000 presets in one answer at 58 MiB resident after parsing, 36 MiB in pages)."""
+
+
+def list_objects(api_client: Any, resource: Resource[Any]) -> Iterator[Any]:
+    """One list, as raw JSON pages ``{"items": [...], "metadata": {"resourceVersion", "continue"}}``.
+
+    Raw JSON, never the client's models: those drop fields they do not know and rename the rest.
+    """
+    page: dict[str, Any] = {}
+    while True:
+        response = resource.call(
+            api_client,
+            limit=LIST_PAGE,
+            **page,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, 60),
+        )
+        try:
+            listing = json.loads(response.data)
+        finally:
+            _close(response)
+        yield listing
+        token = (listing.get("metadata") or {}).get("continue")
+        if not token:
+            return
+        page = {"_continue": token}
+
+
+Changed = Callable[["Watch[Any]", "tuple[str, ...] | None"], None]
+"""Called with what changed: None after a list (everything), the object's namespace after an
+event ("" for cluster-scoped objects), () after a failure (only the problems). Called with the
+watches' shared lock held, so it may read every watch's items."""
+
+
+class Watch(Generic[T]):
+    """One resource kept current by list+watch in one daemon thread; items by (namespace, name)."""
+
+    def __init__(
+        self,
+        resource: Resource[T],
+        on_change: Changed,
+        client: Callable[[], Any],
+        *,
+        backoff: Backoff = Backoff(),
+        watch_seconds: tuple[int, int] = WATCH_SECONDS,
+        stop: threading.Event | None = None,
+        lock: threading.Lock | None = None,
+        health: SourceHealth | None = None,
+    ) -> None:
+        self.resource = resource
+        self._health = health or SourceHealth()
+        """Told of every list, connection, event and failure (``/readyz``, ``/metrics``, the log)."""
+        self._lock = lock or threading.Lock()
+        """Held while the items change and ``on_change`` runs; shared by the watches of one source."""
+        self._on_change = on_change
+        self._client = client
+        self._backoff = backoff
+        self._watch_seconds = watch_seconds
+        self._stop = stop or threading.Event()
+        self._thread: threading.Thread | None = None
+        self._response: Any = None
+        self.items: dict[Key, T] = {}
+        self.problems: dict[Key, tuple[str, ...]] = {}
+        self.resource_version: str | None = None
+        self.synced = False
+        """True once the first list has landed."""
+        self.connection_problem: str | None = None
+        self._events_seen = 0
+        """Events received by the current watch; a watch that failed before any grows the backoff."""
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"podpreset-watch-{self.resource.name}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            _interrupt(response)
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
+
+    def _log(self, level: int, message: str, *args: object) -> None:
+        logger.log(level, "%s watch: " + message, self.resource.name, *args)
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                if self.resource_version is None:
+                    self.list()
+                    attempt = 0
+                self._events_seen = 0
+                self._watch()
+                attempt = 0
+            except WatchExpired as exc:
+                self._health.watch_failed("expired", str(exc), self.resource.name)
+                self._log(logging.INFO, "resourceVersion %s expired; listing again", self.resource_version)
+                self.resource_version = None
+            except Exception as exc:  # any failure of the API or the network: back off, retry
+                if self._stop.is_set():
+                    break
+                if getattr(exc, "status", None) == 410:
+                    self._health.watch_failed("expired", describe_error(exc), self.resource.name)
+                    self._log(
+                        logging.INFO, "resourceVersion %s gone (410); listing again", self.resource_version
+                    )
+                    self.resource_version = None
+                    continue
+                self.connection_problem = describe_error(exc)
+                self._health.watch_failed(_error_kind(exc), self.connection_problem, self.resource.name)
+                if self._events_seen:
+                    attempt = 0  # the watch worked for a while: this is a fresh failure
+                delay = self._backoff.delay(attempt)
+                attempt += 1
+                self._log(logging.WARNING, "%s; retrying in %.1fs", self.connection_problem, delay)
+                with self._lock:
+                    self._on_change(self, ())
+                self._stop.wait(delay)
+
+    def list(self) -> None:
+        """List every object, replace the items, publish."""
+        items: dict[Key, T] = {}
+        problems: dict[Key, tuple[str, ...]] = {}
+        listing: Any = {}
+        for listing in list_objects(self._client(), self.resource):
+            for obj in listing.get("items") or ():
+                key = object_key(obj)
+                item, found = self.resource.parse(obj)
+                if item is not None:
+                    items[key] = item
+                else:
+                    problems[key] = found
+                    self._log_problems(found)
+        with self._lock:
+            self.items, self.problems = items, problems
+            self.resource_version = str(listing["metadata"]["resourceVersion"])
+            self.connection_problem = None
+            self.synced = True
+            self._on_change(self, None)
+        self._health.watch_listed(self.resource.name)
+        self._log(
+            logging.INFO,
+            "listed %d (%d invalid) at resourceVersion %s",
+            len(items),
+            len(problems),
+            self.resource_version,
+        )
+
+    def _watch(self) -> None:
+        seconds = random.randint(*self._watch_seconds)
+        response = self.resource.call(
+            self._client(),
+            watch=True,
+            allow_watch_bookmarks=True,
+            resource_version=self.resource_version,
+            timeout_seconds=seconds,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, seconds + READ_SLACK),
+        )
+        self._response = response
+        self._health.watch_connected(self.resource.name)
+        try:
+            if self._stop.is_set():
+                return
+            for line in _lines(response):
+                if self._stop.is_set():
+                    return
+                self.handle(json.loads(line))
+        finally:
+            self._response = None
+            _close(response)
+
+    def handle(self, event: Mapping[str, Any]) -> None:
+        """Apply one watch event to the items and publish. Raises ``WatchExpired`` on 410."""
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        self._events_seen += 1
+        self._health.watch_event(self.resource.name)
+        if not isinstance(obj, Mapping):
+            self._log(logging.WARNING, "ignoring a %r event whose object is not a mapping", kind)
+            return
+        if kind == "ERROR":
+            code = obj.get("code")
+            if code == 410:
+                raise WatchExpired(obj.get("message", "resourceVersion expired"))
+            raise WatchFailed(f"watch error {code}: {obj.get('message', obj)}")
+        metadata = obj.get("metadata")
+        version = metadata.get("resourceVersion") if isinstance(metadata, Mapping) else None
+        if version:
+            self.resource_version = str(version)
+        if kind == "BOOKMARK":
+            return
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            self._log(logging.WARNING, "ignoring event of type %r", kind)
+            return
+        key = object_key(obj)
+        item, found = self.resource.parse(obj) if kind != "DELETED" else (None, ())
+        with self._lock:
+            if item is not None:
+                self.items[key] = item
+                self.problems.pop(key, None)
+            else:
+                self.items.pop(key, None)
+                if found:
+                    self.problems[key] = found
+                else:
+                    self.problems.pop(key, None)
+            self.connection_problem = None
+            self._on_change(self, (key[0],))
+        self._log_problems(found)
+        self._log(
+            logging.INFO,
+            "%s %s (resourceVersion %s); %d in all",
+            kind.lower(),
+            "/".join(part for part in key if part),
+            self.resource_version,
+            len(self.items),
+        )
+
+    def problem_lines(self) -> tuple[str, ...]:
+        lines = tuple(line for key in sorted(self.problems) for line in self.problems[key])
+        if self.connection_problem:
+            lines = (f"kubernetes: {self.resource.name}: {self.connection_problem}", *lines)
+        return lines
+
+    def _log_problems(self, problems: tuple[str, ...]) -> None:
+        for line in problems:
+            self._log(logging.WARNING, "skipping invalid object: %s", line)
 
 
 class KubeSource:
-    """PodPresets of the whole cluster, kept current by list+watch in one daemon thread."""
+    """PodPresets, ClusterPodPresets and Namespace labels of the cluster, each kept current by a ``Watch``."""
 
     def __init__(
         self,
@@ -114,197 +421,84 @@ class KubeSource:
         api_client: Any = None,
         backoff: Backoff = Backoff(),
         watch_seconds: tuple[int, int] = WATCH_SECONDS,
+        health: SourceHealth | None = None,
     ) -> None:
         self._settings = settings
+        self.health = health or SourceHealth()
+        """Where the watches report their state and problems (``/readyz``, ``/metrics``, the log)."""
         self._api_client = api_client
-        self._backoff = backoff
-        self._watch_seconds = watch_seconds
+        self._client_lock = threading.Lock()
         self._snapshot = Snapshot()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._response: Any = None
-        self._presets: dict[Key, PodPreset] = {}
-        self._problems: dict[Key, tuple[str, ...]] = {}
-        self._resource_version: str | None = None
-        self._connection_problem: str | None = None
-        self._events_seen = 0
-        """Events received by the current watch; a watch that failed before any grows the backoff."""
+        options: dict[str, Any] = {
+            "backoff": backoff,
+            "watch_seconds": watch_seconds,
+            "stop": self._stop,
+            "lock": threading.Lock(),
+            "health": self.health,
+        }
+        self.presets = Watch(PODPRESETS, self._changed, self._client, **options)
+        self.cluster_presets = Watch(CLUSTERPODPRESETS, self._changed, self._client, **options)
+        self.namespaces = Watch(NAMESPACES, self._changed, self._client, **options)
+        self.watches: tuple[Watch[Any], ...] = (self.presets, self.cluster_presets, self.namespaces)
 
     # PresetSource
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="podpreset-watch", daemon=True)
-        self._thread.start()
+        for watch in self.watches:
+            watch.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        response = self._response
-        if response is not None:
-            _interrupt(response)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=STOP_JOIN_SECONDS)
+        for watch in self.watches:
+            watch.stop()
+        deadline = time.monotonic() + STOP_JOIN_SECONDS
+        for watch in self.watches:
+            watch.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    # The thread
-    def _run(self) -> None:
-        attempt = 0
-        while not self._stop.is_set():
-            try:
-                if self._api_client is None:
-                    self._api_client = make_api_client(self._settings)
-                if self._resource_version is None:
-                    self._list()
-                    attempt = 0
-                self._events_seen = 0
-                self._watch()
-                attempt = 0
-            except WatchExpired:
-                logger.info(
-                    "podpreset watch: resourceVersion %s expired; listing again", self._resource_version
-                )
-                self._resource_version = None
-                continue
-            except Exception as exc:  # any failure of the API or the network: back off, retry
-                if self._stop.is_set():
-                    break
-                if getattr(exc, "status", None) == 410:
-                    logger.info(
-                        "podpreset watch: resourceVersion %s gone (410); listing again",
-                        self._resource_version,
-                    )
-                    self._resource_version = None
-                    continue
-                self._connection_problem = _describe(exc)
-                if self._events_seen:
-                    attempt = 0  # the watch worked for a while: this is a fresh failure
-                delay = self._backoff.delay(attempt)
-                attempt += 1
-                logger.warning("podpreset watch: %s; retrying in %.1fs", self._connection_problem, delay)
-                self._publish()
-                self._stop.wait(delay)
+    def _client(self) -> Any:
+        with self._client_lock:
+            if self._api_client is None:
+                self._api_client = make_api_client(self._settings)
+            return self._api_client
 
-    def _api(self) -> Any:
-        from kubernetes import client
-
-        return client.CustomObjectsApi(self._api_client)
-
-    def _list(self) -> None:
-        listing = self._api().list_cluster_custom_object(
-            GROUP, VERSION, PLURAL, _request_timeout=(CONNECT_TIMEOUT, 60)
-        )
-        presets: dict[Key, PodPreset] = {}
-        problems: dict[Key, tuple[str, ...]] = {}
-        for obj in listing.get("items") or ():
-            key = preset_key(obj)
-            preset, found = parse_object(obj)
-            if preset is not None:
-                presets[key] = preset
-            else:
-                problems[key] = found
-                _log_problems(found)
-        self._presets, self._problems = presets, problems
-        self._resource_version = str(listing["metadata"]["resourceVersion"])
-        self._connection_problem = None
-        self._publish(synced=True)
-        logger.info(
-            "podpreset watch: listed %d presets (%d invalid) at resourceVersion %s",
-            len(presets),
-            len(problems),
-            self._resource_version,
-        )
-
-    def _watch(self) -> None:
-        seconds = random.randint(*self._watch_seconds)
-        response = self._api().list_cluster_custom_object(
-            GROUP,
-            VERSION,
-            PLURAL,
-            watch=True,
-            allow_watch_bookmarks=True,
-            resource_version=self._resource_version,
-            timeout_seconds=seconds,
-            _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, seconds + READ_SLACK),
-        )
-        self._response = response
-        try:
-            if self._stop.is_set():
-                return
-            for line in _lines(response):
-                if self._stop.is_set():
-                    return
-                self._handle(json.loads(line))
-        finally:
-            self._response = None
-            _close(response)
-
-    def _handle(self, event: Mapping[str, Any]) -> None:
-        kind = event.get("type")
-        obj = event.get("object") or {}
-        self._events_seen += 1
-        if kind == "ERROR":
-            code = obj.get("code")
-            if code == 410:
-                raise WatchExpired(obj.get("message", "resourceVersion expired"))
-            raise WatchFailed(f"watch error {code}: {obj.get('message', obj)}")
-        version = (obj.get("metadata") or {}).get("resourceVersion")
-        if version:
-            self._resource_version = str(version)
-        if kind == "BOOKMARK":
-            return
-        key = preset_key(obj)
-        if kind == "DELETED":
-            self._presets.pop(key, None)
-            self._problems.pop(key, None)
-        elif kind in ("ADDED", "MODIFIED"):
-            preset, found = parse_object(obj)
-            if preset is not None:
-                self._presets[key] = preset
-                self._problems.pop(key, None)
-            else:
-                self._presets.pop(key, None)
-                self._problems[key] = found
-                _log_problems(found)
-        else:
-            logger.warning("podpreset watch: ignoring event of type %r", kind)
-            return
-        self._connection_problem = None
-        self._publish(synced=True, namespace=key[0])
-        logger.info(
-            "podpreset watch: %s %s/%s (resourceVersion %s); %d presets",
-            kind.lower(),
-            key[0],
-            key[1],
-            self._resource_version,
-            len(self._presets),
-        )
-
-    def _publish(self, *, synced: bool | None = None, namespace: str | None = None) -> None:
+    def _changed(self, watch: Watch[Any], changed: tuple[str, ...] | None) -> None:
         """Replace the snapshot with one assignment; readers never see a partial update.
 
-        A watch event rebuilds only its ``namespace``; a (re)list rebuilds everything and then
-        keeps the presets out of the cyclic collector's walks, as the file source does.
+        A preset event rebuilds only its namespace's part of the index (or the cluster presets'
+        part); a (re)list of presets rebuilds the index and then keeps the presets out of the
+        cyclic collector's walks, as the file source does. A namespace event
+        or list copies the labels; a failure (``changed == ()``) only updates the problems.
+        Runs with the watches' shared lock held: no watch changes its items meanwhile.
         """
         previous = self._snapshot
-        problems = tuple(line for key in sorted(self._problems) for line in self._problems[key])
-        if self._connection_problem:
-            problems = (f"kubernetes: {self._connection_problem}", *problems)
-        now_synced = previous.synced if synced is None else (previous.synced or synced)
-        index = previous.index
-        if synced and namespace is not None and previous.synced:
-            group = (p for (ns, _), p in self._presets.items() if ns == namespace)
-            index = previous.index.with_namespace(namespace, group)
-        elif synced:
-            index = PresetIndex.build(self._presets.values())
+        synced = all(w.synced for w in self.watches)
+        index, labels = previous.index, previous.namespaces
+        if changed == ():
+            pass  # a failure: only the problems change
+        elif watch is self.namespaces:
+            labels = MappingProxyType({name: value for (_, name), value in watch.items.items()})
+        elif not previous.synced or (changed is None and watch is self.presets):
+            index = PresetIndex.build([*self.presets.items.values(), *self.cluster_presets.items.values()])
+        elif watch is self.cluster_presets:
+            index = index.with_cluster(watch.items.values())
+        else:
+            for namespace in changed or ():
+                group = (p for (ns, _), p in watch.items.items() if ns == namespace)
+                index = index.with_namespace(namespace, group)
+        if synced and (changed is None or not previous.synced):
             gc.freeze()
+        self.health.set_problems(
+            "invalid",
+            invalid_problems((*self.presets.problems.values(), *self.cluster_presets.problems.values())),
+        )
         self._snapshot = Snapshot(
             index=index,
-            synced=now_synced,
-            last_sync=time.time() if synced else previous.last_sync,
-            problems=problems,
+            namespaces=labels,
+            synced=synced,
+            last_sync=time.time() if synced and changed != () else previous.last_sync,
+            problems=tuple(line for w in self.watches for line in w.problem_lines()),
         )
 
 
@@ -334,6 +528,29 @@ def _interrupt(response: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def invalid_problems(problems: Iterable[tuple[str, ...]]) -> dict[str, str]:
+    """Skipped presets as ``SourceHealth`` problems: ``podpreset ns/name`` (the start of each
+    problem line, up to its first ``: ``) → what is wrong with it."""
+    found: dict[str, list[str]] = {}
+    for lines in problems:
+        for line in lines:
+            source, _, error = line.partition(": ")
+            found.setdefault(source, []).append(error)
+    return {source: "; ".join(errors) for source, errors in found.items()}
+
+
+def _error_kind(exc: BaseException) -> str:
+    """The ``SourceHealth`` kind of a watch failure."""
+    if isinstance(exc, WatchFailed):
+        return "watch"
+    if getattr(exc, "status", None) is not None and not isinstance(exc, OSError):
+        return "api"
+    module = type(exc).__module__
+    if isinstance(exc, OSError) or module.startswith(("urllib3", "ssl", "http.client")):
+        return "network"
+    return "other"
+
+
 def _close(response: Any) -> None:
     # Closing a connection that may already be gone.
     for method in ("close", "release_conn"):
@@ -341,14 +558,15 @@ def _close(response: Any) -> None:
             getattr(response, method)()
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed request: the API's status, reason and message, or the exception."""
     status = getattr(exc, "status", None)
     reason = getattr(exc, "reason", None)
     if status is not None and not isinstance(exc, OSError):
-        return f"API error {status} {reason or ''}".strip()
+        text = f"API error {status} {reason or ''}".strip()
+        try:
+            message = json.loads(getattr(exc, "body", None) or "{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        return f"{text}: {message}" if message else text
     return f"{type(exc).__name__}: {exc}"
-
-
-def _log_problems(problems: tuple[str, ...]) -> None:
-    for line in problems:
-        logger.warning("podpreset watch: skipping invalid preset: %s", line)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,11 +23,12 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from presets.admission import Decision
+from webhook.health import ERROR_KINDS, SourceHealth, WatchState
 from webhook.sources import Snapshot
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-OUTCOMES = ("mutated", "unchanged", "conflict", "skipped", "error")
+OUTCOMES = ("mutated", "unchanged", "conflict", "rejected", "skipped", "error")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -77,6 +79,41 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.presets_invalid = Gauge(
+            "podpreset_presets_invalid",
+            "Presets skipped because they are invalid (listed in /readyz's problems).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.watch_connected = Gauge(
+            "podpreset_watch_connected",
+            "1 while the watch of the resource is connected (0 when any worker's is not).",
+            ["resource"],
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.watch_last_event = Gauge(
+            "podpreset_watch_last_event_timestamp_seconds",
+            "Unix time of the last watch event, bookmarks included (the stalest worker).",
+            ["resource"],
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.watch_relists = Counter(
+            "podpreset_watch_relists",
+            "Lists of the resource after the first (an expired or failed watch), all workers.",
+            ["resource"],
+            registry=self.registry,
+        )
+        self.watch_errors = Counter(
+            "podpreset_watch_errors",
+            "Failed lists and watches, by kind: network, api, expired, watch (an ERROR event), other.",
+            ["resource", "kind"],
+            registry=self.registry,
+        )
+        self._health_lock = threading.Lock()
+        self._counted: dict[str, WatchState] = {}
+        """The watch counters already added to the metric counters, per resource."""
         self._admitted = {outcome: self.admissions.labels(outcome) for outcome in OUTCOMES}
         """Each outcome's child, resolved once: ``labels()`` costs a lookup per request."""
         self._observed: Snapshot | None = None
@@ -94,8 +131,10 @@ class Metrics:
         """Count one review that got a 4xx or 5xx."""
         self._admitted["error"].inc()
 
-    def observe_snapshot(self, snapshot: Snapshot) -> None:
+    def observe_snapshot(self, snapshot: Snapshot, health: SourceHealth | None = None) -> None:
         """Mirror the source's state into the gauges; cheap when the snapshot has not changed."""
+        if health is not None:
+            self.observe_health(health)
         if snapshot is self._observed:
             return
         self._observed = snapshot
@@ -104,6 +143,23 @@ class Metrics:
         self.source_problems.set(len(snapshot.problems))
         if snapshot.last_sync is not None:
             self.last_sync.set(snapshot.last_sync)
+
+    def observe_health(self, health: SourceHealth) -> None:
+        """Mirror the watches' state: gauges set, counters advanced by what is new since last time."""
+        with self._health_lock:
+            self.presets_invalid.set(health.invalid_presets())
+            for resource, state in health.watches().items():
+                counted = self._counted.get(resource) or WatchState()
+                self.watch_connected.labels(resource).set(1 if state.connected else 0)
+                if state.last_event is not None:
+                    self.watch_last_event.labels(resource).set(state.last_event)
+                if state.relists > counted.relists:
+                    self.watch_relists.labels(resource).inc(state.relists - counted.relists)
+                for kind in ERROR_KINDS:
+                    new = state.errors.get(kind, 0) - counted.errors.get(kind, 0)
+                    if new > 0 or resource not in self._counted:
+                        self.watch_errors.labels(resource, kind).inc(max(new, 0))
+                self._counted[resource] = state
 
     def exposition(self) -> bytes:
         """The text format of every worker's metrics (or of this registry outside gunicorn)."""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
+from webhook.health import health_of
 from webhook.logs import logging_config
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from webhook.tls import CertificateError, CertificateReloader
@@ -243,7 +244,7 @@ def _post_worker_init(worker: Any) -> None:
     def refresh_metrics() -> None:
         while True:
             try:
-                state.metrics.observe_snapshot(state.source.snapshot())
+                state.metrics.observe_snapshot(state.source.snapshot(), health_of(state.source))
             except Exception:
                 logger.exception("updating the preset source metrics failed")
             if state.stopping.wait(interval):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -16,6 +17,9 @@ from typing import Literal, TypeVar
 LogFormat = Literal["text", "json"]
 ENV_PREFIX = "PODPRESET_"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_PROTECTED = ("KUBERNETES_*",)
+"""Env names no preset may inject: exact names, or prefixes written with a trailing ``*``."""
+_PROTECTED_ENTRY = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*\*?")
 _N = TypeVar("_N", int, float)
 
 
@@ -48,6 +52,9 @@ class Settings:
     """Idle keep-alive seconds; above the API server's 90 s idle timeout so that it, not we, closes."""
     reload_interval: float = 1.0
     """How often (seconds) preset files and the TLS certificate are checked for changes."""
+    protected: tuple[str, ...] = DEFAULT_PROTECTED
+    """Env names (``NAME``) and prefixes (``PREFIX*``) no preset may inject; a preset that
+    would is treated as in conflict. Given entries replace the default."""
 
     @property
     def uses_kubernetes(self) -> bool:
@@ -72,6 +79,7 @@ _OPTIONS: tuple[tuple[str, str], ...] = (
     ("graceful_timeout", "GRACEFUL_TIMEOUT"),
     ("keepalive", "KEEPALIVE"),
     ("reload_interval", "RELOAD_INTERVAL"),
+    ("protected", "PROTECTED"),
 )
 ENV_VARS: Mapping[str, str] = {dest: ENV_PREFIX + suffix for dest, suffix in _OPTIONS}
 
@@ -155,6 +163,14 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"how often preset files and the "
         f"certificate are checked, default {defaults.reload_interval} {env('reload_interval')}",
     )
+    parser.add_argument(
+        "--protected",
+        action="append",
+        metavar="NAME_OR_PREFIX*",
+        help=f"env names no preset may inject, a trailing * makes a prefix; repeatable or comma "
+        f"separated, replaces the default {','.join(defaults.protected)}; --protected= protects "
+        f"nothing {env('protected')}",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +213,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
         raise SettingsError(f"{_where('log_format')}: expected text or json, got {log_format!r}")
 
     values: dict[str, object] = {
+        "protected": protected_entries(raw("protected")),
         "preset_paths": paths,
         "insecure_http": bool(insecure),
         "log_format": log_format,
@@ -218,6 +235,24 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     return settings
 
 
+def protected_entries(value: object) -> tuple[str, ...] | None:
+    """``--protected`` values (each possibly a comma list) or ``PODPRESET_PROTECTED``; None when unset.
+
+    Raises ``SettingsError`` naming an entry that is not an env name, or a prefix with ``*``.
+    """
+    if value is None:
+        return None
+    parts = value if isinstance(value, list) else [value]
+    entries = tuple(e.strip() for part in parts for e in str(part).split(",") if e.strip())
+    for entry in entries:
+        if not _PROTECTED_ENTRY.fullmatch(entry):
+            raise SettingsError(
+                f"{_where('protected')}: {entry!r} is not an env name (letters, digits, '_', '-', '.', "
+                f"not starting with a digit), optionally ending in '*' for a prefix"
+            )
+    return tuple(dict.fromkeys(entries))
+
+
 def check_settings(settings: Settings) -> None:
     """Reject combinations that can never serve. Raises ``SettingsError``."""
     if not settings.insecure_http:
@@ -227,7 +262,7 @@ def check_settings(settings: Settings) -> None:
             )
         for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
             if not os.path.isfile(path):
-                raise SettingsError(f"{flag}: {path}: no such file")
+                raise SettingsError(f"{flag}: {path!r}: no such file")
     host, sep, port = settings.bind.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise SettingsError(f"{_where('bind')}: expected HOST:PORT, got {settings.bind!r}")

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from presets.admission import PresetIndex
 from presets.model import PodPreset
+from presets.namespaces import NamespaceLabels
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +23,10 @@ class Snapshot:
     """One consistent view of the presets; replaced as a whole, never mutated."""
 
     index: PresetIndex = field(default_factory=PresetIndex)
+    """Presets of both kinds."""
+    namespaces: NamespaceLabels = field(default_factory=dict)
+    """Labels of each namespace by name; a namespace not listed has only
+    ``kubernetes.io/metadata.name=<name>`` (the engine's rule)."""
     synced: bool = False
     """True once the first complete load (file read, or initial list) has landed."""
     last_sync: float | None = None
@@ -46,8 +51,8 @@ class PresetSource(Protocol):
 class StaticSource:
     """A fixed set of presets, synced from the start: for tests and in-process use."""
 
-    def __init__(self, presets: Iterable[PodPreset] = ()) -> None:
-        self._snapshot = Snapshot(index=PresetIndex.build(presets), synced=True)
+    def __init__(self, presets: Iterable[PodPreset] = (), namespaces: NamespaceLabels | None = None) -> None:
+        self._snapshot = Snapshot(index=PresetIndex.build(presets), namespaces=namespaces or {}, synced=True)
 
     def start(self) -> None:
         return None

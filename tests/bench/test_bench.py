@@ -18,6 +18,7 @@ from webhook.settings import Settings
     [
         pytest.param("typical", 10, 3, False, id="typical-has-3-of-10-matching"),
         pytest.param("scale", 10_000, 3, False, id="scale-has-3-of-10000-matching"),
+        pytest.param("cluster-scale", 11_000, 3, False, id="cluster-scale-has-3-of-11000-matching"),
         pytest.param("big-pod", 10, 5, False, id="big-pod-has-5-matching"),
         pytest.param("conflict", 10, 3, True, id="conflict-conflicts"),
     ],
@@ -26,7 +27,9 @@ def test_each_scenario_gets_the_intended_decision(name, presets, matching, confl
     scenario = scenarios.build(name)
     assert scenario.preset_count == presets
     assert scenario.matching == matching
-    decision = admit(json.loads(scenario.body()), inprocess.index_of(scenario))
+    decision = admit(
+        json.loads(scenario.body()), inprocess.index_of(scenario), namespaces=scenario.namespaces
+    )
     outcome = decision.outcome
     if conflict:
         assert outcome.action == "conflict"
@@ -40,6 +43,23 @@ def test_scale_puts_100_presets_in_the_pods_namespace_over_100_namespaces():
     index = inprocess.index_of(scenarios.scale())
     assert len(index.by_namespace) == 100
     assert len(index.for_namespace(scenarios.NAMESPACE)) == 100
+
+
+def test_cluster_scale_has_1000_cluster_presets_and_one_selecting_the_pod_elsewhere():
+    scenario = scenarios.cluster_scale()
+    index = inprocess.index_of(scenario)
+    assert len(index.cluster_presets) == 1000
+    assert sum(len(group) for group in index.by_namespace.values()) == 10_000
+    outcome = admit(scenario.review, index, namespaces=scenario.namespaces).outcome
+    assert sorted(outcome.applied) == ["clusterpodpreset/cluster-0000", "preset-00000", "preset-00050"]
+
+
+def test_cluster_scale_presets_and_namespaces_load_through_the_file_loader(tmp_path):
+    scenario = scenarios.cluster_scale()
+    result = load_presets([str(scenario.write_presets(tmp_path))])
+    assert result.problems == ()
+    assert len(result.presets) == 11_000
+    assert dict(result.namespaces[scenarios.NAMESPACE])["env"] == "prod"
 
 
 def test_big_pod_has_10_containers_with_50_env_vars():
@@ -100,6 +120,7 @@ def test_report_has_ratios_targets_and_a_table(tmp_path):
         "typical_vs_noop_rps": 0.9,
         "typical_vs_noop_p99": 1.25,
         "scale_vs_typical_p50": 1.1,
+        "cluster_scale_vs_typical_p50": None,
         "bigpod_vs_typical_p50": 1.6,
         "typical_vs_noop_cpu": None,
     }

@@ -247,6 +247,41 @@ def test_usage_errors_exit_2():
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--kubeconfig", "/nonexistent/kubeconfig"],
+            "--kubeconfig /nonexistent/kubeconfig: no such file",
+            id="missing",
+        ),
+        pytest.param(
+            ["-f", str(EXAMPLES), "--context", "prod"],
+            "--context: only with --kubeconfig",
+            id="context-alone",
+        ),
+        pytest.param(["-f", str(EXAMPLES), "--kubeconfig", "k"], "not allowed with argument", id="both"),
+    ],
+)
+def test_apply_against_a_cluster_refuses_bad_arguments_in_one_line(argv, message):
+    result = run("apply", *argv, WEB_POD)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_apply_with_a_kubeconfig_whose_context_does_not_exist_says_so(tmp_path):
+    config = write(
+        tmp_path,
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: a, context: {cluster: c, user: u}}]\n"
+        "current-context: a\n",
+    )
+    result = run("apply", "--kubeconfig", config, "--context", "nope", WEB_POD)
+    assert result.returncode == 2
+    assert f"--kubeconfig {config} (context 'nope')" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["validate", str(EXAMPLES)],
@@ -312,7 +347,9 @@ def test_deeply_nested_input_is_an_error_not_a_traceback(tmp_path):
     deep = write(tmp_path, "deep.json", "[" * 100000 + "]" * 100000)
     for args in (["validate", deep], ["apply", "-f", EXAMPLES, deep], ["review", "-f", EXAMPLES, deep]):
         result = run(*args)
-        assert result.returncode in (1, 2) and "nests too deeply" in (result.stdout + result.stderr)
+        assert result.returncode in (1, 2) and "nests deeper than 100 levels" in (
+            result.stdout + result.stderr
+        )
         assert "Traceback" not in result.stderr
 
 
@@ -342,3 +379,129 @@ def test_an_unquoted_equals_sign_is_a_string(tmp_path):
     result = run("apply", "-f", path, WEB_POD, "-o", "json")
     assert result.returncode == 0, result.stderr
     assert {"name": "SEP", "value": "="} in json.loads(result.stdout)["spec"]["containers"][0]["env"]
+
+
+CLUSTER = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {env: prod}}
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: prod-proxy}
+spec:
+  namespaceSelector: {matchLabels: {env: prod}}
+  selector: {matchLabels: {app: web}}
+  priority: 5
+  onConflict: KeepExisting
+  containerSelector: {exclude: [istio-proxy]}
+  env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}, {name: NO_PROXY, value: ".svc"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: dev-debug}
+spec:
+  namespaceSelector: {matchLabels: {env: dev}}
+  env: [{name: DEBUG, value: "1"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: batch-only}
+spec:
+  selector: {matchLabels: {tier: batch}}
+  env: [{name: BATCH, value: "1"}]
+"""
+SHOP_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec:
+  containers:
+  - {name: app, image: nginx, env: [{name: NO_PROXY, value: mine}]}
+  - {name: istio-proxy, image: proxy}
+"""
+
+
+def test_apply_uses_namespace_documents_and_explains_cluster_presets(tmp_path):
+    presets = write(tmp_path, "cluster.yaml", CLUSTER)
+    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", SHOP_POD), "-o", "json", "--explain")
+    assert result.returncode == 0, result.stderr
+    pod = json.loads(result.stdout)
+    app, proxy = pod["spec"]["containers"]
+    assert app["env"] == [
+        {"name": "NO_PROXY", "value": "mine"},
+        {"name": "HTTPS_PROXY", "value": "http://proxy:3128"},
+    ]
+    assert "env" not in proxy
+    err = result.stderr
+    assert "namespace 'shop' has 0 preset(s); the cluster has 3 ClusterPodPreset(s)" in err
+    assert "env=prod" in err and "kubernetes.io/metadata.name=shop" in err
+    dev = "clusterpodpreset/dev-debug: not selected: namespace 'shop' does not satisfy its namespaceSelector"
+    assert f"{dev} env=dev" in err
+    batch = "clusterpodpreset/batch-only: not selected: its namespaceSelector matches, but the pod's labels"
+    assert f"{batch} do not satisfy tier=batch" in err
+    assert "clusterpodpreset/prod-proxy: applied keeping 1 existing item(s) (KeepExisting); adds 1 env" in err
+    assert "[priority 5, onConflict KeepExisting]" in err
+    assert "skips container 'istio-proxy': excluded by 'istio-proxy'" in err
+    assert "the existing definition was kept" in err
+    assert "mine" not in err and "3128" not in err
+
+
+def test_apply_explains_a_refusal(tmp_path):
+    presets = write(tmp_path, "p.yaml", PRESET.replace("spec:", "spec:\n  onConflict: Reject"))
+    pod_text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
+        "spec: {containers: [{name: c, image: i, env: [{name: HTTPS_PROXY, value: other}]}]}\n"
+    )
+    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
+    assert result.returncode == 0
+    assert yaml.safe_load(result.stdout) == yaml.safe_load(pod_text)
+    assert "proxy: selected, but conflicts (Reject: the pod is refused)" in result.stderr
+    assert "result: the pod is refused (HTTP 409)" in result.stderr
+
+
+def test_review_takes_namespace_labels_from_the_inputs(tmp_path):
+    presets = write(tmp_path, "cluster.yaml", CLUSTER)
+    pod = yaml.safe_load(SHOP_POD)
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "operation": "CREATE",
+            "namespace": "shop",
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "object": pod,
+        },
+    }
+    result = run("review", "-f", presets, write(tmp_path, "review.json", json.dumps(review)))
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)["response"]
+    assert "patch" in response and len(response["warnings"]) == 1
+
+
+def test_validate_refuses_protected_names_by_default_and_as_configured(tmp_path):
+    kube = write(tmp_path, "kube.yaml", PRESET.replace("HTTPS_PROXY", "KUBERNETES_SERVICE_HOST"))
+    result = run("validate", kube)
+    assert result.returncode == 1
+    assert "spec.env[0].name: 'KUBERNETES_SERVICE_HOST' is protected (prefix KUBERNETES_*)" in result.stdout
+
+    proxy = write(tmp_path, "proxy.yaml", PRESET)
+    assert run("validate", proxy).returncode == 0
+    refused = run("validate", "--protected", "HTTPS_PROXY", "--protected", "KUBERNETES_*", proxy)
+    assert refused.returncode == 1
+    assert "(proxy): spec.env[0].name: 'HTTPS_PROXY' is protected; no preset may inject it" in refused.stdout
+    assert run("validate", "--protected", "HTTPS_PROXY", kube).returncode == 0, (
+        "the list replaces the default"
+    )
+    assert run("validate", "--protected", "A,B_*", proxy).returncode == 0
+
+
+def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protected_entries(tmp_path):
+    presets = write(tmp_path, "cluster.yaml", CLUSTER)
+    result = run("validate", presets)
+    assert result.returncode == 0, result.stdout
+    assert "3 preset(s) valid" in result.stderr
+    bad = run("validate", "--protected", "A=B", presets)
+    assert bad.returncode == 2
+    assert "--protected: protected env name 'A=B'" in bad.stderr

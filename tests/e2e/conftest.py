@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import secrets
 import shlex
@@ -41,6 +42,7 @@ TOP = Path(__file__).resolve().parents[2]
 DEPLOY = TOP / "deploy"
 NAMESPACE = "podpreset-system"
 ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/podpreset-"
+CLUSTER_ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/clusterpodpreset-"
 KIND_KUBECONFIG = os.environ.get("PODPRESET_E2E_KUBECONFIG")
 HOST_ADDRESS = os.environ.get("PODPRESET_E2E_HOST_ADDRESS", "127.0.0.1")
 """Where the API server reaches webhooks the tests run (kind: the Docker network's gateway)."""
@@ -65,7 +67,17 @@ def manifests(path: Path) -> list[dict[str, Any]]:
 class LocalWebhook:
     """``podpreset serve`` as a child process on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, kubeconfig: Path, cert: Path, key: Path, ca_pem: bytes) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        kubeconfig: Path,
+        cert: Path,
+        key: Path,
+        ca_pem: bytes,
+        *,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.workdir, self.kubeconfig, self.cert, self.key = workdir, kubeconfig, cert, key
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}/mutate"
         self.ca_pem = ca_pem
@@ -88,8 +100,7 @@ class LocalWebhook:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 "2",
-                "--graceful-timeout",
-                "3",
+                *extra_args,
             ],
             workdir / "webhook.log",
             env=env,
@@ -101,6 +112,31 @@ class LocalWebhook:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def another(self, workdir: Path, kubeconfig: Path | None = None, *extra_args: str) -> LocalWebhook:
+        """A second ``podpreset serve`` like this one (default settings), not registered with the
+        API server: for tests that stop it or cut its connections."""
+        return LocalWebhook(
+            workdir, kubeconfig or self.kubeconfig, self.cert, self.key, self.ca_pem, extra_args=extra_args
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def get(self, path: str) -> bytes:
+        url = f"https://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as response:
+            return bytes(response.read())
+
+    def readyz(self) -> tuple[int, Any]:
+        """``/readyz``'s status and JSON body."""
+        url = f"https://127.0.0.1:{self.port}/readyz"
+        try:
+            with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read())
 
     def ready(self) -> bool:
         ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
@@ -215,24 +251,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             print(f"\ne2e logs kept in {workdir}", file=sys.stderr)
 
 
+CRDS = ("podpresets", "clusterpodpresets")
+
+
 def install(admin: Kube) -> None:
-    """The CRD, the namespace and the RBAC rules, exactly as deploy/ has them."""
-    for doc in manifests(DEPLOY / "crd" / "podpresets.podpreset.dev.yaml"):
-        admin.apply_manifest(doc)
-    eventually(
-        "the PodPreset CRD to be established",
-        lambda: any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in admin.get(
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podpresets.podpreset.dev"
-            )
-            .get("status", {})
-            .get("conditions")
-            or ()
-        ),
-    )
-    eventually("the podpresets resource to be served", lambda: admin.get("/apis/podpreset.dev/v1/podpresets"))
-    for name in ("namespace.yaml", "rbac.yaml"):
+    """The CRDs, the namespace and the RBAC rules, exactly as deploy/ has them."""
+    for plural in CRDS:
+        for doc in manifests(DEPLOY / "crd" / f"{plural}.podpreset.dev.yaml"):
+            admin.apply_manifest(doc)
+    for plural in CRDS:
+        eventually(
+            f"the {plural} CRD to be established",
+            lambda plural=plural: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in admin.get(
+                    f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.podpreset.dev"
+                )
+                .get("status", {})
+                .get("conditions")
+                or ()
+            ),
+        )
+        eventually(
+            f"the {plural} resource to be served",
+            lambda plural=plural: admin.get(f"/apis/podpreset.dev/v1/{plural}"),
+        )
+    for name in ("namespace.yaml", "rbac.yaml", "rbac-users.yaml"):
         for doc in manifests(DEPLOY / "base" / name):
             doc.setdefault("metadata", {})
             if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
@@ -264,6 +308,11 @@ def webhook_configuration(url: str, ca_pem: bytes) -> dict[str, Any]:
 def register(admin: Kube, url: str, ca_pem: bytes) -> None:
     admin.apply_manifest(webhook_configuration(url, ca_pem))
 
+
+NORMAL_BOUND = 2.0
+"""Seconds within which a preset created, changed or deleted applies to the next pod (docs/operations.md)."""
+RECOVERY_BOUND = 10.0
+"""The same after an API server restart or a dropped watch, counted from when the API server serves again."""
 
 MARKER_NAMESPACE = "e2e-marker"
 
@@ -299,6 +348,89 @@ def ensure_namespace(admin: Kube, name: str) -> None:
         "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
     assert reply.status in (201, 409), reply
+
+
+def label_namespace(admin: Kube, name: str, labels: dict[str, str | None]) -> None:
+    """Set (or, with None, remove) labels of a namespace, as ``kubectl label`` does."""
+    reply = admin.request(
+        "PATCH",
+        f"/api/v1/namespaces/{name}",
+        {"metadata": {"labels": labels}},
+        content_type="application/merge-patch+json",
+    )
+    assert reply.status == 200, reply
+
+
+def new_namespace(cluster: Cluster, stem: str, labels: dict[str, str | None] | None = None) -> str:
+    """A fresh namespace named after ``stem``, with ``labels``."""
+    name = f"e2e-{stem}-{secrets.token_hex(3)}"
+    ensure_namespace(cluster.admin, name)
+    if labels:
+        label_namespace(cluster.admin, name, labels)
+    if not cluster.local:
+        eventually(
+            "the default ServiceAccount",
+            lambda: cluster.admin.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        )
+    return name
+
+
+class ClusterPresets:
+    """Creates ClusterPodPresets for one test and deletes them after it (they reach every namespace)."""
+
+    def __init__(self, admin: Kube) -> None:
+        self.admin = admin
+        self.names: list[str] = []
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self.admin.create(
+            "/apis/podpreset.dev/v1/clusterpodpresets",
+            {
+                "apiVersion": "podpreset.dev/v1",
+                "kind": "ClusterPodPreset",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        ).body
+        self.names.append(name)
+        return body
+
+    def delete_all(self) -> None:
+        for name in self.names:
+            self.admin.delete(f"/apis/podpreset.dev/v1/clusterpodpresets/{name}")
+
+
+@pytest.fixture
+def cluster_presets(cluster: Cluster) -> Iterator[ClusterPresets]:
+    presets = ClusterPresets(cluster.admin)
+    yield presets
+    presets.delete_all()
+
+
+class Namespaces:
+    """Namespaces a test makes beside its ``namespace``; in cluster mode deleted after it, so that
+    the kubelet stops their pods (locally namespaces never finish deleting: no controllers)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.names: list[str] = []
+
+    def create(self, stem: str, labels: dict[str, str | None] | None = None) -> str:
+        name = new_namespace(self.cluster, stem, labels)
+        self.names.append(name)
+        return name
+
+    def delete_all(self) -> None:
+        if not self.cluster.local:
+            for name in self.names:
+                self.cluster.admin.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+def namespaces(cluster: Cluster) -> Iterator[Namespaces]:
+    made = Namespaces(cluster)
+    yield made
+    made.delete_all()
 
 
 def pod_body(

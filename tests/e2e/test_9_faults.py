@@ -5,10 +5,13 @@ Runs last (file order): it disturbs the session's cluster, then leaves it workin
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .conftest import (
     ANNOTATION_PREFIX,
+    RECOVERY_BOUND,
     Cluster,
     annotations_of,
     create_pod,
@@ -69,6 +72,7 @@ def test_after_an_api_server_restart_the_watch_resumes_and_new_presets_are_seen(
         timeout=60,
     )
     create_preset(admin, namespace, "after", {"env": [{"name": "AFTER", "value": "1"}]})
+    created = time.monotonic()
 
     wait_for_pods_to(
         admin,
@@ -76,8 +80,9 @@ def test_after_an_api_server_restart_the_watch_resumes_and_new_presets_are_seen(
         pod_body("probe"),
         "the preset created after the restart",
         lambda p: ANNOTATION_PREFIX + "after" in annotations_of(p),
-        timeout=90,
+        timeout=RECOVERY_BOUND,
     )
+    print(f"after an API server restart: in effect {time.monotonic() - created:.2f}s after its creation")
     create_pod(admin, namespace, pod_body("after-api-restart"))
     pod = admin.get(f"/api/v1/namespaces/{namespace}/pods/after-api-restart")
     assert env_of(pod["spec"]["containers"][0]) == {"BEFORE": "1", "AFTER": "1"}

@@ -109,3 +109,25 @@ def test_a_full_queue_drops_and_counts_and_never_blocks_the_caller() -> None:
 
     # One taken by the stuck thread (at most), two queued, the rest dropped.
     assert 7 <= recorder.dropped <= 8
+
+
+def test_a_refusal_by_a_reject_preset_is_an_event_saying_so_but_not_in_a_dry_run() -> None:
+    strict = parse_preset(
+        {
+            "apiVersion": "podpreset.dev/v1",
+            "kind": "ClusterPodPreset",
+            "metadata": {"name": "strict-logging"},
+            "spec": {"onConflict": "Reject", "env": [{"name": "LOG_LEVEL", "value": "info"}]},
+        },
+        source="t",
+        document=1,
+        default_namespace="",
+    )
+    index = PresetIndex.build([strict])
+    decision = admit(review(name="web-1"), index)
+    assert decision.response["response"]["allowed"] is False
+    (event,) = conflict_events(decision)
+    assert "clusterpodpreset 'strict-logging'" in event["message"]
+    assert "the pod was rejected (onConflict: Reject)" in event["message"]
+    assert "debug" not in event["message"] and "info" not in event["message"]
+    assert conflict_events(admit(review(name="web-1", dry_run=True), index)) == []

@@ -50,26 +50,26 @@ def test_the_source_is_not_synced_before_the_first_list() -> None:
 
 def test_watch_events_add_change_and_delete_presets_each_in_a_new_snapshot() -> None:
     source = KubeSource(None)
-    source._handle(event("ADDED", preset_object("a", rv="5")))
+    source.presets.handle(event("ADDED", preset_object("a", rv="5")))
     first = source.snapshot()
-    source._handle(event("MODIFIED", preset_object("a", rv="6", env=[{"name": "B", "value": "2"}])))
+    source.presets.handle(event("MODIFIED", preset_object("a", rv="6", env=[{"name": "B", "value": "2"}])))
     second = source.snapshot()
-    source._handle(event("DELETED", preset_object("a", rv="7")))
+    source.presets.handle(event("DELETED", preset_object("a", rv="7")))
     third = source.snapshot()
 
     assert first is not second is not third
     assert [p.resource_version for p in first.index.for_namespace("team-a")] == ["5"]
     assert [p.env for p in second.index.for_namespace("team-a")] == [({"name": "B", "value": "2"},)]
     assert third.index.for_namespace("team-a") == ()
-    assert source._resource_version == "7"
+    assert source.presets.resource_version == "7"
 
 
 def test_an_object_turned_invalid_is_dropped_and_reported_and_a_fix_clears_the_report() -> None:
     source = KubeSource(None)
-    source._handle(event("ADDED", preset_object("a")))
-    source._handle(event("MODIFIED", preset_object("a", rv="2", env=[{"name": "A=B", "value": "1"}])))
+    source.presets.handle(event("ADDED", preset_object("a")))
+    source.presets.handle(event("MODIFIED", preset_object("a", rv="2", env=[{"name": "A=B", "value": "1"}])))
     broken = source.snapshot()
-    source._handle(event("MODIFIED", preset_object("a", rv="3")))
+    source.presets.handle(event("MODIFIED", preset_object("a", rv="3")))
     fixed = source.snapshot()
 
     assert broken.index.for_namespace("team-a") == ()
@@ -81,19 +81,21 @@ def test_an_object_turned_invalid_is_dropped_and_reported_and_a_fix_clears_the_r
 def test_a_bookmark_moves_the_resource_version_without_a_new_snapshot() -> None:
     source = KubeSource(None)
     before = source.snapshot()
-    source._handle(
+    source.presets.handle(
         {"type": "BOOKMARK", "object": {"kind": "PodPreset", "metadata": {"resourceVersion": "99"}}}
     )
     assert source.snapshot() is before
-    assert source._resource_version == "99"
+    assert source.presets.resource_version == "99"
 
 
 def test_an_expired_resource_version_asks_for_a_relist() -> None:
     source = KubeSource(None)
     with pytest.raises(WatchExpired):
-        source._handle({"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}})
+        source.presets.handle(
+            {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+        )
     with pytest.raises(WatchFailed):
-        source._handle({"type": "ERROR", "object": {"kind": "Status", "code": 500, "message": "boom"}})
+        source.presets.handle({"type": "ERROR", "object": {"kind": "Status", "code": 500, "message": "boom"}})
 
 
 @pytest.mark.parametrize("attempt", range(12))

@@ -146,6 +146,7 @@ class GunicornServer:
         cert_file: Path | None = None,
         key_file: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        graceful_timeout: float | None = 10,
     ) -> None:
         self.tmp = tmp
         self.context = context
@@ -168,8 +169,8 @@ class GunicornServer:
             "--workers", "2",
             "--threads", "4",
             "--reload-interval", "0.2",
-            "--graceful-timeout", "10",
             "--metrics-dir", str(self.metrics_dir),
+            *(("--graceful-timeout", str(graceful_timeout)) if graceful_timeout is not None else ()),
             *extra_args,
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None

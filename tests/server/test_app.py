@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, metric_value, write_cert
 
 from presets.admission import Decision
+from presets.model import parse_preset
 from webhook.app import create_app
 from webhook.files import load_presets
 from webhook.filesource import FileSource
@@ -79,7 +80,7 @@ def test_readiness_waits_for_the_first_load_and_ends_when_stopping(source: Stati
     unsynced = create_app(Settings(insecure_http=True), UnsyncedSource()).test_client()
     response = unsynced.get("/readyz")
     assert response.status_code == 503
-    assert response.json is not None and "spec.env" in response.json["problems"][0]
+    assert response.json is not None and "spec.env" in response.json["problems"][0]["error"]
     assert unsynced.get("/healthz").status_code == 200
 
     stopping = threading.Event()
@@ -104,6 +105,32 @@ def test_the_decision_listener_runs_except_for_dry_runs(source: StaticSource) ->
     client.post("/mutate", data=encode(make_review(uid="wet")), content_type=JSON)
     client.post("/mutate", data=encode(make_review(uid="dry", dry_run=True)), content_type=JSON)
     assert [d.request.uid for d in seen] == ["wet"]
+
+
+def test_a_reject_preset_refuses_the_pod_with_409_counts_it_and_still_tells_the_listener() -> None:
+    strict = parse_preset(
+        {
+            "apiVersion": "podpreset.dev/v1",
+            "kind": "ClusterPodPreset",
+            "metadata": {"name": "strict"},
+            "spec": {"onConflict": "Reject", "env": [{"name": "GREETING", "value": "hello"}]},
+        },
+        source="t",
+        document=1,
+        default_namespace="",
+    )
+    seen: list[Decision] = []
+    app = create_app(Settings(insecure_http=True), StaticSource([strict]), on_decision=seen.append)
+    body = make_review(env=[{"name": "GREETING", "value": "mine"}])
+    response = app.test_client().post("/mutate", data=encode(body), content_type=JSON)
+    assert response.status_code == 200
+    answer = response.json["response"] if response.json else {}
+    assert answer["allowed"] is False and answer["status"]["code"] == 409
+    assert "clusterpodpreset 'strict'" in answer["status"]["message"]
+    assert "mine" not in json.dumps(answer) and "hello" not in json.dumps(answer)
+    assert [d.outcome.action for d in seen if d.outcome] == ["rejected"]
+    exposition = app.extensions["podpreset"].metrics.exposition().decode()
+    assert metric_value(exposition, 'podpreset_admissions_total{outcome="rejected"}') == 1
 
 
 def test_a_decision_is_one_log_line_naming_the_pod_and_never_a_value(
@@ -210,6 +237,15 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
     assert flagged.workers == 5 and flagged.preset_paths == ("c",)
 
 
+def test_protected_names_default_to_the_kubernetes_prefix_and_given_ones_replace_it() -> None:
+    assert _parse("--insecure-http").protected == ("KUBERNETES_*",)
+    environ = {"PODPRESET_PROTECTED": "HTTPS_PROXY, KUBERNETES_*"}
+    assert _parse("--insecure-http", environ=environ).protected == ("HTTPS_PROXY", "KUBERNETES_*")
+    flagged = _parse("--insecure-http", "--protected", "A,B*", "--protected", "C", environ=environ)
+    assert flagged.protected == ("A", "B*", "C")
+    assert _parse("--insecure-http", "--protected=", environ=environ).protected == ()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -218,6 +254,12 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
         pytest.param(("--insecure-http", "--workers", "0"), "at least 1", id="zero-workers"),
         pytest.param(("--insecure-http", "--bind", "8443"), "HOST:PORT", id="bad-bind"),
         pytest.param(("--tls-cert", "/nope", "--tls-key", "/nope"), "no such file", id="missing-cert"),
+        pytest.param(
+            ("--insecure-http", "--protected", "HTTPS_PROXY,9X"),
+            "--protected/PODPRESET_PROTECTED: '9X'",
+            id="bad-protected",
+        ),
+        pytest.param(("--insecure-http", "--protected", "A*B"), "optionally ending in", id="star-inside"),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(argv: tuple[str, ...], message: str) -> None:
@@ -370,4 +412,67 @@ def test_deep_nesting_inside_the_pod_is_answered_or_refused_never_a_500(
     response = client.post("/mutate", data=body, content_type=JSON)
     assert response.status_code in (200, 400)
     if response.status_code == 400:
-        assert response.json == {"error": "body: JSON nests too deeply", "code": 400}
+        assert response.json == {"error": "body: JSON nests deeper than 100 levels", "code": 400}
+
+
+# Cluster presets, namespace labels and protected names through the app
+
+CLUSTER_PRESETS_YAML = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: sandbox, labels: {env: dev}}
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: proxy}
+spec:
+  namespaceSelector: {matchLabels: {env: prod}}
+  env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+---
+apiVersion: podpreset.dev/v1
+kind: ClusterPodPreset
+metadata: {name: hijack}
+spec:
+  namespaceSelector: {matchLabels: {env: dev}}
+  env: [{name: KUBERNETES_SERVICE_HOST, value: "10.9.9.9"}, {name: HARMLESS, value: "1"}]
+"""
+
+
+def _answer(client: FlaskClient, namespace: str) -> dict[str, object]:
+    response = client.post("/mutate", data=encode(make_review(namespace=namespace)), content_type=JSON)
+    assert response.status_code == 200 and response.json is not None
+    answer: dict[str, object] = response.json["response"]
+    return answer
+
+
+def test_the_file_source_serves_cluster_presets_by_the_labels_of_namespace_documents(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_PRESETS_YAML)
+    source = FileSource([str(tmp_path)], interval=3600)
+    source.start()
+    try:
+        assert dict(source.snapshot().namespaces["shop"])["env"] == "prod"
+        client = create_app(Settings(insecure_http=True), source).test_client()
+        assert "patch" in _answer(client, "shop")
+        assert "patch" not in _answer(client, "elsewhere")  # only kubernetes.io/metadata.name
+        sandbox = _answer(client, "sandbox")
+        assert "patch" not in sandbox  # the protected name makes the whole preset a conflict
+        (warning,) = sandbox["warnings"]  # type: ignore[misc]
+        assert "hijack" in warning and "KUBERNETES_SERVICE_HOST" in warning and "protected" in warning
+        assert "10.9.9.9" not in warning
+    finally:
+        source.stop()
+
+
+def test_the_protected_setting_reaches_the_engine(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_PRESETS_YAML)
+    loaded = load_presets([str(tmp_path)])
+    source = StaticSource(loaded.presets, loaded.namespaces)
+    nothing = create_app(Settings(insecure_http=True, protected=()), source).test_client()
+    assert "patch" in _answer(nothing, "sandbox")
+    proxies = create_app(Settings(insecure_http=True, protected=("HTTPS_PROXY",)), source).test_client()
+    shop = _answer(proxies, "shop")
+    assert "patch" not in shop and "HTTPS_PROXY" in str(shop["warnings"])

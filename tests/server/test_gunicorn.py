@@ -119,7 +119,7 @@ def _bad_reviews() -> list:
         pytest.param(encode(no_object), "request.object", id="missing-object"),
         pytest.param(encode(deep), "spec.containers[0].env", id="wrong-type-deep-in-the-pod"),
         pytest.param(encode(labels), "metadata.labels", id="a-label-that-is-a-number"),
-        pytest.param(b"[" * 100_000, "deeply", id="nesting-too-deep"),
+        pytest.param(b"[" * 100_000, "nests deeper than 100 levels", id="nesting-too-deep"),
     ]
 
 

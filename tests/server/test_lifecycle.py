@@ -343,3 +343,42 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_at_default_settings_sigterm_ends_the_process_within_3_seconds_of_the_last_request(
+    tmp_path: Path, ca: trustme.CA, client_context: ssl.SSLContext
+) -> None:
+    # No --graceful-timeout: the 25 s default must only bound requests in flight, never an idle exit.
+    server = GunicornServer(tmp_path, ca, client_context, graceful_timeout=None).start()
+    seconds = sigterm_with_kept_alive_connections(server.connection, server.terminate, server.process)
+    print(f"file mode: exit {seconds:.2f}s after the last request")
+    assert seconds < 3.0, f"exited {seconds:.1f}s after the last request:\n{server.log()}"
+
+
+def sigterm_with_kept_alive_connections(
+    connect: Callable[[], http.client.HTTPSConnection],
+    terminate: Callable[[], None],
+    process: subprocess.Popen[bytes] | None,
+) -> float:
+    """Answer requests on kept-alive connections (as the API server keeps them), SIGTERM while they
+    stay open and one more is answered, and return the seconds from the last answer to the exit."""
+    assert process is not None
+    body = encode(make_review())
+    connections = [connect() for _ in range(6)]
+    for conn in connections:
+        status, headers, _ = send(conn, "POST", "/mutate", body, JSON)
+        assert status == 200 and headers.get("connection", "").lower() != "close"
+    terminate()
+    last = time.monotonic()
+    try:
+        # A request on a kept-alive connection right after SIGTERM is still answered.
+        status, _, _ = send(connections[0], "POST", "/mutate", body, JSON)
+        assert status == 200
+        last = time.monotonic()
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
+        pass  # closed before the request was read: the client retries elsewhere
+    assert process.wait(timeout=60) == 0
+    seconds = time.monotonic() - last
+    for conn in connections:
+        conn.close()
+    return seconds

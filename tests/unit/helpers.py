@@ -18,6 +18,17 @@ def preset(
     return parse_preset(doc, source="test.yaml", document=1, default_namespace="default")
 
 
+def cluster_preset(name: str = "c", rv: str = "", selector: Any = None, **spec: Any) -> PodPreset:
+    """A validated ClusterPodPreset; ``spec`` keys use the API's camelCase names."""
+    doc = {
+        "apiVersion": "podpreset.dev/v1",
+        "kind": "ClusterPodPreset",
+        "metadata": {"name": name, "resourceVersion": rv},
+        "spec": {"selector": selector, **spec},
+    }
+    return parse_preset(doc, source="test.yaml", document=1, default_namespace="default")
+
+
 def pod(
     labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None, **container: Any
 ) -> dict[str, Any]:

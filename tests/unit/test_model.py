@@ -2,7 +2,15 @@
 
 import pytest
 
-from presets.model import InvalidPreset, parse_preset
+from presets.model import (
+    DEFAULT_PROTECTED,
+    InvalidPreset,
+    Protected,
+    parse_api_object,
+    parse_preset,
+    protected_problems,
+)
+from presets.namespaces import labels_of, parse_namespace
 
 
 def doc(name="db", api="podpreset.dev/v1", **spec):
@@ -209,3 +217,218 @@ def test_a_document_that_is_not_a_mapping_is_a_problem_not_a_crash():
 )
 def test_misspelt_item_fields_are_rejected_because_the_api_server_would_drop_them(document, expected):
     assert expected in " ".join(problems(document))
+
+
+# ClusterPodPreset and the richer fields ------------------------------------------------------
+
+
+def cpp(name="proxy", **spec):
+    return {
+        "apiVersion": "podpreset.dev/v1",
+        "kind": "ClusterPodPreset",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+ENV = [{"name": "A", "value": "1"}]
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(
+            cpp(name="c" * 47, env=ENV), "metadata.name: is 47 characters; at most 46", id="cluster-name-47"
+        ),
+        pytest.param(
+            {**cpp(env=ENV), "metadata": {"name": "x", "namespace": "team"}},
+            "metadata.namespace: a ClusterPodPreset is cluster-scoped",
+            id="cluster-with-namespace",
+        ),
+        pytest.param(
+            {**cpp(env=ENV), "apiVersion": "settings.k8s.io/v1alpha1"},
+            "apiVersion: must be one of podpreset.dev/v1, got",
+            id="cluster-has-no-legacy-version",
+        ),
+        pytest.param(
+            doc(env=ENV, namespaceSelector={}),
+            "spec.namespaceSelector: only a ClusterPodPreset",
+            id="pp-ns-selector",
+        ),
+        pytest.param(
+            cpp(env=ENV, namespaceSelector={"matchExpressions": [{"key": "env", "operator": "Near"}]}),
+            "spec.namespaceSelector.matchExpressions[0].operator: must be one of",
+            id="bad-namespace-selector",
+        ),
+        pytest.param(
+            doc(env=ENV, containerSelector={"exclude": ["Istio_*"]}),
+            "spec.containerSelector.exclude[0]: 'Istio_*' is not a container-name glob",
+            id="bad-glob",
+        ),
+        pytest.param(
+            doc(env=ENV, containerSelector={"include": ["[abc"]}),
+            "spec.containerSelector.include[0]: '[abc' is not a container-name glob",
+            id="unclosed-class",
+        ),
+        pytest.param(
+            doc(env=ENV, containerSelector={"include": []}),
+            "spec.containerSelector.include: must not be empty",
+            id="empty-include",
+        ),
+        pytest.param(
+            doc(env=ENV, containerSelector={"initContainer": False}),
+            "spec.containerSelector.initContainer: unknown field; did you mean initContainers?",
+            id="container-selector-typo",
+        ),
+        pytest.param(
+            doc(env=ENV, containerSelector={"initContainers": "no"}),
+            "spec.containerSelector.initContainers: expected true or false",
+            id="init-containers-not-bool",
+        ),
+        pytest.param(
+            doc(podMetadata={"annotations": {"podpreset.admission.kubernetes.io/exclude": "true"}}),
+            "spec.podMetadata.annotations[podpreset.admission.kubernetes.io/exclude]: the prefix "
+            "podpreset.admission.kubernetes.io/ is reserved",
+            id="reserved-annotation",
+        ),
+        pytest.param(
+            doc(podMetadata={"labels": {"-bad": "x"}}),
+            "spec.podMetadata.labels[-bad]: label key '-bad'",
+            id="bad-label-key",
+        ),
+        pytest.param(
+            doc(podMetadata={"labels": {"ok": "not ok"}}),
+            "spec.podMetadata.labels[ok]: label value 'not ok'",
+            id="bad-label-value",
+        ),
+        pytest.param(
+            doc(podMetadata={"annotations": {"bad key": "x"}}),
+            "spec.podMetadata.annotations[bad key]: annotation key 'bad key'",
+            id="bad-annotation-key",
+        ),
+        pytest.param(
+            doc(podMetadata={"tags": {}}), "spec.podMetadata.tags: unknown field", id="podMetadata-typo"
+        ),
+        pytest.param(
+            doc(nodeSelector={"disk": 1}),
+            "spec.nodeSelector[disk]: expected a string value",
+            id="node-selector-number",
+        ),
+        pytest.param(
+            doc(imagePullSecrets=[{"name": "a"}, {"name": "a"}]),
+            "spec.imagePullSecrets[1].name: duplicate Secret 'a'",
+            id="duplicate-pull-secret",
+        ),
+        pytest.param(
+            doc(imagePullSecrets=[{"nam": "a"}]),
+            "spec.imagePullSecrets[0].nam: unknown field; did you mean name?",
+            id="pull-secret-typo",
+        ),
+        pytest.param(
+            doc(env=ENV, priority="high"), "spec.priority: expected an integer", id="priority-string"
+        ),
+        pytest.param(doc(env=ENV, priority=True), "spec.priority: expected an integer", id="priority-bool"),
+        pytest.param(
+            doc(env=ENV, priority=2**31), "spec.priority: 2147483648 is outside", id="priority-int32"
+        ),
+        pytest.param(
+            doc(env=ENV, onConflict="Merge"),
+            "spec.onConflict: must be one of SkipAll, SkipPreset, KeepExisting, Reject, got 'Merge'",
+            id="unknown-policy",
+        ),
+        pytest.param(doc(priority=1), "spec: injects nothing", id="priority-alone-injects-nothing"),
+    ],
+)
+def test_invalid_cluster_or_richer_preset_is_rejected_with_field_and_fix(document, expected):
+    found = problems(document)
+    assert any(expected in line for line in found), found
+
+
+def test_a_cluster_preset_with_every_field_parses():
+    parsed = parse_preset(
+        cpp(
+            namespaceSelector={"matchLabels": {"env": "prod"}},
+            selector={"matchLabels": {"app": "web"}},
+            env=ENV,
+            containerSelector={"include": ["app-*"], "exclude": ["istio-proxy"], "initContainers": False},
+            nodeSelector={"disk": "ssd"},
+            imagePullSecrets=[{"name": "registry"}],
+            podMetadata={"labels": {"team": "a"}, "annotations": {"example.com/x": "any value at all"}},
+            priority=10,
+            onConflict="KeepExisting",
+        ),
+        source="p.yaml",
+        document=1,
+        default_namespace="default",
+    )
+    assert (parsed.kind, parsed.namespace, parsed.ref) == ("ClusterPodPreset", "", "clusterpodpreset/proxy")
+    assert parsed.annotation_key == "podpreset.admission.kubernetes.io/clusterpodpreset-proxy"
+    assert parsed.namespace_selector is not None and parsed.namespace_selector.matches({"env": "prod"})
+    assert (
+        parsed.container_selector.skip_reason("istio-proxy", init=False)
+        == "matches no include pattern (app-*)"
+    )
+    assert parsed.container_selector.skip_reason("app-1", init=True) == "initContainers: false"
+    assert parsed.container_selector.skip_reason("app-1", init=False) is None
+    assert parsed.node_selector == (("disk", "ssd"),)
+    assert parsed.labels == (("team", "a"),) and parsed.annotations == (
+        ("example.com/x", "any value at all"),
+    )
+    assert (parsed.priority, parsed.on_conflict) == (10, "KeepExisting")
+
+
+def test_a_pod_preset_keeps_its_defaults_and_has_no_namespace_selector():
+    parsed = parse_preset(doc(env=ENV), source="p.yaml", document=1, default_namespace="team")
+    assert (parsed.kind, parsed.namespace, parsed.namespace_selector) == ("PodPreset", "team", None)
+    assert (parsed.priority, parsed.on_conflict, parsed.container_selector.targets_all) == (
+        0,
+        "SkipAll",
+        True,
+    )
+    assert parsed.annotation_key == "podpreset.admission.kubernetes.io/podpreset-db"
+
+
+def test_parse_api_object_names_the_kind_and_object_in_each_problem():
+    good, none = parse_api_object(cpp(env=ENV))
+    assert good is not None and good.is_cluster and none == ()
+    bad, found = parse_api_object({**cpp(onConflict="Merge"), "metadata": {"name": "x"}})
+    assert bad is None
+    assert found and all(line.startswith("clusterpodpreset x: ") for line in found)
+    namespaced = {**doc(env=ENV), "metadata": {"name": "db", "namespace": "team"}}
+    preset, _ = parse_api_object(namespaced)
+    assert preset is not None and preset.namespace == "team"
+
+
+def test_protected_problems_name_the_field():
+    parsed = parse_preset(
+        doc(
+            env=[{"name": "KUBERNETES_SERVICE_HOST", "value": "x"}, {"name": "OK", "value": "1"}],
+            envFrom=[{"configMapRef": {"name": "c"}, "prefix": "KUBERNETES_"}, {"secretRef": {"name": "s"}}],
+        ),
+        source="p.yaml",
+        document=1,
+        default_namespace="default",
+    )
+    assert protected_problems(parsed, DEFAULT_PROTECTED) == [
+        (
+            "spec.env[0].name",
+            "'KUBERNETES_SERVICE_HOST' is protected (prefix KUBERNETES_*); no preset may inject it",
+        ),
+        (
+            "spec.envFrom[0].prefix",
+            "'KUBERNETES_' is protected (prefix KUBERNETES_*); no preset may inject it",
+        ),
+    ]
+    assert protected_problems(parsed, Protected.parse(["OK"])) == [
+        ("spec.env[1].name", "'OK' is protected; no preset may inject it")
+    ]
+
+
+def test_namespace_documents_parse_into_labels_with_the_name_label():
+    name, labels, found = parse_namespace(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team", "labels": {"env": "prod"}}}
+    )
+    assert (name, labels, found) == ("team", {"env": "prod", "kubernetes.io/metadata.name": "team"}, [])
+    _, _, found = parse_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Bad"}})
+    assert found and found[0][0] == "metadata.name"
+    assert labels_of({}, "x") == {"kubernetes.io/metadata.name": "x"}

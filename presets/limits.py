@@ -1,0 +1,114 @@
+"""Bounds on the size and nesting of parsed input, checked before anything else walks it.
+
+YAML can share one node under many aliases: nine levels of nine aliases is a 1 KB file that
+expands to 387 million items, and everything that walks it (validation, a deep copy, a JSON
+encoder) pays for every one. ``Meter`` visits each distinct list and mapping once, so measuring
+costs what parsing cost, and reports the size the value has once expanded (as compact JSON,
+approximately) and its nesting depth, stopping at the first bound passed. It never recurses
+deeper than the depth bound, so deep input is refused with a message, not a ``RecursionError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_DEPTH = 100
+"""Levels of lists and mappings. The deepest path of a Pod is about 12; a review adds 3."""
+MAX_OBJECT_BYTES = 3 * 1024 * 1024 // 2
+"""1.5 MiB, etcd's default request limit: no Kubernetes object can be larger."""
+
+
+class LimitExceeded(ValueError):
+    """A value passes a size or nesting bound; the message says which, without a location."""
+
+
+@dataclass(slots=True)
+class _Seen:
+    size: int
+    height: int
+    """Levels of lists and mappings from this one down, itself included."""
+
+
+class Meter:
+    """Measures values, remembering each container it has seen (by identity) while it lives.
+
+    One meter per parsed text: aliases shared between its documents are measured once, and the
+    sizes it returns count every place they appear.
+    """
+
+    def __init__(self, *, max_depth: int = MAX_DEPTH) -> None:
+        self.max_depth = max_depth
+        self._seen: dict[int, _Seen] = {}
+        self._active: set[int] = set()
+        self._keep: list[object] = []
+        """The measured containers, so that an id is not reused while the meter remembers it."""
+
+    def measure(self, value: object, max_bytes: int) -> int:
+        """The expanded size of ``value`` in bytes. Raises ``LimitExceeded`` past either bound."""
+        size = self._size(value, 1, max_bytes)
+        if size > max_bytes:
+            raise LimitExceeded(_too_large(max_bytes))
+        return size
+
+    def _size(self, value: object, depth: int, max_bytes: int) -> int:
+        if isinstance(value, str):
+            return len(value) + 2
+        if not isinstance(value, list | dict):
+            return 5 if value is not None else 4
+        key = id(value)
+        seen = self._seen.get(key)
+        if seen is None:
+            if key in self._active:
+                raise LimitExceeded("contains itself (a YAML alias inside its own anchor)")
+            if depth > self.max_depth:
+                raise LimitExceeded(f"nests deeper than {self.max_depth} levels")
+            self._active.add(key)
+            try:
+                seen = self._walk(value, depth, max_bytes)
+            finally:
+                self._active.discard(key)
+            self._seen[key] = seen
+            self._keep.append(value)
+        if depth + seen.height - 1 > self.max_depth:
+            raise LimitExceeded(f"nests deeper than {self.max_depth} levels")
+        return seen.size
+
+    def _walk(self, value: list[object] | dict[object, object], depth: int, max_bytes: int) -> _Seen:
+        size, height = 2, 1
+        items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+        for name, item in items:
+            if name is not None:
+                size += self._size(name, depth + 1, max_bytes) + 1
+            size += self._size(item, depth + 1, max_bytes) + 1
+            if isinstance(item, list | dict):
+                height = max(height, 1 + self._seen[id(item)].height)
+            if size > max_bytes:
+                raise LimitExceeded(_too_large(max_bytes))
+        return _Seen(size, height)
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"larger than {describe_bytes(max_bytes)} with its YAML aliases expanded"
+
+
+def describe_bytes(count: int) -> str:
+    """``1.5 MiB``, ``8 MiB``, ``512 KiB``, ``100 bytes``."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:g} {unit}"
+    return f"{count} bytes"
+
+
+def within_depth(value: object, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests at most ``max_depth`` levels of lists and mappings.
+
+    The request path's check: a few microseconds for a pod, recursing at most ``max_depth`` deep.
+    """
+    if max_depth <= 0:
+        return False
+    children = value.values() if type(value) is dict else value if type(value) is list else ()
+    for child in children:
+        kind = type(child)
+        if (kind is dict or kind is list) and not within_depth(child, max_depth - 1):
+            return False
+    return True

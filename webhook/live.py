@@ -1,0 +1,102 @@
+"""Presets and namespace labels read from a live cluster, for ``podpreset apply --kubeconfig``.
+
+Read-only: one list call per resource (PodPresets, ClusterPodPresets, Namespaces), the same
+requests and the same parsing as the webhook's watch source, so a preview sees what the webhook
+sees. Imported only when ``--kubeconfig`` is given: the offline CLI never loads the Kubernetes
+client.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from presets.model import PodPreset
+from presets.namespaces import NamespaceLabels
+from webhook.kube import (
+    CLUSTERPODPRESETS,
+    NAMESPACES,
+    PODPRESETS,
+    Resource,
+    describe_error,
+    list_objects,
+    make_api_client,
+    object_key,
+)
+
+
+class ClusterError(Exception):
+    """The cluster could not be read: the message names the kubeconfig or resource and why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterState:
+    """What the webhook would use for a pod: the valid presets of both kinds and the namespaces' labels."""
+
+    presets: tuple[PodPreset, ...]
+    namespaces: NamespaceLabels
+    problems: tuple[str, ...]
+    """Objects skipped because they are invalid (the webhook skips them too), one line each."""
+    context_namespace: str | None = None
+    """The kubeconfig context's namespace, as kubectl uses it for objects that name none."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    kubeconfig: str
+
+
+def read_cluster(kubeconfig: str, context: str | None = None) -> ClusterState:
+    """List the presets and namespaces with ``kubeconfig`` (and ``context``). Raises ``ClusterError``."""
+    if not os.path.isfile(kubeconfig):
+        raise ClusterError(f"--kubeconfig {kubeconfig}: no such file")
+    try:
+        api_client = make_api_client(_Config(kubeconfig), context=context)
+        context_namespace = _context_namespace(kubeconfig, context)
+    except Exception as exc:  # the client's config errors have no common base class
+        where = f" (context {context!r})" if context else ""
+        raise ClusterError(f"--kubeconfig {kubeconfig}{where}: {exc}") from exc
+    problems: list[str] = []
+    try:
+        presets = [
+            *_items(api_client, PODPRESETS, problems),
+            *_items(api_client, CLUSTERPODPRESETS, problems),
+        ]
+        namespaces = {name: labels for (_, name), labels in _keyed(api_client, NAMESPACES, problems)}
+    finally:
+        api_client.close()
+    return ClusterState(
+        presets=tuple(presets),
+        namespaces=namespaces,
+        problems=tuple(problems),
+        context_namespace=context_namespace,
+    )
+
+
+def _context_namespace(kubeconfig: str, context: str | None) -> str | None:
+    from kubernetes import config
+
+    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _items(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[Any]:
+    return [item for _, item in _keyed(api_client, resource, problems)]
+
+
+def _keyed(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[tuple[Any, Any]]:
+    found: list[tuple[Any, Any]] = []
+    try:
+        for listing in list_objects(api_client, resource):
+            for obj in listing.get("items") or ():
+                item, why = resource.parse(obj)
+                if item is None:
+                    problems.extend(why)
+                else:
+                    found.append((object_key(obj), item))
+    except Exception as exc:
+        raise ClusterError(f"listing {resource.name}: {describe_error(exc)}") from exc
+    return found
