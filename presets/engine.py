@@ -595,7 +595,7 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
         # Only pod-level fields can be added without containers; their parent must exist first.
         patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
     for change in plan.lists:
-        if change.path[-1] == "env" and isinstance(change.current, list) and change.current:
+        if change.path[-1] == "env":
             _insert_env(patch, mutated, change, notes)
         else:
             _append(patch, mutated, change.path, change.current, change.added)
@@ -667,12 +667,8 @@ def _append(
 
 def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, notes: list[str]) -> None:
     """Injected env goes before the container's first env var that references it."""
-    current: list[Any] = change.current
+    current: list[Any] = change.current if isinstance(change.current, list) else []
     placed, stuck = order_env(current, change.added)
-    end = len(current)
-    if not stuck and all(slot == end for slot, _ in placed):
-        _append(patch, mutated, change.path, current, tuple(item for _, item in placed))
-        return
     if stuck:
         names = ", ".join(repr(v.get("name")) for v in stuck)
         notes.append(
@@ -680,6 +676,10 @@ def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, note
             "against the container's own order; appended after the container's env, so some "
             "$(VAR) references will not expand"
         )
+    end = len(current)
+    if all(slot == end for slot, _ in placed):
+        _append(patch, mutated, change.path, change.current, tuple(item for _, item in placed))
+        return
     pointer = "/" + "/".join(map(str, change.path))
     final: list[Any] = []
     length = len(current)
