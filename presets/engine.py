@@ -255,7 +255,6 @@ class _Target:
     init: bool
     base: Path
     container: dict[str, Any]
-    added: tuple[list[dict[str, Any]], ...]
     lanes: list[_Lane] = field(default_factory=list)
     """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
 
@@ -273,6 +272,8 @@ class _Lane:
     distinct: bool = False
     """No two preset items of the rule share a key, and no member holds one: every item is new
     for every preset, whatever was accepted before, so the walk skips checking (the common case)."""
+    added: list[dict[str, Any]] = field(default_factory=list)
+    """What the walk adds to every member's list, in order."""
 
 
 def plan_presets(
@@ -310,6 +311,7 @@ def plan_presets(
     for preset in presets:
         conflicts: list[Conflict] = []
         accepted: list[_Accepted] = []
+        bulk: list[tuple[_Lane, tuple[dict[str, Any], ...]]] = []  # distinct lanes: all new
         blocked = _protected_items(preset, protected, conflicts) if preset.env or preset.env_from else None
         if preset.volumes:
             _check_items(
@@ -359,7 +361,7 @@ def plan_presets(
             if blocked:
                 items = tuple(i for i in items if id(i) not in blocked)
             if lane.distinct:
-                accepted.extend((None, item, lane, item) for item in items)
+                bulk.append((lane, items))
                 continue
             _check_items(
                 preset,
@@ -373,23 +375,21 @@ def plan_presets(
 
         if conflicts and preset.on_conflict != "KeepExisting":
             status: Status = "skipped-preset" if preset.on_conflict == "SkipPreset" else "conflict"
-            accepted = []
+            accepted, bulk = [], []
         else:
             status = "kept-existing" if conflicts else "applied"
+        for lane, items in bulk:
+            lane.added.extend(items)
         for holder, key, into, item in accepted:
-            if holder is None:  # a distinct lane: nothing to record
-                pass
-            elif isinstance(holder, KeyedList):
+            if isinstance(holder, KeyedList):
                 holder.add(item, preset)
             elif isinstance(holder, KeyedMap):
                 holder.add(key[0], key[1], preset)
             else:
                 holder.add(item)
-            if isinstance(into, _Lane):
-                for member in into.members:
-                    member.added[into.index].append(item)
-            else:
-                into.append(item)
+            (into.added if isinstance(into, _Lane) else into).append(item)
+        if count:
+            accepted.extend((None, item, None, item) for _, items in bulk for item in items)
         results.append(
             PresetResult(
                 preset=preset,
@@ -409,13 +409,13 @@ def plan_presets(
         if added:
             lists.append(ListChange(path=path, current=current, added=tuple(added)))
     for target in targets:
-        for rule, into in zip(_CONTAINER_RULES, target.added, strict=True):
-            if into:
+        for rule, lane in zip(_CONTAINER_RULES, target.lanes, strict=True):
+            if lane.added:
                 lists.append(
                     ListChange(
                         path=(*target.base, rule.field),
                         current=target.container.get(rule.field),
-                        added=tuple(into),
+                        added=tuple(lane.added),
                         container=target.label,
                     )
                 )
@@ -467,7 +467,6 @@ def _targets(spec: Mapping[str, Any]) -> list[_Target]:
                     init=list_name == "initContainers",
                     base=("spec", list_name, index),
                     container=container,
-                    added=([], [], []),
                 )
             )
     return targets
@@ -595,7 +594,7 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
         # Only pod-level fields can be added without containers; their parent must exist first.
         patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
     for change in plan.lists:
-        if change.path[-1] == "env" and isinstance(change.current, list) and change.current:
+        if change.path[-1] == "env":
             _insert_env(patch, mutated, change, notes)
         else:
             _append(patch, mutated, change.path, change.current, change.added)
@@ -667,12 +666,8 @@ def _append(
 
 def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, notes: list[str]) -> None:
     """Injected env goes before the container's first env var that references it."""
-    current: list[Any] = change.current
+    current: list[Any] = change.current if isinstance(change.current, list) else []
     placed, stuck = order_env(current, change.added)
-    end = len(current)
-    if not stuck and all(slot == end for slot, _ in placed):
-        _append(patch, mutated, change.path, current, tuple(item for _, item in placed))
-        return
     if stuck:
         names = ", ".join(repr(v.get("name")) for v in stuck)
         notes.append(
@@ -680,6 +675,10 @@ def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, note
             "against the container's own order; appended after the container's env, so some "
             "$(VAR) references will not expand"
         )
+    end = len(current)
+    if all(slot == end for slot, _ in placed):
+        _append(patch, mutated, change.path, change.current, tuple(item for _, item in placed))
+        return
     pointer = "/" + "/".join(map(str, change.path))
     final: list[Any] = []
     length = len(current)

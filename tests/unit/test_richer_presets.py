@@ -525,6 +525,13 @@ def test_order_env(existing, added, order, stuck):
     assert [v["name"] for v in stuck_vars] == stuck
 
 
+def test_injected_env_is_ordered_in_a_container_without_env_too():
+    presets = [preset("p", env=[{"name": "A", "value": "x-$(B)"}, {"name": "B", "value": "1"}])]
+    outcome = run(pod(), presets)
+    assert env_names(result_of(pod(), outcome)) == ["B", "A"]
+    assert_idempotent(pod(), presets)
+
+
 def test_a_cycle_is_appended_and_warned_about():
     presets = [preset("c", env=[{"name": "P", "value": "$(Q)"}, {"name": "Q", "value": "$(P)"}])]
     outcome = run(pod(env=[Y]), presets)
