@@ -627,14 +627,12 @@ def crd(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
             "priority": 1,
             "description": "The selector's matchExpressions",
         },
+        # Wide columns (kubectl get -o wide), the same for both kinds.
+        {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
+        {"name": "OnConflict", "type": "string", "jsonPath": ".spec.onConflict", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     if cluster:
-        # Wide columns for the cluster kind only: the PodPreset's columns are a tested contract.
-        columns[2:2] = [
-            {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
-            {"name": "OnConflict", "type": "string", "jsonPath": ".spec.onConflict", "priority": 1},
-        ]
         columns.insert(
             0,
             {
