@@ -12,7 +12,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 # The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
 ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
-.PHONY: install test unit fuzz lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane crd crd-fetch clean images
+.PHONY: install test unit fuzz lint run bench e2e e2e-kind e2e-cluster cluster-binaries controlplane kubectl crd crd-fetch clean images
 
 install: $(STAMP)
 
@@ -22,10 +22,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
+# kubectl at kube-apiserver's version (built and cached with the node binaries), first on PATH
+# for the scenarios that check what kubectl shows a user.
+KUBECTL_PATH = PATH="$$(hack/build-cluster.sh kubectl 2>/dev/null | tail -n 1):$$PATH"
+
 # Every test: the pure engine, the CLI, a real gunicorn over TLS, and the end-to-end suite
 # against a kube-apiserver + etcd built from their Go modules.
-test: install controlplane
-	$(ASSETS) $(BIN)/pytest -q tests
+test: install controlplane kubectl
+	$(ASSETS) $(KUBECTL_PATH) $(BIN)/pytest -q tests
 
 # Everything but the end-to-end suite (no Go needed).
 unit: install
@@ -57,6 +61,9 @@ run: install
 controlplane:
 	hack/build-controlplane.sh >/dev/null
 
+kubectl:
+	hack/build-cluster.sh kubectl >/dev/null
+
 # Latency and throughput of /mutate against a no-op app on the same stack, the engine in-process,
 # memory with 10,000 presets; writes build/bench.json. See docs/performance.md.
 bench: install $(BENCH_STAMP)
@@ -68,8 +75,8 @@ $(BENCH_STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
-e2e: install controlplane
-	$(ASSETS) $(BIN)/pytest -q tests/e2e
+e2e: install controlplane kubectl
+	$(ASSETS) $(KUBECTL_PATH) $(BIN)/pytest -q tests/e2e
 
 # The PodPreset CRD, generated from kube-apiserver's OpenAPI stored in hack/openapi/.
 crd: install

@@ -25,6 +25,7 @@ mkdir -p "$bin"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 tools=(kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
+[ $# -eq 0 ] || tools=("$@")  # e.g. `hack/build-cluster.sh kubectl` for make test
 missing=()
 for tool in "${tools[@]}"; do
   if [ "$tool" = kubectl ]; then

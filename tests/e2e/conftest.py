@@ -54,10 +54,29 @@ LOG_DIR = os.environ.get("PODPRESET_E2E_LOG_DIR")
 pytestmark = pytest.mark.e2e
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the suite e2e, and deselect (not skip) what the current mode cannot run at all.
+
+    Locally (``make test``, ``make e2e``) there is no kubelet: the scenarios that need pods to run
+    are deselected, and ``make e2e-cluster`` runs them. In cluster mode (``make e2e-cluster``,
+    ``make e2e-kind``) the scenarios that start a webhook process of their own beside the local
+    control plane are deselected, and ``make test`` runs them. So every scenario runs in one of
+    the two, and neither shows a skip.
+    """
+    kept, dropped = [], []
     for item in items:
-        if "tests/e2e" in str(item.path):
-            item.add_marker(pytest.mark.e2e)
+        if "tests/e2e" not in str(item.path):
+            kept.append(item)
+            continue
+        item.add_marker(pytest.mark.e2e)
+        needs_kubelet = "kubelet_cluster" in getattr(item, "fixturenames", ())
+        local_only = item.get_closest_marker("local_only") is not None
+        (
+            dropped if (needs_kubelet and not KIND_KUBECONFIG) or (local_only and KIND_KUBECONFIG) else kept
+        ).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def manifests(path: Path) -> list[dict[str, Any]]:

@@ -110,6 +110,7 @@ def own_webhook(cluster: Cluster, tmp_path: Path) -> Iterator[LocalWebhook]:
     webhook.stop()
 
 
+@pytest.mark.local_only
 def test_at_default_settings_sigterm_ends_a_watching_webhook_within_3_seconds_of_the_last_request(
     own_webhook: LocalWebhook, namespace: str
 ) -> None:
@@ -137,6 +138,7 @@ def test_at_default_settings_sigterm_ends_a_watching_webhook_within_3_seconds_of
     assert seconds < 3.0, f"exited {seconds:.1f}s after the last request:\n{own_webhook.process.tail()}"
 
 
+@pytest.mark.local_only
 def test_a_dropped_watch_and_an_unreachable_api_server_recover_within_the_bound_and_are_reported(
     cluster: Cluster, admin: Kube, namespace: str, tmp_path: Path
 ) -> None:
