@@ -148,7 +148,7 @@ def test_review_prints_exactly_what_mutate_returns():
 def test_validate_accepts_the_examples():
     result = run("validate", EXAMPLES)
     assert result.returncode == 0
-    assert "5 preset(s) valid" in result.stderr
+    assert "6 preset(s) valid" in result.stderr
 
 
 def test_validate_lists_every_problem_and_exits_1(tmp_path):
