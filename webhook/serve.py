@@ -86,8 +86,16 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
     except StartupError as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
+    _warm_up(settings)
     WebhookServer(app_factory, gunicorn_options(settings, reloader)).run()
     return 0
+
+
+def _warm_up(settings: Settings) -> None:
+    """Import what the workers use and freeze it, before the fork (see ``webhook.prefork``)."""
+    from webhook.prefork import warm_up
+
+    warm_up(kubernetes=settings.uses_kubernetes)
 
 
 def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -> dict[str, Any]:
