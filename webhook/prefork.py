@@ -40,9 +40,18 @@ COMMON_MODULES = (
 """Imported by every worker, whatever its preset source."""
 
 FILE_MODULES = ("webhook.filesource", "webhook.files")
-KUBE_MODULES = ("webhook.kube", "webhook.events", "kubernetes.client", "kubernetes.config")
-"""The Kubernetes client's package imports its generated models whatever part of it is used (its
-``api_client`` imports them to deserialize typed answers), so the whole client is imported here."""
+KUBE_MODULES = (
+    "webhook.kube",
+    "webhook.events",
+    "kubernetes.client",
+    "kubernetes.config",
+    "kubernetes.client.api.custom_objects_api",
+)
+"""The watch's part of the Kubernetes client. Its package imports the generated models whatever
+part of it is used (``api_client`` imports them to deserialize typed answers), but loads each API
+class on first use: ``CustomObjectsApi`` (the watch) is imported here, and with it the pydantic
+machinery its methods build on their first call. ``CoreV1Api`` (about 20 MiB, used only to post
+conflict Events) is left to the first Event a worker records."""
 
 
 def warm_up(*, kubernetes: bool, extra: tuple[str, ...] = ()) -> list[str]:
