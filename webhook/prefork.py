@@ -36,6 +36,7 @@ COMMON_MODULES = (
     "gunicorn.workers.gthread",
     "logging.handlers",
     "queue",
+    "webhook.logqueue",
 )
 """Imported by every worker, whatever its preset source."""
 

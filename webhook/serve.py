@@ -222,6 +222,7 @@ def _prepare_metrics(settings: Settings) -> None:
 
 
 def _post_fork(_server: object, _worker: object) -> None:
+    _start_worker_logging()
     # prometheus_client picks its value class when first imported; make sure workers write files
     # even if something imported it before the variable was set.
     from prometheus_client import values
@@ -268,6 +269,21 @@ def _worker_exit(_server: object, worker: Any) -> None:
     recorder = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("podpreset.events")
     if recorder is not None:
         recorder.stop()
+    _stop_worker_logging()
+
+
+def _start_worker_logging() -> None:
+    """Log lines are formatted and written by a thread of the worker (``webhook.logqueue``)."""
+    from webhook.logqueue import start_worker_logging
+
+    start_worker_logging()
+
+
+def _stop_worker_logging() -> None:
+    """Write every queued log line before the worker exits."""
+    from webhook.logqueue import stop_worker_logging
+
+    stop_worker_logging()
 
 
 def _child_exit(_server: object, worker: Any) -> None:
