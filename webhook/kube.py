@@ -39,6 +39,9 @@ WATCH_SECONDS = (240, 360)
 """The server ends each watch after a random time in this range; we then resume it."""
 READ_SLACK = 90.0
 """A watch that sends nothing, not even a bookmark, for this long past its timeout is dead."""
+PRELIST_MAX_AGE = 30.0
+"""A worker starts from the list ``serve`` made before the fork only if it is this fresh (seconds);
+a worker forked later (gunicorn replacing one that died) lists for itself."""
 
 Key = tuple[str, str]
 
@@ -126,11 +129,14 @@ class KubeSource:
         self._connection_problem: str | None = None
         self._events_seen = 0
         """Events received by the current watch; a watch that failed before any grows the backoff."""
+        self._prelisted_at: float | None = None
+        """When ``list_now`` listed (monotonic seconds), until ``start``."""
 
     # PresetSource
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._forget_stale_prelist()
         self._thread = threading.Thread(target=self._run, name="podpreset-watch", daemon=True)
         self._thread.start()
 
@@ -144,6 +150,38 @@ class KubeSource:
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
+
+    # Listing before the fork
+    def list_now(self) -> bool:
+        """List once, in the calling thread, then drop the connection. ``serve`` calls it in the
+        arbiter before the fork: every worker then starts from this list (its presets and index
+        are shared pages, not one copy per worker) and watches from its resourceVersion. Returns
+        False, logged, when the list fails: each worker then lists for itself, as it would have.
+        """
+        try:
+            self._api_client = make_api_client(self._settings)
+            self._list()
+        except Exception as exc:
+            logger.warning("podpreset watch: listing before the workers start failed (%s)", _describe(exc))
+            self._forget_prelist()
+            return False
+        finally:
+            client, self._api_client = self._api_client, None
+            with contextlib.suppress(Exception):
+                client.close()
+        self._prelisted_at = time.monotonic()
+        return True
+
+    def _forget_stale_prelist(self) -> None:
+        listed = getattr(self, "_prelisted_at", None)
+        if listed is not None and time.monotonic() - listed > PRELIST_MAX_AGE:
+            self._forget_prelist()
+        self._prelisted_at = None
+
+    def _forget_prelist(self) -> None:
+        self._presets, self._problems, self._resource_version = {}, {}, None
+        self._connection_problem = None
+        self._snapshot = Snapshot()
 
     # The thread
     def _run(self) -> None:

@@ -63,7 +63,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except (SettingsError, StartupError) as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
-    return serve_app(lambda: create_webhook_app(settings, preloaded), settings)
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    kube_source = _list_before_fork(settings)
+    return serve_app(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
 
 
 def serve_app(app_factory: AppFactory, settings: Settings) -> int:
@@ -163,8 +165,11 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         return self.app_factory()
 
 
-def create_webhook_app(settings: Settings, preloaded: Preloaded | None = None) -> Flask:
-    """One worker's app with its own (not yet started) preset source."""
+def create_webhook_app(
+    settings: Settings, preloaded: Preloaded | None = None, kube_source: PresetSource | None = None
+) -> Flask:
+    """One worker's app with its own (not yet started) preset source: in kube mode the worker's
+    copy of ``kube_source`` when ``serve`` listed before the fork."""
     from webhook.app import create_app
 
     if not settings.uses_kubernetes:
@@ -172,7 +177,8 @@ def create_webhook_app(settings: Settings, preloaded: Preloaded | None = None) -
     from webhook.events import EventRecorder
 
     recorder = EventRecorder(settings)
-    app = create_app(settings, make_source(settings), on_decision=recorder.record_conflicts)
+    source = kube_source or make_source(settings)
+    app = create_app(settings, source, on_decision=recorder.record_conflicts)
     app.extensions["podpreset.events"] = recorder
     return app
 
@@ -205,6 +211,20 @@ def check_presets(settings: Settings) -> Preloaded | None:
     if result.problems:
         raise StartupError("invalid presets:\n" + "\n".join(f"  {problem}" for problem in result.problems))
     return preloaded
+
+
+def _list_before_fork(settings: Settings) -> PresetSource | None:
+    """Kube mode: the watch source, having listed every preset once in the arbiter, so that the
+    workers (each a copy of it after the fork) share those presets' pages instead of each listing
+    and holding its own copy. None in file mode; a source that will list in each worker when that
+    list failed."""
+    if not settings.uses_kubernetes:
+        return None
+    from webhook.kube import KubeSource
+
+    source = KubeSource(settings)
+    source.list_now()
+    return source
 
 
 def _prepare_metrics(settings: Settings) -> None:
