@@ -212,8 +212,7 @@ def run(*, quick: bool, workdir: Path, log: Callable[[str], None]) -> dict[str, 
                 + " ".join(f"{c}={per_round_p50[c][-1]:.2f}" for c in CONFIGS)
             )
         verified = verify_pods(api)
-        for config in ("podpreset", "traced", "noop", "fixed"):
-            stop(webhooks.pop(config))
+        stop_all([webhooks.pop(config) for config in ("podpreset", "traced", "noop", "fixed")])
         traces = read_traces(trace_dir)
 
         memory = measure_memory(
@@ -228,8 +227,7 @@ def run(*, quick: bool, workdir: Path, log: Callable[[str], None]) -> dict[str, 
         )
         api.close()
     finally:
-        for webhook in webhooks.values():
-            stop(webhook)
+        stop_all(list(webhooks.values()))
         plane.stop()
     return {
         "latency": summarize(latencies, per_round_p50),

@@ -282,6 +282,7 @@ def _post_worker_init(worker: Any) -> None:
 
 
 def _worker_exit(_server: object, worker: Any) -> None:
+    _stop_worker_logging()  # first: what follows may hang until the arbiter kills the worker
     state = _state_of(getattr(worker, "wsgi", None))
     if state is not None:
         state.stopping.set()
@@ -289,7 +290,6 @@ def _worker_exit(_server: object, worker: Any) -> None:
     recorder = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("podpreset.events")
     if recorder is not None:
         recorder.stop()
-    _stop_worker_logging()
 
 
 def _start_worker_logging() -> None:
