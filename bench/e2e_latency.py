@@ -140,6 +140,9 @@ def run(*, quick: bool, workdir: Path, log: Callable[[str], None]) -> dict[str, 
     from tests.e2e.controlplane import ControlPlane  # plain Python, no pytest
 
     os.environ["KUBEBUILDER_ASSETS"] = str(assets())
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C, so that the control plane and servers started here stop.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     plane = ControlPlane(workdir / "controlplane")
@@ -313,6 +316,16 @@ def stop(webhook: Webhook) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(webhook.process.pid, signal.SIGKILL)
         webhook.process.wait()
+
+
+def stop_all(servers: list[Webhook]) -> None:
+    """SIGTERM every server at once, then wait for each (a kube-mode worker may take its whole
+    graceful timeout to exit)."""
+    for webhook in servers:
+        if webhook.process.poll() is None:
+            os.killpg(webhook.process.pid, signal.SIGTERM)
+    for webhook in servers:
+        stop(webhook)
 
 
 def get(
