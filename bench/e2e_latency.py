@@ -571,26 +571,30 @@ def measure_memory(
             document["metadata"]["name"] = f"p-{made + i:05d}"
             documents.append(document)
         made += create_presets_parallel(api, documents)
-        port = free_port()
-        command = [
-            sys.executable, "-m", "webhook.cli", "serve", "--kubeconfig", str(kubeconfig), *tls,
-            "--bind", f"127.0.0.1:{port}", "--metrics-dir", str(workdir / f"metrics-mem-{size}"),
-        ]  # fmt: skip
-        server = start(f"memory-{size}", command, workdir, port)
+        variants = {str(size): [], f"{size}_workers_1": ["--workers", "1"]}
+        servers: dict[str, Webhook] = {}
         try:
-            ready = wait_ready(server, context, presets=size)
-            for _ in range(200):
-                status, _ = get(server, context, "POST", "/mutate", body)
-                if status != 200:
-                    raise E2EError(f"memory-{size}: /mutate answered {status}")
-            time.sleep(1)
-            pss = replica_pss(server.process.pid)
+            for name, extra in variants.items():
+                port = free_port()
+                command = [
+                    sys.executable, "-m", "webhook.cli", "serve", "--kubeconfig", str(kubeconfig), *tls,
+                    "--bind", f"127.0.0.1:{port}", "--metrics-dir", str(workdir / f"metrics-{name}"), *extra,
+                ]  # fmt: skip
+                servers[name] = start(f"memory-{name}", command, workdir, port)
+            for name, server in servers.items():
+                ready = wait_ready(server, context, presets=size)
+                for _ in range(200):
+                    status, _ = get(server, context, "POST", "/mutate", body)
+                    if status != 200:
+                        raise E2EError(f"memory-{name}: /mutate answered {status}")
+                time.sleep(1)
+                pss = replica_pss(server.process.pid)
+                pss["ready_seconds"] = round(ready, 2)
+                pss["presets"] = size
+                results[name] = pss
+                log(f"memory: {name} presets: {pss['total_mib']} MiB PSS in {pss['processes']} processes")
         finally:
-            stop(server)
-        pss["ready_seconds"] = round(ready, 2)
-        pss["presets"] = size
-        results[str(size)] = pss
-        log(f"memory: {size} presets: {pss['total_mib']} MiB PSS in {pss['processes']} processes")
+            stop_all(list(servers.values()))
     return results
 
 
