@@ -83,21 +83,22 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
             return 2
     else:
         logger.warning("serving plain HTTP (--insecure-http): for local debugging only")
+    _warm_up(settings, app_factory)  # before the metrics directory: its requests count nowhere
     try:
         _prepare_metrics(settings)
     except StartupError as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
-    _warm_up(settings)
     WebhookServer(app_factory, gunicorn_options(settings, reloader)).run()
     return 0
 
 
-def _warm_up(settings: Settings) -> None:
-    """Import what the workers use and freeze it, before the fork (see ``webhook.prefork``)."""
+def _warm_up(settings: Settings, app_factory: AppFactory) -> None:
+    """Import what the workers use, run a throwaway app's request path, and freeze it all, before
+    the fork (see ``webhook.prefork``)."""
     from webhook.prefork import warm_up
 
-    warm_up(kubernetes=settings.uses_kubernetes)
+    warm_up(kubernetes=settings.uses_kubernetes, app_factory=app_factory)
 
 
 def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -> dict[str, Any]:
