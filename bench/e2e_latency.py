@@ -524,12 +524,17 @@ def tail_breakdown(requests: list[dict[str, Any]]) -> dict[str, Any]:
         return round(statistics.fmean(float(r[key]) for r in items), 3)
 
     def part(items: list[dict[str, Any]]) -> dict[str, float]:
+        waiting = mean(items, "wall_ms") - mean(items, "cpu_ms")
+        others = mean(items, "others_cpu_ms") if all("others_cpu_ms" in r for r in items) else 0.0
         return {
             "wall_ms": mean(items, "wall_ms"),
             "thread_cpu_ms": mean(items, "cpu_ms"),
-            "waiting_ms": round(mean(items, "wall_ms") - mean(items, "cpu_ms"), 3),
+            "waiting_ms": round(waiting, 3),
+            "waiting_for_gil_ms": round(min(others, waiting), 3),
+            "waiting_for_cpu_ms": round(max(0.0, waiting - others), 3),
             "gc_ms": mean(items, "gc_ms"),
             "log_ms": mean(items, "log_ms"),
+            "log_cpu_ms": mean(items, "log_cpu_ms") if all("log_cpu_ms" in r for r in items) else 0.0,
             "with_gc_pause": round(sum(1 for r in items if r["gc_ms"] > 0) / len(items), 3),
         }
 

@@ -180,8 +180,9 @@ def _e2e_lines(e2e: Mapping[str, Any] | None) -> list[str]:
         lines.append(
             f"tail         server p50 {tail['server_p50_ms']:.2f} ms, p99 {tail['server_p99_ms']:.2f} ms; "
             "slowest 1%: "
-            f"cpu {slow['thread_cpu_ms']:.2f}, waiting {slow['waiting_ms']:.2f}, gc {slow['gc_ms']:.2f}, "
-            f"log {slow['log_ms']:.2f} ms"
+            f"cpu {slow['thread_cpu_ms']:.2f}, waiting {slow['waiting_ms']:.2f} (GIL "
+            f"{slow.get('waiting_for_gil_ms', 0):.2f}, a core {slow.get('waiting_for_cpu_ms', 0):.2f}), "
+            f"gc {slow['gc_ms']:.2f}, log {slow['log_ms']:.2f} ms"
         )
     return lines
 

@@ -5,9 +5,11 @@ installing, in the arbiter (so every forked worker inherits them):
 
 - a ``gc.callbacks`` hook timing every collection, in whichever thread it runs;
 - a WSGI wrapper around each worker's app that records, per ``/mutate`` request, its wall time,
-  the CPU time of its thread (``time.thread_time``; wall minus CPU is time the thread waited: for
-  the GIL, or for a core), the collections that ran while it was in flight, and the time spent in
-  the decision's log call.
+  the CPU time of its thread (``time.thread_time``; wall minus CPU is time the thread waited), the
+  CPU time the worker's other threads used meanwhile (``time.process_time`` minus its own: while
+  they ran Python this thread could not, so that part of the wait is the GIL; the rest is waiting
+  for a core), the collections that ran while it was in flight, and the wall and CPU time of the
+  decision's log call.
 
 Each worker writes ``DIR/trace-PID.json`` in its exit hook. Used by ``bench.e2e_latency`` to say what
 the slowest requests are made of; the recording itself costs a few microseconds per request.
@@ -59,15 +61,21 @@ def _wrap_app(app: Any) -> Any:
         if environ.get("PATH_INFO") != "/mutate":
             return inner(environ, start_response)  # type: ignore[no-any-return]
         _log_time.seconds = 0.0
-        wall, cpu = time.perf_counter(), time.thread_time()
+        _log_time.cpu = 0.0
+        wall, cpu, process = time.perf_counter(), time.thread_time(), time.process_time()
         body = list(inner(environ, start_response))
         end = time.perf_counter()
+        own = time.thread_time() - cpu
         _requests.append(
             {
                 "wall_ms": (end - wall) * 1000,
-                "cpu_ms": (time.thread_time() - cpu) * 1000,
+                "cpu_ms": own * 1000,
+                # CPU the worker's other threads used meanwhile: with the GIL, time this thread
+                # could not run Python. The rest of the waiting is waiting for a core.
+                "others_cpu_ms": max(0.0, time.process_time() - process - own) * 1000,
                 "gc_ms": _gc_within(wall, end) * 1000,
                 "log_ms": _log_time.seconds * 1000,
+                "log_cpu_ms": _log_time.cpu * 1000,
             }
         )
         return body
@@ -93,9 +101,10 @@ def install(directory: Path) -> None:
     original_log = webhook.app._log_decision
 
     def timed_log(decision: Any) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         original_log(decision)
         _log_time.seconds = getattr(_log_time, "seconds", 0.0) + time.perf_counter() - started
+        _log_time.cpu = getattr(_log_time, "cpu", 0.0) + time.thread_time() - cpu
 
     webhook.app._log_decision = timed_log
     original_factory = webhook.serve.create_webhook_app

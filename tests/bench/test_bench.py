@@ -126,7 +126,14 @@ def _e2e_result():
     }
     per_round = {name: [values[0], values[50]] for name, values in latencies.items()}
     requests = [
-        {"wall_ms": 0.5 + i / 1000, "cpu_ms": 0.4, "gc_ms": 2.0 if i == 199 else 0.0, "log_ms": 0.01}
+        {
+            "wall_ms": 0.5 + i / 1000,
+            "cpu_ms": 0.4,
+            "others_cpu_ms": 0.05,
+            "gc_ms": 2.0 if i == 199 else 0.0,
+            "log_ms": 0.01,
+            "log_cpu_ms": 0.01,
+        }
         for i in range(200)
     ]
     memory = {
@@ -162,6 +169,9 @@ def test_tail_breakdown_names_what_the_slowest_requests_spent():
     assert tail["slowest_1pct"]["gc_ms"] == pytest.approx(1.0)  # one of the two slowest had a pause
     assert tail["slowest_1pct"]["waiting_ms"] > tail["fastest_half"]["waiting_ms"]
     assert tail["gc_pauses_over_1ms"] == 1
+    assert tail["slowest_1pct"]["waiting_for_gil_ms"] == pytest.approx(0.05)
+    slow = tail["slowest_1pct"]
+    assert slow["waiting_for_cpu_ms"] == pytest.approx(slow["waiting_ms"] - 0.05, abs=0.002)
 
 
 def test_replica_pss_sums_this_process_and_its_children():
