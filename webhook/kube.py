@@ -1,7 +1,8 @@
 """The Kubernetes preset source: list, then watch, ``podpreset.dev/v1`` PodPresets in all namespaces.
 
 ``KubeSource(settings)`` owns one daemon thread per gunicorn worker, started by ``start()`` after
-the fork. The thread lists every PodPreset, publishes a ``Snapshot`` (``synced`` from then on),
+the fork (``serve`` may have listed once already, before the fork, with ``list_now``: the thread
+then starts watching from that list). The thread lists every PodPreset (in pages), publishes a ``Snapshot`` (``synced`` from then on),
 then watches from the list's resourceVersion with bookmarks, publishing a new snapshot by one
 assignment per change. A watch that ends (the server's timeout, a dropped connection, an API
 server restart) resumes from the last resourceVersion seen; an expired one (410 Gone) relists.
@@ -178,7 +179,7 @@ class KubeSource:
         return True
 
     def _forget_stale_prelist(self) -> None:
-        listed = getattr(self, "_prelisted_at", None)
+        listed = self._prelisted_at
         if listed is not None and time.monotonic() - listed > PRELIST_MAX_AGE:
             self._forget_prelist()
         self._prelisted_at = None
