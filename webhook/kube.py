@@ -1,14 +1,16 @@
 """The Kubernetes preset source: list, then watch, ``podpreset.dev/v1`` PodPresets in all namespaces.
 
 ``KubeSource(settings)`` owns one daemon thread per gunicorn worker, started by ``start()`` after
-the fork (``serve`` may have listed once already, before the fork, with ``list_now``: the thread
-then starts watching from that list). The thread lists every PodPreset (in pages), publishes a ``Snapshot`` (``synced`` from then on),
+the fork. The thread lists every PodPreset, publishes a ``Snapshot`` (``synced`` from then on),
 then watches from the list's resourceVersion with bookmarks, publishing a new snapshot by one
 assignment per change. A watch that ends (the server's timeout, a dropped connection, an API
 server restart) resumes from the last resourceVersion seen; an expired one (410 Gone) relists.
 Failures back off exponentially with jitter, capped. The last good snapshot keeps serving in the
 meantime. An object that fails validation is skipped, logged and listed in
 ``Snapshot.problems``; it never stops the source.
+
+Lists are read in pages (``LIST_PAGE``). ``serve`` may list once before the fork
+(``list_now``): a worker's thread then starts by watching from that list.
 
 Authentication: in-cluster configuration by default, ``settings.kubeconfig`` for development.
 """

@@ -2,18 +2,20 @@
 
 The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers with keep-alive
 (the API server reuses its connections; a TLS handshake per admission would cost more than the
-admission). Nothing that owns a thread or an open connection exists at the fork: each worker
+admission). Nothing that owns a thread or a connection exists before the fork: each worker
 builds its app and its own preset source when it loads, and starts the source in
-``post_worker_init``. Before forking, the arbiter imports and warms up what the workers use
-(``webhook.prefork``) and, in kube mode, lists the presets once and closes that connection
-(``KubeSource.list_now``): each worker's source is a copy of that listed source, so the presets are
-shared pages. A worker's log lines go through a queue to a writer thread (``webhook.logqueue``),
-started after the fork and drained first in the worker's exit hook. On SIGTERM a worker marks itself stopping (``/readyz`` turns 503) and
+``post_worker_init``. On SIGTERM a worker marks itself stopping (``/readyz`` turns 503) and
 gunicorn's own graceful stop does the rest: it stops accepting, answers the requests in flight,
 then exits, bounded by ``graceful_timeout``. We add nothing to how gunicorn treats idle kept-alive
 connections (depending on its version it closes them at once or keeps them for a short linger):
 a client may find one closed before its next request was read, and must retry on a new connection,
 as HTTP clients do for a request the server never read.
+
+Before the fork, the arbiter imports and warms up what the workers use (``webhook.prefork``) and,
+in kube mode, lists the presets once and closes that connection (``KubeSource.list_now``): each
+worker's source is a copy of that listed source, so the presets are shared pages. A worker's log
+lines go through a queue to a writer thread (``webhook.logqueue``), started after the fork and
+drained first in the worker's exit hook.
 
 ``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
 measure a no-op app on the same stack.
