@@ -246,17 +246,22 @@ def run(*, quick: bool, workdir: Path, log: Callable[[str], None]) -> dict[str, 
 
 
 def install_crd(api: Api) -> None:
-    (crd,) = [
-        d for d in yaml.safe_load_all((ROOT / "deploy/crd/podpresets.podpreset.dev.yaml").read_text()) if d
-    ]
-    api.must("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    """Both CRDs: the webhook watches PodPresets and ClusterPodPresets, and is ready once both
+    have listed."""
+    for plural in ("podpresets", "clusterpodpresets"):
+        (crd,) = [
+            d for d in yaml.safe_load_all((ROOT / f"deploy/crd/{plural}.podpreset.dev.yaml").read_text()) if d
+        ]
+        api.must("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status, _ = api.call("GET", "/apis/podpreset.dev/v1/podpresets")
-        if status == 200:
-            return
-        time.sleep(0.2)
-    raise E2EError("the PodPreset CRD was not served within 60 s")
+    for plural in ("podpresets", "clusterpodpresets"):
+        while True:
+            status, _ = api.call("GET", f"/apis/podpreset.dev/v1/{plural}")
+            if status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise E2EError(f"the {plural} CRD was not served within 60 s")
+            time.sleep(0.2)
 
 
 def namespace_body(name: str, labels: dict[str, str]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ a client may find one closed before its next request was read, and must retry on
 as HTTP clients do for a request the server never read.
 
 Before the fork, the arbiter imports and warms up what the workers use (``webhook.prefork``) and,
-in kube mode, lists the presets once and closes that connection (``KubeSource.list_now``): each
+in kube mode, lists presets, cluster presets and namespaces once and closes that connection
+(``KubeSource.list_now``): each
 worker's source is a copy of that listed source, so the presets are shared pages. A worker's log
 lines go through a queue to a writer thread (``webhook.logqueue``), started after the fork and
 drained first in the worker's exit hook.
