@@ -18,6 +18,10 @@ TARGETS: tuple[tuple[str, float, str], ...] = (
     ("engine_typical_us", 200.0, "max"),
     ("memory_rss_mib", 150.0, "max"),
     ("memory_load_seconds", 5.0, "max"),
+    ("replica_pss_mib_1k", 60.0, "max"),
+    ("replica_pss_mib_10k", 150.0, "max"),
+    ("e2e_over_fixed_patch_p50_ms", 0.3, "max"),
+    ("e2e_over_fixed_patch_p99_ms", 2.0, "max"),
 )
 
 
@@ -59,6 +63,19 @@ def ratios(scenarios: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None
     }
 
 
+def e2e_figures(scenarios: Mapping[str, Any]) -> dict[str, float | None]:
+    """The end-to-end scenario's headline figures (``bench.e2e_latency``): replica PSS with 1,000
+    and 10,000 presets, and every latency difference (p50/p90/p99, ms) between configurations."""
+    e2e = scenarios.get("e2e") or {}
+    memory = e2e.get("memory") or {}
+    figures: dict[str, float | None] = {
+        "replica_pss_mib_1k": (memory.get("1000") or {}).get("total_mib"),
+        "replica_pss_mib_10k": (memory.get("10000") or {}).get("total_mib"),
+    }
+    figures.update((e2e.get("latency") or {}).get("differences") or {})
+    return figures
+
+
 def targets(
     scenarios: Mapping[str, Mapping[str, Any]], ratio_values: Mapping[str, float | None]
 ) -> dict[str, Any]:
@@ -67,6 +84,7 @@ def targets(
     memory = scenarios.get("memory", {})
     values: dict[str, float | None] = {
         **ratio_values,
+        **e2e_figures(scenarios),
         "engine_typical_us": engine.get("us_per_call"),
         "memory_rss_mib": memory.get("rss_mib"),
         "memory_load_seconds": memory.get("load_seconds"),
@@ -85,6 +103,7 @@ def build_report(scenarios: Mapping[str, Any], run: Mapping[str, Any]) -> dict[s
         "run": dict(run),
         "scenarios": dict(scenarios),
         "ratios": ratio_values,
+        **e2e_figures(scenarios),
         "targets": targets(scenarios, ratio_values),
     }
 
@@ -102,7 +121,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"{'2 workers':>9}"
     ]
     for name, values in scenarios.items():
-        if name in ("engine", "memory"):
+        if name in ("engine", "memory", "e2e"):
             continue
         lines.append(
             f"{name:<10} {values['rps']:>9.0f} {values['p50_ms']:>8.2f} {values['p99_ms']:>8.2f} "
@@ -123,6 +142,7 @@ def format_table(report: Mapping[str, Any]) -> str:
             f"(max of {len(memory.get('workers_rss_mib') or [])}), loaded in {memory['load_seconds']:.2f} s; "
             f"10 presets: {_mib(memory.get('baseline_rss_mib'))}"
         )
+    lines.extend(_e2e_lines(scenarios.get("e2e")))
     lines.append("")
     lines.append(f"{'target':<22} {'value':>8} {'limit':>8}  met")
     for name, target in report["targets"].items():
@@ -132,6 +152,41 @@ def format_table(report: Mapping[str, Any]) -> str:
         met = {True: "yes", False: "NO", None: "-"}[target["met"]]
         lines.append(f"{name:<22} {shown:>8} {sign}{target['limit']:>7}  {met}")
     return "\n".join(lines)
+
+
+def _e2e_lines(e2e: Mapping[str, Any] | None) -> list[str]:
+    if not e2e:
+        return []
+    latency = e2e.get("latency") or {}
+    header = f"{'pod creation':<12} {'pods':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+    lines = ["", header + "  (through kube-apiserver)"]
+    for config in ("none", "noop", "fixed", "podpreset", "traced"):
+        row = latency.get(config)
+        if row:
+            p50, p90, p99 = row["p50_ms"], row["p90_ms"], row["p99_ms"]
+            lines.append(f"  {config:<10} {row['pods']:>5} {p50:>8.2f} {p90:>8.2f} {p99:>8.2f}")
+    differences = latency.get("differences") or {}
+    for name in ("noop_over_none", "fixed_patch_over_noop", "e2e_over_fixed_patch", "e2e_over_none"):
+        if f"{name}_p50_ms" in differences:
+            p50, p99 = differences[f"{name}_p50_ms"], differences[f"{name}_p99_ms"]
+            lines.append(f"  {name:<22} p50 {p50:+.2f}  p99 {p99:+.2f} ms")
+    for size, values in (e2e.get("memory") or {}).items():
+        workers = ", ".join(f"{w:.1f}" for w in values["workers_mib"])
+        lines.append(
+            f"replica PSS  {size} presets: {values['total_mib']:.1f} MiB in {values['processes']} "
+            f"processes (arbiter {values['arbiter_mib']:.1f}, workers {workers})"
+        )
+    tail = e2e.get("tail") or {}
+    slow = tail.get("slowest_1pct")
+    if slow:
+        lines.append(
+            f"tail         server p50 {tail['server_p50_ms']:.2f} ms, p99 {tail['server_p99_ms']:.2f} ms; "
+            "slowest 1%: "
+            f"cpu {slow['thread_cpu_ms']:.2f}, waiting {slow['waiting_ms']:.2f} (GIL "
+            f"{slow.get('waiting_for_gil_ms', 0):.2f}, a core {slow.get('waiting_for_cpu_ms', 0):.2f}), "
+            f"gc {slow['gc_ms']:.2f}, log {slow['log_ms']:.2f} ms"
+        )
+    return lines
 
 
 def _mib(value: float | None) -> str:

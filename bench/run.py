@@ -35,7 +35,7 @@ from typing import Any
 
 import trustme
 
-from bench import inprocess, report, scenarios
+from bench import e2e_latency, inprocess, report, scenarios
 from bench.scenarios import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,10 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="ARG",
         help="extra flag for every server, e.g. --serve-arg=--workers=3",
     )
+    parser.add_argument(
+        "--no-e2e",
+        action="store_true",
+        help="skip the end-to-end latency and replica memory scenarios (bench.e2e_latency)",
+    )
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except BenchError as exc:
+    except (BenchError, e2e_latency.E2EError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
 
@@ -198,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
         for name in scenarios.ENGINE_SCENARIOS
     }
     results["memory"] = measure_memory(workdir, plan, rss, servers)
+    if not args.no_e2e:
+        results["e2e"] = e2e_latency.run(quick=plan.quick, workdir=workdir / "e2e", log=log)
 
     machine = {
         "cpus": os.cpu_count(),

@@ -124,6 +124,18 @@ class SourceHealth:
         if kind != "expired":  # an expired watch relists at once: not a problem to report
             self.set_problems(f"watch {watch}", {f"kubernetes watch {watch}": error})
 
+    def forget_watch(self, watch: str) -> None:
+        """``watch`` never listed after all (a list made before the fork, dropped): its state and
+        problems go, without a log line."""
+        with self._lock:
+            self._watches.pop(watch, None)
+            self._groups.pop(f"watch {watch}", None)
+
+    def forget(self, group: str) -> None:
+        """Drop the problems of ``group`` without a log line (they were never served)."""
+        with self._lock:
+            self._groups.pop(group, None)
+
     # Read by the app.
     def problems(self) -> tuple[Problem, ...]:
         with self._lock:

@@ -11,6 +11,10 @@ relists. Failures back off exponentially with jitter, capped, each watch on its 
 good snapshot keeps serving meanwhile. An object that fails validation is skipped, logged and
 listed in ``Snapshot.problems``; it never stops the source.
 
+``serve`` may list all three once in the gunicorn arbiter, before the fork (``list_now``): each
+worker's watches then start by watching from those lists' resourceVersions, and the listed
+presets are pages the workers share (``PRELIST_MAX_AGE`` bounds how old a list a worker uses).
+
 Authentication: in-cluster configuration by default, ``settings.kubeconfig`` for development.
 """
 
@@ -47,6 +51,9 @@ READ_SLACK = 90.0
 """A watch that sends nothing, not even a bookmark, for this long past its timeout is dead."""
 STOP_JOIN_SECONDS = 1.0
 """How long ``stop`` waits for the watch threads; daemons, so a list still in flight is dropped."""
+PRELIST_MAX_AGE = 30.0
+"""A watch starts from the list ``serve`` made before the fork only if it is this fresh (seconds);
+a worker forked later (gunicorn replacing one that died) lists for itself."""
 
 Key = tuple[str, str]
 """(namespace, name) of an object; namespace "" for cluster-scoped ones."""
@@ -244,13 +251,42 @@ class Watch(Generic[T]):
         self.connection_problem: str | None = None
         self._events_seen = 0
         """Events received by the current watch; a watch that failed before any grows the backoff."""
+        self._prelisted_at: float | None = None
+        """When ``prelist`` listed (monotonic seconds), until ``start``."""
 
     def start(self) -> None:
+        """Start the thread: it watches from a fresh ``prelist``, else lists first."""
         if self._thread is None:
+            self._forget_stale_prelist()
             self._thread = threading.Thread(
                 target=self._run, name=f"podpreset-watch-{self.resource.name}", daemon=True
             )
             self._thread.start()
+
+    def prelist(self) -> None:
+        """List now, in the calling thread (the arbiter, before the fork): ``start`` then watches
+        from this list's resourceVersion instead of listing, if it is still fresh."""
+        self.list()
+        self._prelisted_at = time.monotonic()
+
+    def prelist_is_stale(self) -> bool:
+        listed = self._prelisted_at
+        return listed is not None and time.monotonic() - listed > PRELIST_MAX_AGE
+
+    def forget_prelist(self) -> None:
+        """Back to never listed: no items, not synced, no resourceVersion (the thread will list)."""
+        with self._lock:
+            self.items, self.problems = {}, {}
+            self.resource_version = None
+            self.synced = False
+            self.connection_problem = None
+        self._prelisted_at = None
+        self._health.forget_watch(self.resource.name)
+
+    def _forget_stale_prelist(self) -> None:
+        if self.prelist_is_stale():
+            self.forget_prelist()
+        self._prelisted_at = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -444,6 +480,8 @@ class KubeSource:
 
     # PresetSource
     def start(self) -> None:
+        if any(watch.prelist_is_stale() for watch in self.watches):
+            self._forget_prelist()
         for watch in self.watches:
             watch.start()
 
@@ -456,6 +494,39 @@ class KubeSource:
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
+
+    # Listing before the fork
+    def list_now(self) -> bool:
+        """List all three resources once, in the calling thread, publish the (synced) snapshot,
+        then drop the connection. ``serve`` calls it in the arbiter before the fork: every worker
+        starts from these lists (the presets and their index are shared pages, not one copy per
+        worker) and watches from their resourceVersions. One attempt each; when any fails, all
+        three are forgotten, one warning is logged and False returned: each worker then lists for
+        itself, as it would have.
+        """
+        try:
+            for watch in self.watches:
+                watch.prelist()
+        except Exception as exc:
+            logger.warning(
+                "kubernetes watch: listing before the fork failed (%s); each worker lists for itself",
+                describe_error(exc),
+            )
+            self._forget_prelist()
+            return False
+        finally:
+            with self._client_lock:
+                api_client, self._api_client = self._api_client, None
+            if api_client is not None:
+                with contextlib.suppress(Exception):
+                    api_client.close()
+        return True
+
+    def _forget_prelist(self) -> None:
+        for watch in self.watches:
+            watch.forget_prelist()
+        self._snapshot = Snapshot()
+        self.health.forget("invalid")
 
     def _client(self) -> Any:
         with self._client_lock:

@@ -11,6 +11,13 @@ connections (depending on its version it closes them at once or keeps them for a
 a client may find one closed before its next request was read, and must retry on a new connection,
 as HTTP clients do for a request the server never read.
 
+Before the fork, the arbiter imports and warms up what the workers use (``webhook.prefork``) and,
+in kube mode, lists presets, cluster presets and namespaces once and closes that connection
+(``KubeSource.list_now``): each
+worker's source is a copy of that listed source, so the presets are shared pages. A worker's log
+lines go through a queue to a writer thread (``webhook.logqueue``), started after the fork and
+drained first in the worker's exit hook.
+
 ``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
 measure a no-op app on the same stack.
 """
@@ -64,7 +71,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except (SettingsError, StartupError) as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
-    return serve_app(lambda: create_webhook_app(settings, preloaded), settings)
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    kube_source = _list_before_fork(settings)
+    return serve_app(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
 
 
 def serve_app(app_factory: AppFactory, settings: Settings) -> int:
@@ -82,6 +91,7 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
             return 2
     else:
         logger.warning("serving plain HTTP (--insecure-http): for local debugging only")
+    _warm_up(settings, app_factory)  # before the metrics directory: its requests count nowhere
     try:
         _prepare_metrics(settings)
     except StartupError as exc:
@@ -89,6 +99,14 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
         return 2
     WebhookServer(app_factory, gunicorn_options(settings, reloader)).run()
     return 0
+
+
+def _warm_up(settings: Settings, app_factory: AppFactory) -> None:
+    """Import what the workers use, run a throwaway app's request path, and freeze it all, before
+    the fork (see ``webhook.prefork``)."""
+    from webhook.prefork import warm_up
+
+    warm_up(kubernetes=settings.uses_kubernetes, app_factory=app_factory)
 
 
 def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -> dict[str, Any]:
@@ -156,8 +174,11 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         return self.app_factory()
 
 
-def create_webhook_app(settings: Settings, preloaded: Preloaded | None = None) -> Flask:
-    """One worker's app with its own (not yet started) preset source."""
+def create_webhook_app(
+    settings: Settings, preloaded: Preloaded | None = None, kube_source: PresetSource | None = None
+) -> Flask:
+    """One worker's app with its own (not yet started) preset source: in kube mode the worker's
+    copy of ``kube_source`` when ``serve`` listed before the fork."""
     from webhook.app import create_app
 
     if not settings.uses_kubernetes:
@@ -165,7 +186,8 @@ def create_webhook_app(settings: Settings, preloaded: Preloaded | None = None) -
     from webhook.events import EventRecorder
 
     recorder = EventRecorder(settings)
-    app = create_app(settings, make_source(settings), on_decision=recorder.record_conflicts)
+    source = kube_source or make_source(settings)
+    app = create_app(settings, source, on_decision=recorder.record_conflicts)
     app.extensions["podpreset.events"] = recorder
     return app
 
@@ -200,6 +222,21 @@ def check_presets(settings: Settings) -> Preloaded | None:
     return preloaded
 
 
+def _list_before_fork(settings: Settings) -> PresetSource | None:
+    """Kube mode: the watch source, having listed every preset, cluster preset and namespace once
+    in the arbiter (``KubeSource.list_now``), so that the
+    workers (each a copy of it after the fork) share those presets' pages instead of each listing
+    and holding its own copy. None in file mode; a source that will list in each worker when that
+    list failed."""
+    if not settings.uses_kubernetes:
+        return None
+    from webhook.kube import KubeSource
+
+    source = KubeSource(settings)
+    source.list_now()
+    return source
+
+
 def _prepare_metrics(settings: Settings) -> None:
     """Point the workers' metrics at a directory of our own. Raises ``StartupError``."""
     from webhook.metrics import MULTIPROC_ENV, MetricsDirError, prepare_multiprocess_dir
@@ -215,6 +252,7 @@ def _prepare_metrics(settings: Settings) -> None:
 
 
 def _post_fork(_server: object, _worker: object) -> None:
+    _start_worker_logging()
     # prometheus_client picks its value class when first imported; make sure workers write files
     # even if something imported it before the variable was set.
     from prometheus_client import values
@@ -254,6 +292,7 @@ def _post_worker_init(worker: Any) -> None:
 
 
 def _worker_exit(_server: object, worker: Any) -> None:
+    _stop_worker_logging()  # first: what follows may hang until the arbiter kills the worker
     state = _state_of(getattr(worker, "wsgi", None))
     if state is not None:
         state.stopping.set()
@@ -261,6 +300,20 @@ def _worker_exit(_server: object, worker: Any) -> None:
     recorder = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("podpreset.events")
     if recorder is not None:
         recorder.stop()
+
+
+def _start_worker_logging() -> None:
+    """Log lines are formatted and written by a thread of the worker (``webhook.logqueue``)."""
+    from webhook.logqueue import start_worker_logging
+
+    start_worker_logging()
+
+
+def _stop_worker_logging() -> None:
+    """Write every queued log line before the worker exits."""
+    from webhook.logqueue import stop_worker_logging
+
+    stop_worker_logging()
 
 
 def _child_exit(_server: object, worker: Any) -> None:

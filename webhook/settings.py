@@ -11,8 +11,10 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+
+from webhook import cpus
 
 LogFormat = Literal["text", "json"]
 ENV_PREFIX = "PODPRESET_"
@@ -32,7 +34,8 @@ class Settings:
     """Everything the server needs to know; built once, before gunicorn forks."""
 
     bind: str = "0.0.0.0:8443"
-    workers: int = 2
+    workers: int = field(default_factory=cpus.default_workers)
+    """One per CPU the process may use (cgroup quota, affinity), at most 2: ``webhook.cpus``."""
     threads: int = 8
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -125,7 +128,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         metavar="N",
-        help=f"gunicorn worker processes, default {defaults.workers} {env('workers')}",
+        help=f"gunicorn worker processes, default one per usable CPU, at most 2 (here {defaults.workers}) "
+        f"{env('workers')}",
     )
     parser.add_argument(
         "--threads", metavar="N", help=f"threads per worker, default {defaults.threads} {env('threads')}"

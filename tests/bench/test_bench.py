@@ -132,3 +132,113 @@ def test_report_has_ratios_targets_and_a_table(tmp_path):
     table = report.format_table(final)
     assert "typical" in table
     assert "memory_rss_mib" in table
+
+
+def _e2e_result():
+    from bench.e2e_latency import summarize as summarize_e2e
+    from bench.e2e_latency import tail_breakdown
+
+    latencies = {
+        "none": [2.0 + i / 100 for i in range(100)],
+        "noop": [3.0 + i / 100 for i in range(100)],
+        "fixed": [4.0 + i / 100 for i in range(100)],
+        "podpreset": [4.2 + i / 100 for i in range(100)],
+        "traced": [4.3 + i / 100 for i in range(100)],
+    }
+    per_round = {name: [values[0], values[50]] for name, values in latencies.items()}
+    requests = [
+        {
+            "wall_ms": 0.5 + i / 1000,
+            "cpu_ms": 0.4,
+            "others_cpu_ms": 0.05,
+            "gc_ms": 2.0 if i == 199 else 0.0,
+            "log_ms": 0.01,
+            "log_cpu_ms": 0.01,
+        }
+        for i in range(200)
+    ]
+    memory = {
+        "1000": {"total_mib": 58.0, "arbiter_mib": 20.0, "workers_mib": [19.0, 19.0], "processes": 3},
+        "10000": {"total_mib": 140.0, "arbiter_mib": 60.0, "workers_mib": [40.0, 40.0], "processes": 3},
+    }
+    return {
+        "latency": summarize_e2e(latencies, per_round),
+        "tail": tail_breakdown(requests),
+        "memory": memory,
+    }
+
+
+def test_report_carries_the_end_to_end_keys_and_their_targets():
+    final = report.build_report({"e2e": _e2e_result()}, {"quick": True})
+    assert final["replica_pss_mib_1k"] == 58.0
+    assert final["replica_pss_mib_10k"] == 140.0
+    for name in ("noop_over_none", "fixed_patch_over_noop", "e2e_over_fixed_patch", "e2e_over_none"):
+        for key in ("p50_ms", "p90_ms", "p99_ms"):
+            assert isinstance(final[f"{name}_{key}"], float)
+    assert final["e2e_over_fixed_patch_p50_ms"] == pytest.approx(0.2)
+    assert final["noop_over_none_p99_ms"] == pytest.approx(1.0)
+    assert final["targets"]["replica_pss_mib_1k"]["met"] is True
+    assert final["targets"]["e2e_over_fixed_patch_p50_ms"]["met"] is True
+    table = report.format_table(final)
+    assert "replica PSS" in table
+    assert "e2e_over_fixed_patch" in table
+
+
+def test_tail_breakdown_names_what_the_slowest_requests_spent():
+    tail = _e2e_result()["tail"]
+    assert tail["requests"] == 200
+    assert tail["slowest_1pct"]["gc_ms"] == pytest.approx(1.0)  # one of the two slowest had a pause
+    assert tail["slowest_1pct"]["waiting_ms"] > tail["fastest_half"]["waiting_ms"]
+    assert tail["gc_pauses_over_1ms"] == 1
+    assert tail["slowest_1pct"]["waiting_for_gil_ms"] == pytest.approx(0.05)
+    slow = tail["slowest_1pct"]
+    assert slow["waiting_for_cpu_ms"] == pytest.approx(slow["waiting_ms"] - 0.05, abs=0.002)
+
+
+def test_replica_pss_sums_this_process_and_its_children():
+    import os
+    import subprocess
+    import sys
+
+    from bench.memory import replica_pss
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pss = replica_pss(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    assert pss["processes"] >= 2
+    assert pss["total_mib"] > pss["arbiter_mib"] > 0
+    assert pss["total_mib"] == pytest.approx(pss["arbiter_mib"] + sum(pss["workers_mib"]), abs=0.3)
+
+
+def test_fixed_patch_app_answers_the_captured_answer_with_each_request_uid():
+    import base64
+
+    from bench.fixedpatch import create_fixed_patch_app
+    from webhook.app import create_app
+    from webhook.sources import Snapshot
+
+    scenario = scenarios.typical()
+
+    class Source:
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def snapshot(self):
+            return Snapshot(index=inprocess.index_of(scenario), synced=True)
+
+    settings = Settings(insecure_http=True)
+    real = create_app(settings, Source()).test_client()
+    answer = real.post("/mutate", data=scenario.body(), content_type="application/json").get_json()
+    fixed = create_fixed_patch_app(settings, answer).test_client()
+    review = json.loads(scenario.body())
+    review["request"]["uid"] = "11111111-2222-4333-8444-555555555555"
+    got = fixed.post("/mutate", data=json.dumps(review), content_type="application/json").get_json()
+    assert got["response"]["uid"] == review["request"]["uid"]
+    assert got["response"]["patch"] == answer["response"]["patch"]
+    assert len(json.loads(base64.b64decode(got["response"]["patch"]))) == 54

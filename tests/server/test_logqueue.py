@@ -1,0 +1,164 @@
+"""Decision log lines are written by a writer thread per worker, and none is lost on SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import logging
+import os
+import queue
+import re
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+from serverkit import ROOT, GunicornServer, encode, make_review, send
+
+from webhook.logqueue import DeferredQueueHandler, LogWriter
+
+pytestmark = pytest.mark.server
+JSON = {"Content-Type": "application/json"}
+_UID = re.compile(r"admission uid=(\S+) ")
+
+
+def test_every_answered_admission_has_its_log_line_after_sigterm(own_server: GunicornServer) -> None:
+    """The server's output is a pipe that this test stops reading during the load: the workers'
+    writer threads block on the full pipe while the requests go on being answered, so at SIGTERM
+    hundreds of decision lines are still queued. Each must be written before its worker exits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODPRESET_", "PROMETHEUS_"))}
+    process = subprocess.Popen(
+        own_server.args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    own_server.process = process
+    output = bytearray()
+    reading = threading.Event()
+    reading.set()
+
+    def read() -> None:
+        assert process.stdout is not None
+        while True:
+            reading.wait()
+            chunk = process.stdout.read1(65536)
+            if not chunk:
+                return
+            output.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        _wait_ready(own_server)
+        reading.clear()  # from here the pipe fills up and the log writers block
+        answered = _load_until_sigterm(own_server, count=1500)
+        reading.set()
+        assert process.wait(timeout=60) == 0
+    finally:
+        reading.set()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=10)
+    assert process.stdout is not None
+    process.stdout.close()
+
+    logged = _UID.findall(output.decode(errors="replace"))
+    assert len(answered) >= 1500
+    assert answered <= set(logged), f"{len(answered - set(logged))} answered admissions have no log line"
+    assert len(logged) == len(set(logged)), "a decision was logged twice"
+
+
+def _wait_ready(server: GunicornServer) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if server.request("GET", "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server not ready in 30 s")
+
+
+def _load_until_sigterm(server: GunicornServer, count: int) -> set[str]:
+    """Clients send reviews with distinct uids; SIGTERM once ``count`` were answered."""
+    answered: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(slot: int) -> None:
+        conn: http.client.HTTPSConnection | None = None
+        n = 0
+        while not stop.is_set():
+            uid = f"00000000-0000-4000-8000-{slot:04d}{n:08d}"
+            n += 1
+            try:
+                conn = conn or server.connection(timeout=30)
+                status, _, _ = send(conn, "POST", "/mutate", encode(make_review(uid=uid)), JSON)
+            except (OSError, http.client.HTTPException, ssl.SSLError):
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if server.process is not None and server.process.poll() is not None:
+                    return
+                time.sleep(0.01)
+                continue
+            if status == 200:
+                with lock:
+                    answered.add(uid)
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while len(answered) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.terminate()  # while the clients are still sending
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return answered
+
+
+def test_writer_writes_records_in_order_with_their_formatter_and_flushes_on_stop() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    records: queue.SimpleQueue[object] = queue.SimpleQueue()
+    logger = logging.getLogger("test.logqueue.order")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    queued = DeferredQueueHandler(records)
+    logger.addHandler(queued)
+    writer = LogWriter(records, [handler])  # type: ignore[arg-type]
+    try:
+        for n in range(1000):
+            logger.info("line %d of %s", n, "batch")
+        writer.start()
+        logger.warning("last")
+    finally:
+        writer.stop()
+        logger.removeHandler(queued)
+    lines = stream.getvalue().splitlines()
+    assert lines == [f"INFO line {n} of batch" for n in range(1000)] + ["WARNING last"]
+
+
+def test_a_mutable_argument_is_formatted_when_logged_not_when_written() -> None:
+    records: queue.SimpleQueue[object] = queue.SimpleQueue()
+    logger = logging.getLogger("test.logqueue.mutable")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    queued = DeferredQueueHandler(records)
+    logger.addHandler(queued)
+    try:
+        applied = ["a"]
+        logger.info("applied %s", applied)
+        applied.append("b")
+    finally:
+        logger.removeHandler(queued)
+    record = records.get_nowait()
+    assert isinstance(record, logging.LogRecord)
+    assert record.getMessage() == "applied ['a']"
