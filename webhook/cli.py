@@ -89,13 +89,18 @@ def _add_protected(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME_OR_PREFIX",
         help="an env name, or a prefix ending in '*', that no preset may inject (repeatable or "
-        f"comma-separated; replaces the default {DEFAULT_PROTECTED.describe()})",
+        f"comma-separated; replaces the default {DEFAULT_PROTECTED.describe()}; --protected= "
+        "protects nothing, as for serve)",
     )
 
 
 def protected_of(values: Sequence[str] | None) -> Protected:
-    """The ``--protected`` values, or the default when none was given."""
-    if not values:
+    """The ``--protected`` values, or the default when the flag was not given at all.
+
+    An empty value (``--protected=``) protects nothing, exactly as ``serve --protected=`` does, so
+    that ``validate`` with the server's setting refuses what the server would skip.
+    """
+    if values is None:
         return DEFAULT_PROTECTED
     entries = [part for value in values for part in value.split(",") if part.strip()]
     try:

@@ -495,6 +495,9 @@ def test_validate_refuses_protected_names_by_default_and_as_configured(tmp_path)
         "the list replaces the default"
     )
     assert run("validate", "--protected", "A,B_*", proxy).returncode == 0
+    assert run("validate", "--protected=", kube).returncode == 0, (
+        "an empty value protects nothing, as serve --protected= does"
+    )
 
 
 def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protected_entries(tmp_path):
