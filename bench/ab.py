@@ -25,10 +25,10 @@ from typing import Any
 import trustme
 
 from bench import scenarios
+from bench.procs import free_port
 from bench.run import (
     Server,
     drive,
-    free_port,
     log,
     stop_server,
     verify,

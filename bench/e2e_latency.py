@@ -51,6 +51,7 @@ import yaml
 
 from bench import scenarios
 from bench.memory import replica_pss
+from bench.procs import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("none", "noop", "fixed", "podpreset", "traced")
@@ -289,15 +290,6 @@ def pod_template(scenario: scenarios.Scenario) -> dict[str, Any]:
     return dict(pod)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start(config: str, command: list[str], workdir: Path, port: int) -> Webhook:
     log_path = workdir / f"{config}.log"
     env = {
@@ -313,14 +305,7 @@ def start(config: str, command: list[str], workdir: Path, port: int) -> Webhook:
 
 
 def stop(webhook: Webhook) -> None:
-    if webhook.process.poll() is not None:
-        return
-    os.killpg(webhook.process.pid, signal.SIGTERM)
-    try:
-        webhook.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(webhook.process.pid, signal.SIGKILL)
-        webhook.process.wait()
+    stop_process_group(webhook.process)
 
 
 def stop_all(servers: list[Webhook]) -> None:

@@ -21,8 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -36,6 +34,7 @@ from typing import Any
 import trustme
 
 from bench import e2e_latency, inprocess, report, scenarios
+from bench.procs import free_port, stop_process_group
 from bench.scenarios import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,13 +239,6 @@ def write_certificate(ca: trustme.CA, workdir: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_server(scenario: Scenario, workdir: Path, cert: Path, key: Path, extra: Sequence[str]) -> Server:
     port = free_port()
     flags = [
@@ -280,14 +272,7 @@ def start_server(scenario: Scenario, workdir: Path, cert: Path, key: Path, extra
 
 def stop_server(server: Server) -> None:
     """SIGTERM the server's own process group (the arbiter and its workers), SIGKILL if it lingers."""
-    if server.process.poll() is not None:
-        return
-    os.killpg(server.process.pid, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+    stop_process_group(server.process)
 
 
 def request(
