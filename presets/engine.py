@@ -44,14 +44,23 @@ from presets.merge import (
     pull_secret_name,
     toleration_key,
 )
-from presets.model import ANNOTATION_PREFIX, DEFAULT_PROTECTED, PodPreset, Protected, order_key
+from presets.model import (
+    ANNOTATION_NAME_PREFIXES,
+    ANNOTATION_PREFIX,
+    DEFAULT_PROTECTED,
+    KIND,
+    PodPreset,
+    Protected,
+    order_key,
+    protected_items,
+)
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
 from presets.selector import describe_requirement
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 EXCLUDE_ANNOTATION = ANNOTATION_PREFIX + "exclude"
-APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + "podpreset-"
-CLUSTER_APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + "clusterpodpreset-"
+APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + ANNOTATION_NAME_PREFIXES[KIND]
+"""The applied annotations of PodPresets (``PodPreset.annotation_key`` covers both kinds)."""
 
 Action = Literal["mutated", "unchanged", "conflict", "rejected", "skipped"]
 Verdict = Literal["apply", "skip-all", "reject"]
@@ -162,11 +171,6 @@ class Outcome:
     @property
     def warnings(self) -> tuple[str, ...]:
         return (*(c.warning() for c in self.conflicts), *self.notes)
-
-
-def annotation_key(preset_name: str) -> str:
-    """The applied annotation of a PodPreset (``PodPreset.annotation_key`` covers both kinds)."""
-    return APPLIED_ANNOTATION_PREFIX + preset_name
 
 
 def skip_reason(pod: Mapping[str, Any]) -> str | None:
@@ -510,16 +514,10 @@ def _protected_items(preset: PodPreset, protected: Protected, conflicts: list[Co
     blocked: set[int] = set()
     if not (protected.names or protected.prefixes):
         return blocked
-    for var in preset.env:
-        why = protected.why_name(str(var.get("name", "")))
-        if why:
-            blocked.add(id(var))
-            conflicts.append(_protected_conflict(preset, "env", repr(var.get("name")), why))
-    for source in preset.env_from:
-        why = protected.why_prefix(str(source.get("prefix") or ""))
-        if why:
-            blocked.add(id(source))
-            conflicts.append(_protected_conflict(preset, "envFrom", f"prefix {source.get('prefix')!r}", why))
+    for field_name, _, item, why in protected_items(preset, protected):
+        blocked.add(id(item))
+        key = repr(item.get("name")) if field_name == "env" else f"prefix {item.get('prefix')!r}"
+        conflicts.append(_protected_conflict(preset, field_name, key, why))
     return blocked
 
 

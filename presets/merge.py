@@ -429,12 +429,6 @@ def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodP
     )
 
 
-def merge_image_pull_secrets(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
-    """imagePullSecrets: de-duplicated by name; no conflicts."""
-    items = [s for p in presets for s in p.image_pull_secrets]
-    return _merge_unique(UniqueList(existing, pull_secret_name), items)
-
-
 def _merge_unique(state: UniqueList, items: Sequence[dict[str, Any]]) -> Merged:
     added: list[dict[str, Any]] = []
     for item in items:
@@ -442,32 +436,6 @@ def _merge_unique(state: UniqueList, items: Sequence[dict[str, Any]]) -> Merged:
             state.add(item)
             added.append(item)
     return Merged(added=tuple(added))
-
-
-def merge_map(
-    field: Literal["nodeSelector", "labels", "annotations"],
-    existing: Mapping[str, Any],
-    presets: Sequence[PodPreset],
-) -> tuple[tuple[tuple[str, str], ...], tuple[Conflict, ...]]:
-    """nodeSelector, podMetadata labels and annotations: same key, same value is skipped, another
-    value conflicts. Returns the pairs to add and the conflicts."""
-    state = KeyedMap(existing)
-    added: list[tuple[str, str]] = []
-    conflicts: list[Conflict] = []
-    for preset in presets:
-        pairs = {
-            "nodeSelector": preset.node_selector,
-            "labels": preset.labels,
-            "annotations": preset.annotations,
-        }
-        for key, value in pairs[field]:
-            check = state.check(key, value)
-            if isinstance(check, Clash):
-                conflicts.append(conflict_of(preset, field, check, None))
-            elif check is NEW:
-                state.add(key, value, preset)
-                added.append((key, value))
-    return tuple(added), tuple(conflicts)
 
 
 def merge_keyed(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Final, Literal, cast
@@ -213,11 +213,6 @@ class PodPreset:
         ``clusterpodpreset/name`` for a ClusterPodPreset."""
         return f"clusterpodpreset/{self.name}" if self.is_cluster else self.name
 
-    @property
-    def display(self) -> str:
-        """``podpreset 'name'`` or ``clusterpodpreset 'name'``, for one-line messages."""
-        return f"{self.kind.lower()} {self.name!r}"
-
 
 def order_key(preset: PodPreset) -> tuple[int, int, str]:
     """THE preset order, used everywhere: priority descending, then ClusterPodPresets before
@@ -281,16 +276,28 @@ DEFAULT_PROTECTED = Protected(prefixes=("KUBERNETES_",))
 NOTHING_PROTECTED = Protected()
 
 
-def protected_problems(preset: PodPreset, protected: Protected) -> list[tuple[str, str]]:
-    """``(field, problem)`` for every env var and envFrom prefix of ``preset`` that ``protected`` covers."""
-    found: list[tuple[str, str]] = []
+def protected_items(
+    preset: PodPreset, protected: Protected
+) -> Iterator[tuple[Literal["env", "envFrom"], int, dict[str, Any], str]]:
+    """``(field, index, item, why)`` for every env var and envFrom prefix of ``preset`` that
+    ``protected`` covers: what ``validate --protected`` refuses and the engine treats as a conflict."""
     for i, var in enumerate(preset.env):
         why = protected.why_name(str(var.get("name", "")))
         if why:
-            found.append((f"spec.env[{i}].name", f"{var.get('name')!r} {why}; no preset may inject it"))
+            yield "env", i, var, why
     for i, item in enumerate(preset.env_from):
         why = protected.why_prefix(str(item.get("prefix") or ""))
         if why:
+            yield "envFrom", i, item, why
+
+
+def protected_problems(preset: PodPreset, protected: Protected) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every env var and envFrom prefix of ``preset`` that ``protected`` covers."""
+    found: list[tuple[str, str]] = []
+    for field_name, i, item, why in protected_items(preset, protected):
+        if field_name == "env":
+            found.append((f"spec.env[{i}].name", f"{item.get('name')!r} {why}; no preset may inject it"))
+        else:
             found.append(
                 (f"spec.envFrom[{i}].prefix", f"{item.get('prefix')!r} {why}; no preset may inject it")
             )
