@@ -220,6 +220,10 @@ def order_key(preset: PodPreset) -> tuple[int, int, str]:
     return (-preset.priority, 0 if preset.is_cluster else 1, preset.name)
 
 
+PROTECTED_ENTRY = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*\*?")
+"""A protected env name, or a prefix ending in ``*`` (what ``--protected`` accepts everywhere)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Protected:
     """Env names and name prefixes no preset may inject (a server setting, passed in)."""
@@ -236,9 +240,10 @@ class Protected:
         for entry in entries:
             text = entry.strip()
             body = text[:-1] if text.endswith("*") else text
-            if not body or "=" in body or "*" in body:
+            if not PROTECTED_ENTRY.fullmatch(text):
                 raise ValueError(
-                    f"protected env name {entry!r}: expected NAME or PREFIX* (no '=', one trailing '*')"
+                    f"protected env name {entry!r}: expected NAME or PREFIX* (no '=', one trailing '*'; "
+                    "letters, digits, '_', '-', '.', not starting with a digit)"
                 )
             if text.endswith("*"):
                 if body not in prefixes:

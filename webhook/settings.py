@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from presets.model import PROTECTED_ENTRY
 from webhook import cpus
 
 LogFormat = Literal["text", "json"]
@@ -21,7 +21,6 @@ ENV_PREFIX = "PODPRESET_"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_PROTECTED = ("KUBERNETES_*",)
 """Env names no preset may inject: exact names, or prefixes written with a trailing ``*``."""
-_PROTECTED_ENTRY = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*\*?")
 _N = TypeVar("_N", int, float)
 
 
@@ -249,7 +248,7 @@ def protected_entries(value: object) -> tuple[str, ...] | None:
     parts = value if isinstance(value, list) else [value]
     entries = tuple(e.strip() for part in parts for e in str(part).split(",") if e.strip())
     for entry in entries:
-        if not _PROTECTED_ENTRY.fullmatch(entry):
+        if not PROTECTED_ENTRY.fullmatch(entry):
             raise SettingsError(
                 f"{_where('protected')}: {entry!r} is not an env name (letters, digits, '_', '-', '.', "
                 f"not starting with a digit), optionally ending in '*' for a prefix"

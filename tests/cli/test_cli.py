@@ -508,3 +508,6 @@ def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protect
     bad = run("validate", "--protected", "A=B", presets)
     assert bad.returncode == 2
     assert "--protected: protected env name 'A=B'" in bad.stderr
+    digit = run("validate", "--protected", "1FOO", presets)
+    assert digit.returncode == 2, "the same entry syntax as serve --protected"
+    assert "--protected: protected env name '1FOO'" in digit.stderr
