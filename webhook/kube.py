@@ -115,8 +115,6 @@ def object_key(obj: Mapping[str, Any]) -> Key:
     return (namespace if isinstance(namespace, str) else ""), (name if isinstance(name, str) else "")
 
 
-preset_key = object_key
-
 
 def _kind_parser(kind: str) -> Callable[[Mapping[str, Any]], Parsed[PodPreset]]:
     """The parser for objects of one resource; ``kind`` and ``apiVersion`` filled in when a list
@@ -560,10 +558,12 @@ class KubeSource:
                 index = index.with_namespace(namespace, group)
         if synced and (changed is None or not previous.synced):
             gc.freeze()
-        self.health.set_problems(
-            "invalid",
-            invalid_problems((*self.presets.problems.values(), *self.cluster_presets.problems.values())),
-        )
+        if changed != () and watch is not self.namespaces:
+            # Only a preset list or event can change which presets were skipped as invalid.
+            self.health.set_problems(
+                "invalid",
+                invalid_problems((*self.presets.problems.values(), *self.cluster_presets.problems.values())),
+            )
         self._snapshot = Snapshot(
             index=index,
             namespaces=labels,

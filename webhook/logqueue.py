@@ -78,7 +78,7 @@ class LogWriter:
                     batch.append(self.records.get_nowait())
                 except queue.Empty:
                     break
-            done = batch[-1] is _STOP or any(record is _STOP for record in batch)
+            done = any(record is _STOP for record in batch)
             self.write([record for record in batch if record is not _STOP])
             if done:
                 return

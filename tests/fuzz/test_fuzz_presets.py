@@ -26,7 +26,7 @@ from webhook.kube import KubeSource, parse_object
 @FUZZ
 @given(obj=preset_documents)
 @example(obj=PRESET)
-@example(obj={"metadata": ["not", "a", "mapping"], "spec": {}})  # found: preset_key crashed on it
+@example(obj={"metadata": ["not", "a", "mapping"], "spec": {}})  # found: object_key crashed on it
 @example(obj={"metadata": {"name": ["x"], "namespace": {"a": 1}}})
 def test_the_watch_parses_any_object_into_a_preset_or_problems_naming_it(obj: object) -> None:
     if isinstance(obj, Pairs):
