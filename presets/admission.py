@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from presets.engine import Outcome, apply_presets
+from presets.limits import MAX_DEPTH, within_depth
 from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key
 from presets.names import json_type
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
@@ -275,6 +276,15 @@ def decode_json(body: bytes) -> object:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return json.loads(body)
+
+
+def decode_review(body: bytes) -> object:
+    """``decode_json``, refusing JSON nested deeper than ``MAX_DEPTH`` with ``RecursionError`` as
+    well: what ``/mutate`` and ``podpreset review`` accept, before anything walks it."""
+    decoded = decode_json(body)
+    if not within_depth(decoded):
+        raise RecursionError(f"nests deeper than {MAX_DEPTH} levels")
+    return decoded
 
 
 def parse_review(review: object) -> Request:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
-from presets.admission import BadReview, Decision, admit, decode_json, encode_review
-from presets.limits import MAX_DEPTH, within_depth
+from presets.admission import BadReview, Decision, admit, decode_review, encode_review
+from presets.limits import MAX_DEPTH
 from presets.model import Protected
 from webhook.health import health_of
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -155,7 +155,7 @@ def _read_body(limit: int) -> bytes:
 
 def _decode(body: bytes) -> object:
     try:
-        decoded = decode_json(body)
+        return decode_review(body)
     except RecursionError:
         raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
@@ -165,10 +165,6 @@ def _decode(body: bytes) -> object:
         raise BadBody(
             f"body: invalid JSON at {where}: {exc.msg}" if body.strip() else "body: empty"
         ) from None
-    if not within_depth(decoded):
-        # Refused before anything walks it: the engine copies and compares parts of the pod.
-        raise BadBody(f"body: JSON nests deeper than {MAX_DEPTH} levels")
-    return decoded
 
 
 def _problems(source: PresetSource, snapshot: Snapshot) -> list[dict[str, str | None]]:

@@ -13,9 +13,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from presets.admission import BadReview, PresetIndex, admit, check_pod, decode_json, encode_review
+from presets.admission import (
+    BadReview,
+    PresetIndex,
+    admit,
+    check_pod,
+    decode_review,
+    encode_review,
+)
 from presets.engine import Outcome, PresetResult, apply_presets
-from presets.limits import MAX_DEPTH, within_depth
+from presets.limits import MAX_DEPTH
 from presets.model import DEFAULT_PROTECTED, Problem, Protected, protected_problems
 from presets.namespaces import NamespaceLabels, labels_of
 from webhook.files import LoadResult, SourceError, files_of, load_presets, parse_documents, read_text
@@ -183,15 +190,13 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
     index = PresetIndex.build(loaded.presets)
     text = read_text(args.review)
     try:
-        body = decode_json(text.encode("utf-8"))
+        body = decode_review(text.encode("utf-8"))
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{args.review}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     except RecursionError:
         raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels") from None
-    if not within_depth(body):
-        raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels")
     decision = admit(body, index, namespaces=loaded.namespaces, protected=protected_of(args.protected))
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():

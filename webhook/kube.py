@@ -115,7 +115,6 @@ def object_key(obj: Mapping[str, Any]) -> Key:
     return (namespace if isinstance(namespace, str) else ""), (name if isinstance(name, str) else "")
 
 
-
 def _kind_parser(kind: str) -> Callable[[Mapping[str, Any]], Parsed[PodPreset]]:
     """The parser for objects of one resource; ``kind`` and ``apiVersion`` filled in when a list
     leaves them out of its items."""
