@@ -104,7 +104,10 @@ def within(seconds: float, what: str, check: Any) -> float:
 @pytest.fixture
 def own_webhook(cluster: Cluster, tmp_path: Path) -> Iterator[LocalWebhook]:
     if cluster.webhook is None:
-        pytest.skip("a webhook of the test's own needs the local control plane (kind: not from the tests)")
+        pytest.skip(
+            "cluster mode (PODPRESET_E2E_KUBECONFIG set): a webhook of the test's own needs the "
+            "local control plane"
+        )
     webhook = cluster.webhook.another(tmp_path)
     yield webhook
     webhook.stop()
@@ -143,7 +146,7 @@ def test_a_dropped_watch_and_an_unreachable_api_server_recover_within_the_bound_
     cluster: Cluster, admin: Kube, namespace: str, tmp_path: Path
 ) -> None:
     if cluster.webhook is None or cluster.plane is None:
-        pytest.skip("needs the local control plane")
+        pytest.skip("cluster mode (PODPRESET_E2E_KUBECONFIG set): needs the local control plane")
     proxy = TcpProxy(("127.0.0.1", cluster.plane.api_port))
     kubeconfig = tmp_path / "proxied.kubeconfig"
     config = yaml.safe_load(cluster.webhook.kubeconfig.read_text())
