@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jsonpointer import escape
+from jsonpointer import escape, unescape
 
 from presets.defaults import canonical_toleration
 from presets.merge import (
@@ -153,7 +153,8 @@ class Outcome:
 
     action: Action
     reason: str
-    pod: dict[str, Any]
+    received: dict[str, Any]
+    """The pod as it came in (never mutated)."""
     patch: tuple[PatchOp, ...] = ()
     applied: tuple[str, ...] = ()
     """``PodPreset.ref`` of each applied preset, in preset order."""
@@ -171,6 +172,11 @@ class Outcome:
     @property
     def warnings(self) -> tuple[str, ...]:
         return (*(c.warning() for c in self.conflicts), *self.notes)
+
+    @property
+    def pod(self) -> dict[str, Any]:
+        """The pod the patch makes: built when asked (the webhook needs only the patch)."""
+        return patched(self.received, self.patch) if self.patch else self.received
 
 
 def skip_reason(pod: Mapping[str, Any]) -> str | None:
@@ -574,18 +580,16 @@ def decide(plan: Plan) -> Verdict:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rendered:
-    """The patch and the patched pod (copy-on-write), and warnings the rendering found."""
+    """The patch, and warnings the rendering found."""
 
     patch: tuple[PatchOp, ...]
-    pod: dict[str, Any]
     notes: tuple[str, ...] = ()
 
 
 def render(pod: dict[str, Any], plan: Plan) -> Rendered:
-    """The RFC 6902 patch for an applied plan, and the pod it gives."""
+    """The RFC 6902 patch for an applied plan (``patched`` gives the pod it makes)."""
     patch: list[PatchOp] = []
     notes: list[str] = []
-    mutated = _Copier(pod)
     metadata = _mapping(pod.get("metadata"))
     needs_spec = any(c.path[0] == "spec" for c in plan.lists) or any(m.path[0] == "spec" for m in plan.maps)
     if not isinstance(pod.get("spec"), dict) and needs_spec:
@@ -593,17 +597,17 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
         patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
     for change in plan.lists:
         if change.path[-1] == "env":
-            _insert_env(patch, mutated, change, notes)
+            _insert_env(patch, change, notes)
         else:
-            _append(patch, mutated, change.path, change.current, change.added)
+            _append(patch, change.path, change.current, change.added)
     wanted: dict[str, str] = {}
     for m in plan.maps:
         if m.path[1] == "annotations":
             wanted.update(m.added)
         elif m.path[0] == "spec":
-            _add_pairs(patch, mutated, m.path, m.current, dict(m.added))
+            _add_pairs(patch, m.path, m.current, dict(m.added))
         else:
-            _add_metadata_pairs(patch, mutated, pod, m.path, dict(m.added))
+            _add_metadata_pairs(patch, pod, m.path, dict(m.added))
     annotations = metadata.get("annotations")
     current = annotations if isinstance(annotations, dict) else {}
     for preset in plan.applied:
@@ -611,13 +615,11 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
         if current.get(key) != preset.resource_version:
             wanted[key] = preset.resource_version
     if wanted:
-        _add_metadata_pairs(patch, mutated, pod, ("metadata", "annotations"), wanted)
-    return Rendered(patch=tuple(patch), pod=mutated.root if patch else pod, notes=tuple(notes))
+        _add_metadata_pairs(patch, pod, ("metadata", "annotations"), wanted)
+    return Rendered(patch=tuple(patch), notes=tuple(notes))
 
 
-def _add_metadata_pairs(
-    patch: list[PatchOp], mutated: _Copier, pod: Mapping[str, Any], path: Path, pairs: dict[str, str]
-) -> None:
+def _add_metadata_pairs(patch: list[PatchOp], pod: Mapping[str, Any], path: Path, pairs: dict[str, str]) -> None:
     if not isinstance(pod.get("metadata"), dict):
         # Absent metadata: add it whole, with what earlier metadata changes put there.
         existing = [op for op in patch if op["path"] == "/metadata"]
@@ -625,29 +627,23 @@ def _add_metadata_pairs(
             existing[0]["value"][path[1]] = dict(pairs)
         else:
             patch.append({"op": "add", "path": "/metadata", "value": {path[1]: dict(pairs)}})
-        mutated.set(path, dict(pairs))
         return
-    _add_pairs(patch, mutated, path, _mapping(pod.get("metadata")).get(str(path[1])), pairs)
+    _add_pairs(patch, path, _mapping(pod.get("metadata")).get(str(path[1])), pairs)
 
 
-def _add_pairs(
-    patch: list[PatchOp], mutated: _Copier, path: Path, current: Any, pairs: dict[str, str]
-) -> None:
+def _add_pairs(patch: list[PatchOp], path: Path, current: Any, pairs: dict[str, str]) -> None:
     pointer = "/" + "/".join(map(str, path))
     if not isinstance(current, dict):
         patch.append({"op": "add", "path": pointer, "value": dict(pairs)})
-        mutated.set(path, dict(pairs))
         return
     if not pairs:
         return
     for key, value in pairs.items():
         patch.append({"op": "add", "path": pointer + "/" + escape(key), "value": value})
-    mutated.set(path, {**current, **pairs})
 
 
 def _append(
     patch: list[PatchOp],
-    mutated: _Copier,
     path: Path,
     current: Sequence[Any] | None,
     added: tuple[dict[str, Any], ...],
@@ -655,14 +651,12 @@ def _append(
     # The parts are our own field names and list indices, never user data: nothing to escape.
     pointer = "/" + "/".join(map(str, path))
     if isinstance(current, list):
-        patch.extend({"op": "add", "path": pointer + "/-", "value": item} for item in added)
-        mutated.set(path, [*current, *added])
+        patch.extend([{"op": "add", "path": pointer + "/-", "value": item} for item in added])
     else:
         patch.append({"op": "add", "path": pointer, "value": list(added)})
-        mutated.set(path, list(added))
 
 
-def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, notes: list[str]) -> None:
+def _insert_env(patch: list[PatchOp], change: ListChange, notes: list[str]) -> None:
     """Injected env goes before the container's first env var that references it."""
     current: list[Any] = change.current if isinstance(change.current, list) else []
     placed, stuck = order_env(current, change.added)
@@ -675,23 +669,20 @@ def _insert_env(patch: list[PatchOp], mutated: _Copier, change: ListChange, note
         )
     end = len(current)
     if all(slot == end for slot, _ in placed):
-        _append(patch, mutated, change.path, change.current, tuple(item for _, item in placed))
+        _append(patch, change.path, change.current, tuple(item for _, item in placed))
         return
     pointer = "/" + "/".join(map(str, change.path))
-    final: list[Any] = []
+    at = 0  # the index in the list as the ops so far have made it
     length = len(current)
     slots: dict[int, list[dict[str, Any]]] = {}
     for slot, item in placed:
         slots.setdefault(slot, []).append(item)
     for index in range(length + 1):
         for item in slots.get(index, ()):
-            at = len(final)
             path = pointer + ("/-" if index == length else f"/{at}")
             patch.append({"op": "add", "path": path, "value": item})
-            final.append(item)
-        if index < length:
-            final.append(current[index])
-    mutated.set(change.path, final)
+            at += 1
+        at += 1
 
 
 _REFERENCE_RE = re.compile(r"\$\$|\$\(([^)]*)\)")
@@ -807,7 +798,7 @@ def apply_presets(
     """
     reason = skip_reason(pod)
     if reason:
-        return Outcome(action="skipped", reason=reason, pod=pod)
+        return Outcome(action="skipped", reason=reason, received=pod)
     metadata = _mapping(pod.get("metadata"))
     labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
     presets = tuple(presets)
@@ -816,7 +807,7 @@ def apply_presets(
     selection = select_presets(labels, presets, namespace_labels=namespace_labels, explain=explain)
     if not selection.matched:
         return Outcome(
-            action="unchanged", reason="no preset selects this pod", pod=pod, mismatches=selection.mismatches
+            action="unchanged", reason="no preset selects this pod", received=pod, mismatches=selection.mismatches
         )
     plan = plan_presets(pod, selection.matched, protected=protected, count=explain)
     verdict = decide(plan)
@@ -833,7 +824,7 @@ def apply_presets(
         return Outcome(
             action="rejected",
             reason=f"{len(refusing)} conflict(s) of onConflict: Reject presets",
-            pod=pod,
+            received=pod,
             rejection=message,
             **common,  # type: ignore[arg-type]
         )
@@ -841,7 +832,7 @@ def apply_presets(
         return Outcome(
             action="conflict",
             reason=f"{len(conflicts)} conflict(s); no preset applied",
-            pod=pod,
+            received=pod,
             **common,  # type: ignore[arg-type]
         )
     rendered = render(pod, plan)
@@ -849,7 +840,7 @@ def apply_presets(
     return Outcome(
         action="mutated" if rendered.patch else "unchanged",
         reason=f"applied {len(applied)} preset(s)" if rendered.patch else "already applied",
-        pod=rendered.pod,
+        received=pod,
         patch=rendered.patch,
         applied=tuple(p.ref for p in applied),
         added={r.preset.ref: r.added for r in plan.results} if explain else None,
@@ -858,27 +849,29 @@ def apply_presets(
     )
 
 
-class _Copier:
-    """Copy-on-write of the pod along the paths we change; untouched subtrees are shared."""
-
-    def __init__(self, root: dict[str, Any]) -> None:
-        self.root: dict[str, Any] = dict(root)
-        self._copies: dict[Path, Any] = {(): self.root}
-        """Every node already copied, by path: a container's second list finds it at once."""
-
-    def set(self, path: Path, value: object) -> None:
-        self._node(path[:-1])[path[-1]] = value
-
-    def _node(self, path: Path) -> Any:
-        node = self._copies.get(path)
-        if node is None:
-            parent = self._node(path[:-1])
-            part = path[-1]
-            child = parent.get(part) if isinstance(parent, dict) else parent[part]
-            node = list(child) if isinstance(child, list) else dict(child) if isinstance(child, dict) else {}
-            parent[part] = node
-            self._copies[path] = node
-        return node
+def patched(pod: dict[str, Any], patch: Iterable[PatchOp]) -> dict[str, Any]:
+    """``pod`` with the engine's ``add`` operations applied, copy-on-write: the input is never
+    changed, and every subtree no operation reaches is shared with it."""
+    root = dict(pod)
+    owned = {id(root)}  # the containers copied here, which later operations may change in place
+    for op in patch:
+        if op["op"] != "add":
+            raise ValueError(f"patched: only 'add' operations, got {op['op']!r}")
+        *parents, last = [unescape(part) for part in op["path"].split("/")[1:]]
+        node: Any = root
+        for part in parents:
+            key: Any = int(part) if isinstance(node, list) else part
+            child = node[key]
+            if id(child) not in owned:
+                child = list(child) if isinstance(child, list) else dict(child)
+                owned.add(id(child))
+                node[key] = child
+            node = child
+        if isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), op["value"])
+        else:
+            node[last] = op["value"]
+    return root
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
