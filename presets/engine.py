@@ -619,7 +619,9 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
     return Rendered(patch=tuple(patch), notes=tuple(notes))
 
 
-def _add_metadata_pairs(patch: list[PatchOp], pod: Mapping[str, Any], path: Path, pairs: dict[str, str]) -> None:
+def _add_metadata_pairs(
+    patch: list[PatchOp], pod: Mapping[str, Any], path: Path, pairs: dict[str, str]
+) -> None:
     if not isinstance(pod.get("metadata"), dict):
         # Absent metadata: add it whole, with what earlier metadata changes put there.
         existing = [op for op in patch if op["path"] == "/metadata"]
@@ -807,7 +809,10 @@ def apply_presets(
     selection = select_presets(labels, presets, namespace_labels=namespace_labels, explain=explain)
     if not selection.matched:
         return Outcome(
-            action="unchanged", reason="no preset selects this pod", received=pod, mismatches=selection.mismatches
+            action="unchanged",
+            reason="no preset selects this pod",
+            received=pod,
+            mismatches=selection.mismatches,
         )
     plan = plan_presets(pod, selection.matched, protected=protected, count=explain)
     verdict = decide(plan)
