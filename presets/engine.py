@@ -267,6 +267,8 @@ class _Target:
     container: dict[str, Any]
     lanes: list[_Lane] = field(default_factory=list)
     """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
+    skipped_by: dict[int, str] = field(default_factory=dict)
+    """Why each preset (by id) whose containerSelector leaves this container out does so."""
 
 
 @dataclass(slots=True)
@@ -297,6 +299,7 @@ def plan_presets(
     conflicts of their preset; env, envFrom and volumeMounts go only to targeted containers.
     ``count`` fills ``PresetResult.added`` (for ``--explain``).
     """
+    walk = _preset_set(presets, protected)
     spec = _mapping(pod.get("spec"))
     metadata = _mapping(pod.get("metadata"))
     volumes = KeyedList(VOLUMES, _items(spec.get("volumes")))
@@ -307,7 +310,7 @@ def plan_presets(
             name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
             for name, path in _POD_MAPS
         }
-        if any(p.node_selector or p.labels or p.annotations for p in presets)
+        if walk.pod_maps
         else {}
     )
     added_volumes: list[dict[str, Any]] = []
@@ -315,14 +318,13 @@ def plan_presets(
     added_secrets: list[dict[str, Any]] = []
     added_pairs: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in _POD_MAPS}
     targets = _targets(spec)
-    _assign_lanes(targets, presets)
+    _assign_lanes(targets, walk)
     results: list[PresetResult] = []
 
-    for preset in presets:
-        conflicts: list[Conflict] = []
+    for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
+        conflicts: list[Conflict] = list(protected_conflicts)
         accepted: list[_Accepted] = []
         bulk: list[tuple[_Lane, tuple[dict[str, Any], ...]]] = []  # distinct lanes: all new
-        blocked = _protected_items(preset, protected, conflicts) if preset.env or preset.env_from else None
         if preset.volumes:
             _check_items(
                 preset,
@@ -358,7 +360,7 @@ def plan_presets(
         lanes: dict[int, _Lane] = {}  # the distinct lanes of the targeted containers, by identity
         for target in targets:
             if not selector.targets_all:
-                why = selector.skip_reason(target.name, init=target.init)
+                why = target.skipped_by.get(id(preset))
                 if why:
                     skipped.append((target.label, why))
                     continue
@@ -482,31 +484,80 @@ def _targets(spec: Mapping[str, Any]) -> list[_Target]:
     return targets
 
 
-def _assign_lanes(targets: Sequence[_Target], presets: Sequence[PodPreset]) -> None:
+def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> None:
     """Give every container, per rule, a lane: its own when it holds a key some preset injects
     there, else the one shared by containers targeted by the same presets."""
-    selective = [p for p in presets if not p.container_selector.targets_all]
+    selective = walk.selective
+    signatures = []
+    for target in targets:
+        for preset in selective:
+            why = preset.container_selector.skip_reason(target.name, init=target.init)
+            if why:
+                target.skipped_by[id(preset)] = why
+        signatures.append(tuple(id(p) not in target.skipped_by for p in selective) if selective else ())
     shared: dict[tuple[int, tuple[bool, ...]], _Lane] = {}
-    for index, rule in enumerate(_CONTAINER_RULES):
-        keys = PresetKeys.of(rule, presets)
-        for target in targets:
+    for index, (rule, keys) in enumerate(zip(_CONTAINER_RULES, walk.keys, strict=True)):
+        for target, signature in zip(targets, signatures, strict=True):
             current = target.container.get(rule.field)
             existing = _items(current) if current else ()
-            if keys.shared_by(existing):
+            if existing and keys.shared_by(existing):
                 target.lanes.append(_Lane(KeyedList(rule, existing), [target], index))
                 continue
-            signature = (
-                tuple(
-                    p.container_selector.skip_reason(target.name, init=target.init) is None for p in selective
-                )
-                if selective
-                else ()
-            )
             lane = shared.get((index, signature))
             if lane is None:
                 lane = shared[index, signature] = _Lane(KeyedList(rule, ()), [], index, keys.distinct)
             lane.members.append(target)
             target.lanes.append(lane)
+
+
+@dataclass(frozen=True, slots=True)
+class _PresetSet:
+    """What the walk needs from the matching presets alone, computed once per combination of
+    presets and protected names (``_preset_set``): pods of one workload match the same presets."""
+
+    presets: tuple[PodPreset, ...]
+    protected: Protected
+    keys: tuple[PresetKeys, ...]
+    """Per rule of ``_CONTAINER_RULES``."""
+    selective: tuple[PodPreset, ...]
+    """The presets whose containerSelector leaves some containers out."""
+    pod_maps: bool
+    """Whether some preset sets nodeSelector, labels or annotations."""
+    blocked: tuple[tuple[frozenset[int], tuple[Conflict, ...]], ...]
+    """Per preset: the ids of its env and envFrom items ``protected`` forbids, and their conflicts."""
+
+    @classmethod
+    def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
+        return cls(
+            presets,
+            protected,
+            tuple(PresetKeys.of(rule, presets) for rule in _CONTAINER_RULES),
+            tuple(p for p in presets if not p.container_selector.targets_all),
+            any(p.node_selector or p.labels or p.annotations for p in presets),
+            tuple(_protected_items(p, protected) for p in presets),
+        )
+
+
+_PRESET_SETS: dict[tuple[int, ...], _PresetSet] = {}
+_PRESET_SETS_MAX = 512
+
+
+def _preset_set(presets: Sequence[PodPreset], protected: Protected) -> _PresetSet:
+    """``_PresetSet.build``, remembered: a pure function's memo, keyed by the identity of its
+    immutable arguments (held by the entry, so an id cannot be reused while it is there)."""
+    key = (id(protected), *map(id, presets))
+    found = _PRESET_SETS.get(key)
+    if (
+        found is not None
+        and found.protected is protected
+        and all(a is b for a, b in zip(found.presets, presets, strict=True))
+    ):
+        return found
+    built = _PresetSet.build(tuple(presets), protected)
+    if len(_PRESET_SETS) >= _PRESET_SETS_MAX:
+        _PRESET_SETS.clear()
+    _PRESET_SETS[key] = built
+    return built
 
 
 def _pairs(preset: PodPreset, name: str) -> tuple[tuple[str, str], ...]:
@@ -515,16 +566,17 @@ def _pairs(preset: PodPreset, name: str) -> tuple[tuple[str, str], ...]:
     return preset.labels if name == "labels" else preset.annotations
 
 
-def _protected_items(preset: PodPreset, protected: Protected, conflicts: list[Conflict]) -> set[int]:
+def _protected_items(preset: PodPreset, protected: Protected) -> tuple[frozenset[int], tuple[Conflict, ...]]:
     """Ids of the preset's env and envFrom items that ``protected`` forbids; one conflict each."""
+    if not (protected.names or protected.prefixes) or not (preset.env or preset.env_from):
+        return frozenset(), ()
     blocked: set[int] = set()
-    if not (protected.names or protected.prefixes):
-        return blocked
+    conflicts: list[Conflict] = []
     for field_name, _, item, why in protected_items(preset, protected):
         blocked.add(id(item))
         key = repr(item.get("name")) if field_name == "env" else f"prefix {item.get('prefix')!r}"
         conflicts.append(_protected_conflict(preset, field_name, key, why))
-    return blocked
+    return frozenset(blocked), tuple(conflicts)
 
 
 def _protected_conflict(preset: PodPreset, field_name: Field, key: str, why: str) -> Conflict:
