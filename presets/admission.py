@@ -386,7 +386,10 @@ def _check_items(value: object, where: str) -> None:
         return
     _expect(value, list, where)
     assert isinstance(value, list)
-    if all(isinstance(item, dict) for item in value):
+    for item in value:
+        if type(item) is not dict:
+            break
+    else:
         return
     for i, item in enumerate(value):  # the item's path is formatted only when it is wrong
         _expect(item, dict, f"{where}[{i}]")

@@ -119,6 +119,12 @@ class ListChange:
     added: tuple[dict[str, Any], ...]
     container: str = ""
     """The container's label, for a container's list."""
+    pointer: str = ""
+    """``path`` as a JSON pointer (its parts are field names and indices: nothing to escape)."""
+
+    def __post_init__(self) -> None:
+        if not self.pointer:
+            object.__setattr__(self, "pointer", "/" + "/".join(map(str, self.path)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,6 +270,8 @@ class _Target:
     name: str
     init: bool
     base: Path
+    pointer: str
+    """``base`` as a JSON pointer."""
     container: dict[str, Any]
     lanes: list[_Lane] = field(default_factory=list)
     """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
@@ -419,13 +427,16 @@ def plan_presets(
         (("spec", "imagePullSecrets"), spec.get("imagePullSecrets"), added_secrets),
     ):
         if added:
-            lists.append(ListChange(path=path, current=current, added=tuple(added)))
+            lists.append(
+                ListChange(path=path, current=current, added=tuple(added), pointer="/" + "/".join(path))
+            )
     for target in targets:
         for rule, lane in zip(_CONTAINER_RULES, target.lanes, strict=True):
             if lane.added:
                 lists.append(
                     ListChange(
                         path=(*target.base, rule.field),
+                        pointer=f"{target.pointer}/{rule.field}",
                         current=target.container.get(rule.field),
                         added=tuple(lane.added),
                         container=target.label,
@@ -478,6 +489,7 @@ def _targets(spec: Mapping[str, Any]) -> list[_Target]:
                     name=name if isinstance(name, str) else "",
                     init=list_name == "initContainers",
                     base=("spec", list_name, index),
+                    pointer=f"/spec/{list_name}/{index}",
                     container=container,
                 )
             )
@@ -651,7 +663,7 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
         if change.path[-1] == "env":
             _insert_env(patch, change, notes)
         else:
-            _append(patch, change.path, change.current, change.added)
+            _append(patch, change.pointer, change.current, change.added)
     wanted: dict[str, str] = {}
     for m in plan.maps:
         if m.path[1] == "annotations":
@@ -698,12 +710,10 @@ def _add_pairs(patch: list[PatchOp], path: Path, current: Any, pairs: dict[str, 
 
 def _append(
     patch: list[PatchOp],
-    path: Path,
+    pointer: str,
     current: Sequence[Any] | None,
     added: tuple[dict[str, Any], ...],
 ) -> None:
-    # The parts are our own field names and list indices, never user data: nothing to escape.
-    pointer = "/" + "/".join(map(str, path))
     if isinstance(current, list):
         patch.extend([{"op": "add", "path": pointer + "/-", "value": item} for item in added])
     else:
@@ -722,10 +732,10 @@ def _insert_env(patch: list[PatchOp], change: ListChange, notes: list[str]) -> N
             "$(VAR) references will not expand"
         )
     end = len(current)
+    pointer = change.pointer
     if all(slot == end for slot, _ in placed):
-        _append(patch, change.path, change.current, tuple(item for _, item in placed))
+        _append(patch, pointer, change.current, tuple(item for _, item in placed))
         return
-    pointer = "/" + "/".join(map(str, change.path))
     at = 0  # the index in the list as the ops so far have made it
     length = len(current)
     slots: dict[int, list[dict[str, Any]]] = {}
