@@ -327,6 +327,7 @@ def plan_presets(
     added_pairs: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in _POD_MAPS}
     targets = _targets(spec)
     _assign_lanes(targets, walk)
+    every_lane = list({id(lane): lane for target in targets for lane in target.lanes}.values())
     results: list[PresetResult] = []
 
     for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
@@ -365,16 +366,19 @@ def plan_presets(
                         accepted.append((pod_map, pair, added_pairs[name], pair))
         skipped: list[tuple[str, str]] = []
         selector = preset.container_selector
-        lanes: dict[int, _Lane] = {}  # the distinct lanes of the targeted containers, by identity
-        for target in targets:
-            if not selector.targets_all:
+        if selector.targets_all:
+            lanes = every_lane
+        else:
+            targeted: dict[int, _Lane] = {}  # the lanes of the targeted containers, by identity
+            for target in targets:
                 why = target.skipped_by.get(id(preset))
                 if why:
                     skipped.append((target.label, why))
                     continue
-            for lane in target.lanes:
-                lanes.setdefault(id(lane), lane)
-        for lane in lanes.values():
+                for lane in target.lanes:
+                    targeted.setdefault(id(lane), lane)
+            lanes = list(targeted.values())
+        for lane in lanes:
             items = _CONTAINER_RULES[lane.index].items_of(preset)
             if not items:
                 continue
@@ -430,6 +434,7 @@ def plan_presets(
             lists.append(
                 ListChange(path=path, current=current, added=tuple(added), pointer="/" + "/".join(path))
             )
+    lane_added = {id(lane): tuple(lane.added) for lane in every_lane if lane.added}
     for target in targets:
         for rule, lane in zip(_CONTAINER_RULES, target.lanes, strict=True):
             if lane.added:
@@ -438,7 +443,7 @@ def plan_presets(
                         path=(*target.base, rule.field),
                         pointer=f"{target.pointer}/{rule.field}",
                         current=target.container.get(rule.field),
-                        added=tuple(lane.added),
+                        added=lane_added[id(lane)],
                         container=target.label,
                     )
                 )

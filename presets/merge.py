@@ -192,15 +192,22 @@ class PresetKeys:
         rule = self.rule
         if self.values:
             # Preset values are validated strings; a pod's value of another type never equals one.
+            pairs = tuple(zip(rule.key_fields, self.values, strict=True))
             try:
-                return any(
-                    not values.isdisjoint([item.get(f) for item in existing])
-                    for f, values in zip(rule.key_fields, self.values, strict=True)
-                )
+                for item in existing:
+                    for name, values in pairs:
+                        if item.get(name) in values:
+                            return True
+                return False
             except TypeError:  # an unhashable value in a malformed pod: take the general path
                 keys = {k for v in self.values for k in v}
                 return any(k in keys for item in existing for k in rule.keys_of(item))
-        return any(k in self.keys for item in existing for k in rule.keys_of(item))
+        keys_of = rule.keys_of
+        for item in existing:
+            for key in keys_of(item):
+                if key in self.keys:
+                    return True
+        return False
 
 
 ENV = KeyedRule("env", lambda p: p.env, _name_key, canonical_env_var, _describe_name, ("name",))
