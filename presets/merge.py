@@ -165,8 +165,8 @@ class PresetKeys:
     """The keys the presets' items of one rule have, to test a container against them at once."""
 
     rule: KeyedRule
-    values: tuple[frozenset[Any], ...]
-    """Per ``rule.key_fields``, the values the items have there (empty: see ``keys``)."""
+    values: tuple[tuple[str, frozenset[Any]], ...]
+    """Per field of ``rule.key_fields``, the values the items have there (empty: see ``keys``)."""
     keys: frozenset[Hashable]
     """Every key of the items, for rules without ``key_fields``."""
     distinct: bool
@@ -178,8 +178,8 @@ class PresetKeys:
         if not items:
             return cls(rule, (), frozenset(), True)
         if rule.key_fields:
-            values = tuple(frozenset(item.get(f) for item in items) for f in rule.key_fields)
-            return cls(rule, values, frozenset(), all(len(v) == len(items) for v in values))
+            values = tuple((f, frozenset(item.get(f) for item in items)) for f in rule.key_fields)
+            return cls(rule, values, frozenset(), all(len(v) == len(items) for _, v in values))
         keys = [k for item in items for k in rule.keys_of(item)]
         unique = frozenset(keys)
         return cls(rule, (), unique, len(unique) == len(keys))
@@ -191,17 +191,14 @@ class PresetKeys:
             return False
         rule = self.rule
         if self.values:
-            # Preset values are validated strings; a pod's value of another type never equals one.
-            pairs = tuple(zip(rule.key_fields, self.values, strict=True))
-            try:
-                for item in existing:
-                    for name, values in pairs:
-                        if item.get(name) in values:
-                            return True
-                return False
-            except TypeError:  # an unhashable value in a malformed pod: take the general path
-                keys = {k for v in self.values for k in v}
-                return any(k in keys for item in existing for k in rule.keys_of(item))
+            # Preset values are validated strings; a pod's value of another type (maybe not
+            # hashable, in a malformed pod) never equals one.
+            for item in existing:
+                for name, values in self.values:
+                    value = item.get(name)
+                    if type(value) is str and value in values:
+                        return True
+            return False
         keys_of = rule.keys_of
         for item in existing:
             for key in keys_of(item):
