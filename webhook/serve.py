@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.config
 import os
 import signal
 import sys
@@ -40,7 +39,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook.health import health_of
-from webhook.logs import logging_config
+from webhook.logs import configure_logging, logging_config
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from webhook.tls import CertificateError, CertificateReloader
 
@@ -71,14 +70,14 @@ def run_serve(args: argparse.Namespace) -> int:
     except (SettingsError, StartupError) as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
-    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    configure_logging(settings.log_format, settings.log_level)
     kube_source = _list_before_fork(settings)
     return serve_app(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
 
 
 def serve_app(app_factory: AppFactory, settings: Settings) -> int:
     """Run ``app_factory`` (called once in each worker, after the fork) under production gunicorn."""
-    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    configure_logging(settings.log_format, settings.log_level)
     reloader: CertificateReloader | None = None
     if not settings.insecure_http:
         assert settings.tls_cert is not None and settings.tls_key is not None
