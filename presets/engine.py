@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -310,9 +310,12 @@ def plan_presets(
     walk = _preset_set(presets, protected)
     spec = _mapping(pod.get("spec"))
     metadata = _mapping(pod.get("metadata"))
-    volumes = KeyedList(VOLUMES, _items(spec.get("volumes")))
-    tolerations = UniqueList(_items(spec.get("tolerations")), canonical_toleration, toleration_key)
-    pull_secrets = UniqueList(_items(spec.get("imagePullSecrets")), pull_secret_name)
+    volumes_of_pod = _items(spec.get("volumes"))
+    tolerations_of_pod = _items(spec.get("tolerations"))
+    secrets_of_pod = _items(spec.get("imagePullSecrets"))
+    volumes = KeyedList(VOLUMES, volumes_of_pod)
+    tolerations = UniqueList(tolerations_of_pod, canonical_toleration, toleration_key)
+    pull_secrets = UniqueList(secrets_of_pod, pull_secret_name)
     maps = (
         {
             name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
@@ -328,13 +331,19 @@ def plan_presets(
     targets = _targets(spec)
     _assign_lanes(targets, walk)
     every_lane = list({id(lane): lane for target in targets for lane in target.lanes}.values())
+    # As for a distinct lane: no two presets' items share a key, and the pod holds none of them.
+    volumes_new = walk.volumes.distinct and not walk.volumes.shared_by(volumes_of_pod)
+    tolerations_new = _all_new(walk.toleration_keys, tolerations_of_pod, toleration_key)
+    secrets_new = _all_new(walk.secret_names, secrets_of_pod, pull_secret_name)
     results: list[PresetResult] = []
 
     for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
         conflicts: list[Conflict] = list(protected_conflicts)
         accepted: list[_Accepted] = []
-        bulk: list[tuple[_Lane, tuple[dict[str, Any], ...]]] = []  # distinct lanes: all new
-        if preset.volumes:
+        bulk: list[tuple[list[dict[str, Any]], tuple[dict[str, Any], ...]]] = []  # all new: no checks
+        if preset.volumes and volumes_new:
+            bulk.append((added_volumes, preset.volumes))
+        elif preset.volumes:
             _check_items(
                 preset,
                 volumes,
@@ -344,11 +353,14 @@ def plan_presets(
                 conflicts=conflicts,
                 accepted=accepted,
             )
-        for unique, items, into in (
-            (tolerations, preset.tolerations, added_tolerations),
-            (pull_secrets, preset.image_pull_secrets, added_secrets),
+        for unique, items, into, new in (
+            (tolerations, preset.tolerations, added_tolerations, tolerations_new),
+            (pull_secrets, preset.image_pull_secrets, added_secrets, secrets_new),
         ):
             if not items:
+                continue
+            if new:
+                bulk.append((into, items))
                 continue
             mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
             for item in items:
@@ -385,7 +397,7 @@ def plan_presets(
             if blocked:
                 items = tuple(i for i in items if id(i) not in blocked)
             if lane.distinct:
-                bulk.append((lane, items))
+                bulk.append((lane.added, items))
                 continue
             _check_items(
                 preset,
@@ -402,8 +414,8 @@ def plan_presets(
             accepted, bulk = [], []
         else:
             status = "kept-existing" if conflicts else "applied"
-        for lane, items in bulk:
-            lane.added.extend(items)
+        for into_list, items in bulk:
+            into_list.extend(items)
         for holder, key, into, item in accepted:
             if isinstance(holder, KeyedList):
                 holder.add(item, preset)
@@ -536,6 +548,11 @@ class _PresetSet:
     protected: Protected
     keys: tuple[PresetKeys, ...]
     """Per rule of ``_CONTAINER_RULES``."""
+    volumes: PresetKeys
+    toleration_keys: frozenset[Hashable] | None
+    """The keys of the presets' tolerations, when no two share one (else None)."""
+    secret_names: frozenset[Hashable] | None
+    """The names of the presets' imagePullSecrets, when no two share one (else None)."""
     selective: tuple[PodPreset, ...]
     """The presets whose containerSelector leaves some containers out."""
     pod_maps: bool
@@ -549,10 +566,36 @@ class _PresetSet:
             presets,
             protected,
             tuple(PresetKeys.of(rule, presets) for rule in _CONTAINER_RULES),
+            PresetKeys.of(VOLUMES, presets),
+            _distinct([toleration_key(t) for p in presets for t in p.tolerations]),
+            _distinct([pull_secret_name(s) for p in presets for s in p.image_pull_secrets]),
             tuple(p for p in presets if not p.container_selector.targets_all),
             any(p.node_selector or p.labels or p.annotations for p in presets),
             tuple(_protected_items(p, protected) for p in presets),
         )
+
+
+def _distinct(keys: list[Hashable]) -> frozenset[Hashable] | None:
+    unique = frozenset(keys)
+    return unique if len(unique) == len(keys) else None
+
+
+def _all_new(
+    keys: frozenset[Hashable] | None,
+    existing: list[dict[str, Any]],
+    key_of: Callable[[dict[str, Any]], Hashable],
+) -> bool:
+    """Whether every preset item is new for a ``UniqueList``: no two share a key, nor does one
+    share it with the pod's items (keys are compared as ``_hashable`` makes them)."""
+    if keys is None:
+        return False
+    if not keys or not existing:
+        return True
+    for item in existing:
+        key = key_of(item)
+        if type(key) is not str or key in keys:  # another type: take the general path
+            return False
+    return True
 
 
 _PRESET_SETS: dict[tuple[int, ...], _PresetSet] = {}
