@@ -707,9 +707,16 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
     if not isinstance(pod.get("spec"), dict) and needs_spec:
         # Only pod-level fields can be added without containers; their parent must exist first.
         patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
+    plain: dict[int, bool] = {}  # per added tuple (containers sharing a lane share it): no $( in it
     for change in plan.lists:
         if change.path[-1] == "env":
-            _insert_env(patch, change, notes)
+            added = change.added
+            if id(added) not in plain:
+                plain[id(added)] = not _any_reference(added)
+            if plain[id(added)] and not (isinstance(change.current, list) and _any_reference(change.current)):
+                _append(patch, change.pointer, change.current, added)  # nothing to order
+            else:
+                _insert_env(patch, change, notes)
         else:
             _append(patch, change.pointer, change.current, change.added)
     wanted: dict[str, str] = {}
@@ -763,7 +770,8 @@ def _append(
     added: tuple[dict[str, Any], ...],
 ) -> None:
     if isinstance(current, list):
-        patch.extend([{"op": "add", "path": pointer + "/-", "value": item} for item in added])
+        end = pointer + "/-"
+        patch.extend([{"op": "add", "path": end, "value": item} for item in added])
     else:
         patch.append({"op": "add", "path": pointer, "value": list(added)})
 
