@@ -1006,4 +1006,10 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 
 def _items(value: object) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    """The objects of a list (the list itself when they all are: only read, never changed)."""
+    if type(value) is not list:
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    for item in value:
+        if type(item) is not dict:
+            return [v for v in value if isinstance(v, dict)]
+    return value
