@@ -317,9 +317,6 @@ def plan_presets(
     volumes_of_pod = _items(spec.get("volumes"))
     tolerations_of_pod = _items(spec.get("tolerations"))
     secrets_of_pod = _items(spec.get("imagePullSecrets"))
-    volumes = KeyedList(VOLUMES, volumes_of_pod)
-    tolerations = UniqueList(tolerations_of_pod, canonical_toleration, toleration_key)
-    pull_secrets = UniqueList(secrets_of_pod, pull_secret_name)
     maps = (
         {
             name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
@@ -339,6 +336,12 @@ def plan_presets(
     volumes_new = walk.volumes.distinct and not walk.volumes.shared_by(volumes_of_pod)
     tolerations_new = _all_new(walk.toleration_keys, tolerations_of_pod, toleration_key)
     secrets_new = _all_new(walk.secret_names, secrets_of_pod, pull_secret_name)
+    # The states that check item by item, only where the fast path above does not hold.
+    volumes = KeyedList(VOLUMES, () if volumes_new else volumes_of_pod)
+    tolerations = UniqueList(
+        () if tolerations_new else tolerations_of_pod, canonical_toleration, toleration_key
+    )
+    pull_secrets = UniqueList(() if secrets_new else secrets_of_pod, pull_secret_name)
     results: list[PresetResult] = []
 
     for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
