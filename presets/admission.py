@@ -8,7 +8,7 @@ encoding both the server and the CLI use, so their bytes are identical.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -241,7 +241,7 @@ def admit(
             }
         if outcome.patch:
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(encode_json(list(outcome.patch))).decode("ascii")
+            response["patch"] = binascii.b2a_base64(encode_json(outcome.patch), newline=False).decode("ascii")
         warnings = outcome.warnings
         if warnings:
             response["warnings"] = list(warnings)
