@@ -39,8 +39,6 @@ COMMON_MODULES = (
     "webhook.metrics",
     "webhook.sources",
     "gunicorn.workers.gthread",
-    "logging.handlers",
-    "queue",
     "webhook.logqueue",
 )
 """Imported by every worker, whatever its preset source."""

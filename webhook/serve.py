@@ -15,8 +15,8 @@ Before the fork, the arbiter imports and warms up what the workers use (``webhoo
 in kube mode, lists presets, cluster presets and namespaces once and closes that connection
 (``KubeSource.list_now``): each
 worker's source is a copy of that listed source, so the presets are shared pages. A worker's log
-lines go through a queue to a writer thread (``webhook.logqueue``), started after the fork and
-drained first in the worker's exit hook.
+lines are formatted on the request thread and written in batches by a writer thread
+(``webhook.logqueue``), started after the fork and drained first in the worker's exit hook.
 
 ``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
 measure a no-op app on the same stack.
@@ -302,7 +302,7 @@ def _worker_exit(_server: object, worker: Any) -> None:
 
 
 def _start_worker_logging() -> None:
-    """Log lines are formatted and written by a thread of the worker (``webhook.logqueue``)."""
+    """Log lines are written in batches by a thread of the worker (``webhook.logqueue``)."""
     from webhook.logqueue import start_worker_logging
 
     start_worker_logging()

@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 
 import jsonpatch
 import pytest
@@ -315,6 +316,9 @@ def test_metrics_count_each_outcome_across_workers(server: GunicornServer) -> No
 def test_each_decision_is_logged_once_without_env_values(server: GunicornServer) -> None:
     uid = "log-check-4a1f"
     server.mutate(make_review(uid=uid, env=[{"name": "GREETING", "value": "mine-too"}]))
+    deadline = time.monotonic() + 5  # a worker writes its log lines a few milliseconds later
+    while f"uid={uid} namespace=" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.01)
     lines = [line for line in server.log().splitlines() if f"uid={uid}" in line]
     decisions = [line for line in lines if "action=" in line]
     assert len(decisions) == 1

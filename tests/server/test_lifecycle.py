@@ -187,7 +187,7 @@ def test_a_rewritten_certificate_is_served_within_10_seconds_without_a_failed_re
         )
         fresh.wait_for(fresh.ok + 50)
     assert load.failures == [] and fresh.failures == []
-    assert "reloaded the TLS certificate" in own_server.log()
+    assert _wait_until(lambda: "reloaded the TLS certificate" in own_server.log())
 
 
 def _kubernetes_secret_volume(directory: Path, ca: trustme.CA, generation: int) -> bytes:
@@ -269,7 +269,7 @@ def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_pr
     for _ in range(20):  # every worker still serves the last good set
         assert _applied(own_server) == {"web-settings", "db-password", "added-later"}
     assert own_server.request("GET", "/readyz")[0] == 200
-    assert "added.yaml: document 1 (added-later): spec.env" in own_server.log()
+    assert _wait_until(lambda: "added.yaml: document 1 (added-later): spec.env" in own_server.log())
 
     (own_server.presets_dir / "added.yaml").unlink()
     assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password"})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import http.client
 import io
 import logging
 import os
-import queue
 import re
 import ssl
 import subprocess
@@ -16,7 +16,7 @@ import time
 import pytest
 from serverkit import ROOT, GunicornServer, encode, make_review, send
 
-from webhook.logqueue import DeferredQueueHandler, LogWriter
+from webhook.logqueue import BufferingHandler, LogWriter, Pending
 
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}
@@ -123,42 +123,71 @@ def _load_until_sigterm(server: GunicornServer, count: int) -> set[str]:
     return answered
 
 
-def test_writer_writes_records_in_order_with_their_formatter_and_flushes_on_stop() -> None:
+def test_writer_writes_lines_in_order_with_their_formatter_and_flushes_on_stop() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    records: queue.SimpleQueue[object] = queue.SimpleQueue()
+    pending: Pending = collections.deque()
     logger = logging.getLogger("test.logqueue.order")
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    queued = DeferredQueueHandler(records)
-    logger.addHandler(queued)
-    writer = LogWriter(records, [handler])  # type: ignore[arg-type]
+    wake = threading.Event()
+    buffering = BufferingHandler([handler], pending, wake)
+    logger.addHandler(buffering)
+    writer = LogWriter(pending, wake, interval=0.01)
     try:
         for n in range(1000):
             logger.info("line %d of %s", n, "batch")
+        assert stream.getvalue() == ""  # nothing is written on the logging thread
         writer.start()
         logger.warning("last")
     finally:
         writer.stop()
-        logger.removeHandler(queued)
+        logger.removeHandler(buffering)
     lines = stream.getvalue().splitlines()
     assert lines == [f"INFO line {n} of batch" for n in range(1000)] + ["WARNING last"]
 
 
+def test_the_writer_writes_each_line_while_it_runs_not_only_when_stopped() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pending: Pending = collections.deque()
+    wake = threading.Event()
+    logger = logging.getLogger("test.logqueue.running")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    buffering = BufferingHandler([handler], pending, wake)
+    logger.addHandler(buffering)
+    writer = LogWriter(pending, wake, interval=0.05)
+    writer.start()
+    try:
+        for n in range(3):  # an idle writer is woken by a line; a line logged while it gathers waits
+            logger.info("line %d", n)
+            deadline = time.monotonic() + 5
+            while f"line {n}\n" not in stream.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert stream.getvalue() == "".join(f"line {i}\n" for i in range(n + 1))
+    finally:
+        writer.stop()
+        logger.removeHandler(buffering)
+
+
 def test_a_mutable_argument_is_formatted_when_logged_not_when_written() -> None:
-    records: queue.SimpleQueue[object] = queue.SimpleQueue()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pending: Pending = collections.deque()
     logger = logging.getLogger("test.logqueue.mutable")
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    queued = DeferredQueueHandler(records)
-    logger.addHandler(queued)
+    buffering = BufferingHandler([handler], pending)
+    logger.addHandler(buffering)
     try:
         applied = ["a"]
         logger.info("applied %s", applied)
         applied.append("b")
     finally:
-        logger.removeHandler(queued)
-    record = records.get_nowait()
-    assert isinstance(record, logging.LogRecord)
-    assert record.getMessage() == "applied ['a']"
+        logger.removeHandler(buffering)
+    LogWriter(pending).write()
+    assert stream.getvalue() == "applied ['a']\n"
