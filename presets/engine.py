@@ -112,23 +112,20 @@ class PresetResult:
 
 @dataclass(slots=True, kw_only=True)
 class ListChange:
-    """Items to add to one list of the pod (``path``); ``current`` is what the pod has there.
+    """Items to add to one list of the pod (at ``pointer``); ``current`` is what the pod has there.
 
     Not frozen, unlike the other values here, and never changed once made: a plan holds one per
     container and list, made on every admission, and a frozen dataclass takes 2.4 times as long
     to construct."""
 
-    path: Path
+    pointer: str
+    """Where the list is, as a JSON pointer: ``/spec/volumes``, ``/spec/containers/0/env``."""
+    field: str
+    """The list's field name: ``env``, ``volumes``..."""
     current: Any
     added: tuple[dict[str, Any], ...]
     container: str = ""
     """The container's label, for a container's list."""
-    pointer: str = ""
-    """``path`` as a JSON pointer (its parts are field names and indices: nothing to escape)."""
-
-    def __post_init__(self) -> None:
-        if not self.pointer:
-            self.pointer = "/" + "/".join(map(str, self.path))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,9 +270,8 @@ class _Target:
     label: str
     name: str
     init: bool
-    base: Path
     pointer: str
-    """``base`` as a JSON pointer."""
+    """Where the container is, as a JSON pointer: ``/spec/containers/0``."""
     container: dict[str, Any]
     lanes: list[_Lane] = field(default_factory=list)
     """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
@@ -451,7 +447,7 @@ def plan_presets(
     ):
         if added:
             lists.append(
-                ListChange(path=path, current=current, added=tuple(added), pointer="/" + "/".join(path))
+                ListChange(pointer="/" + "/".join(path), field=path[1], current=current, added=tuple(added))
             )
     lane_added = {id(lane): tuple(lane.added) for lane in every_lane if lane.added}
     for target in targets:
@@ -459,8 +455,8 @@ def plan_presets(
             if lane.added:
                 lists.append(
                     ListChange(
-                        path=(*target.base, rule.field),
                         pointer=f"{target.pointer}/{rule.field}",
+                        field=rule.field,
                         current=target.container.get(rule.field),
                         added=lane_added[id(lane)],
                         container=target.label,
@@ -512,7 +508,6 @@ def _targets(spec: Mapping[str, Any]) -> list[_Target]:
                     label=f"{noun} {name!r}",
                     name=name if isinstance(name, str) else "",
                     init=list_name == "initContainers",
-                    base=("spec", list_name, index),
                     pointer=f"/spec/{list_name}/{index}",
                     container=container,
                 )
@@ -710,13 +705,13 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
     patch: list[PatchOp] = []
     notes: list[str] = []
     metadata = _mapping(pod.get("metadata"))
-    needs_spec = any(c.path[0] == "spec" for c in plan.lists) or any(m.path[0] == "spec" for m in plan.maps)
+    needs_spec = bool(plan.lists) or any(m.path[0] == "spec" for m in plan.maps)  # every list is in spec
     if not isinstance(pod.get("spec"), dict) and needs_spec:
         # Only pod-level fields can be added without containers; their parent must exist first.
         patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
     plain: dict[int, bool] = {}  # per added tuple (containers sharing a lane share it): no $( in it
     for change in plan.lists:
-        if change.path[-1] == "env":
+        if change.field == "env":
             added = change.added
             if id(added) not in plain:
                 plain[id(added)] = not _any_reference(added)
