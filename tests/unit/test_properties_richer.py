@@ -297,3 +297,21 @@ def test_admit_refuses_with_409_exactly_when_a_reject_preset_conflicts(pod, pres
     ops = json.loads(base64.b64decode(response["patch"])) if "patch" in response else []
     assert ops == json.loads(json.dumps(list(outcome.patch)))
     assert len(response.get("warnings", ())) == len(outcome.conflicts) + len(outcome.notes)
+
+
+@ENGINE
+@given(pod=rich_pods(), presets=rich_preset_lists(), namespaces=NAMESPACE_LABELS)
+def test_the_walk_without_per_preset_steps_decides_as_the_full_walk(pod, presets, namespaces):
+    """When nothing can conflict the engine skips the per-preset walk; ``--explain`` always
+    walks preset by preset (it counts what each added), so both must decide the same."""
+    fast = run(pod, presets, namespaces)
+    full = apply_presets(
+        pod, presets, namespace=NAMESPACE, namespaces=namespaces, protected=PROTECTED, explain=True
+    )
+    event(f"mutated without a conflict: {fast.action == 'mutated' and not fast.conflicts}")
+    assert fast.patch == full.patch
+    assert (fast.action, fast.verdict, fast.applied) == (full.action, full.verdict, full.applied)
+    assert fast.conflicts == full.conflicts and fast.warnings == full.warnings
+    assert [(r.preset.ref, r.status) for r in fast.results] == [
+        (r.preset.ref, r.status) for r in full.results
+    ]
