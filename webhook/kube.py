@@ -346,7 +346,6 @@ class Watch(Generic[T]):
                     items[key] = item
                 else:
                     problems[key] = found
-                    self._log_problems(found)
         with self._lock:
             self.items, self.problems = items, problems
             self.resource_version = str(listing["metadata"]["resourceVersion"])
@@ -423,7 +422,6 @@ class Watch(Generic[T]):
                     self.problems.pop(key, None)
             self.connection_problem = None
             self._on_change(self, (key[0],))
-        self._log_problems(found)
         self._log(
             logging.INFO,
             "%s %s (resourceVersion %s); %d in all",
@@ -438,10 +436,6 @@ class Watch(Generic[T]):
         if self.connection_problem:
             lines = (f"kubernetes: {self.resource.name}: {self.connection_problem}", *lines)
         return lines
-
-    def _log_problems(self, problems: tuple[str, ...]) -> None:
-        for line in problems:
-            self._log(logging.WARNING, "skipping invalid object: %s", line)
 
 
 class KubeSource:
@@ -557,11 +551,18 @@ class KubeSource:
                 index = index.with_namespace(namespace, group)
         if synced and (changed is None or not previous.synced):
             gc.freeze()
-        if changed != () and watch is not self.namespaces:
-            # Only a preset list or event can change which presets were skipped as invalid.
+        if changed != ():
+            # The one report of an object skipped as invalid: /readyz, the metric and one log
+            # line when it starts (and one when it ends), not one per list or event.
             self.health.set_problems(
                 "invalid",
-                invalid_problems((*self.presets.problems.values(), *self.cluster_presets.problems.values())),
+                invalid_problems(
+                    (
+                        *self.presets.problems.values(),
+                        *self.cluster_presets.problems.values(),
+                        *self.namespaces.problems.values(),
+                    )
+                ),
             )
         self._snapshot = Snapshot(
             index=index,

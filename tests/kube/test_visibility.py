@@ -73,6 +73,28 @@ def test_an_invalid_preset_skipped_by_the_watch_is_a_readiness_problem_and_a_met
     assert "podpreset_presets_invalid 0.0" in client.get("/metrics").text
 
 
+def test_an_invalid_preset_is_logged_once_when_it_starts_and_once_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = KubeSource(None, health=SourceHealth(Clock()))
+    for watch in source.watches:
+        watch.synced = True
+    bad = preset_object("bad", env=[{"name": "A=B", "value": "1"}])
+    with caplog.at_level(logging.INFO, logger="webhook"):
+        source.presets.handle({"type": "ADDED", "object": bad})
+        source.presets.handle(
+            {"type": "MODIFIED", "object": {**bad, "metadata": {**bad["metadata"], "resourceVersion": "2"}}}
+        )
+        source.presets.handle({"type": "ADDED", "object": preset_object("good")})
+        source.presets.handle({"type": "MODIFIED", "object": preset_object("bad", rv="3")})
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "must not contain '='" in m]) == 1, messages  # not per event
+    about_bad = [m for m in messages if "problem" in m and "team-a/bad" in m]
+    assert len(about_bad) == 2, about_bad
+    assert about_bad[0].startswith("preset source problem: podpreset team-a/bad: spec.env[0].name")
+    assert about_bad[1].startswith("preset source problem resolved: podpreset team-a/bad")
+
+
 def test_an_unreachable_api_server_is_named_with_its_error_and_start_in_readyz_the_log_and_metrics(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
