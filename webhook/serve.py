@@ -25,6 +25,7 @@ measure a no-op app on the same stack.
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import os
 import signal
@@ -250,7 +251,19 @@ def _prepare_metrics(settings: Settings) -> None:
 # gunicorn server hooks. ``worker.wsgi`` is the app ``load`` returned.
 
 
-def _post_fork(_server: object, _worker: object) -> None:
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def _post_fork(server: object, _worker: object) -> None:
+    # Until gunicorn installs the worker's own handlers (init_signals, a little later), the child
+    # still has the arbiter's, which queue a signal for the arbiter's loop (SIG_QUEUE): a SIGTERM
+    # that came then was lost, and the worker served on until the arbiter killed it after the
+    # graceful timeout (25 s). From here the default action ends a worker that has not served
+    # anything yet; one that came since the fork is in the copied queue: leave at once.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    if any(signum in _STOP_SIGNALS for signum in _queued_signals(server)):
+        sys.exit(0)
     _start_worker_logging()
     # prometheus_client picks its value class when first imported; make sure workers write files
     # even if something imported it before the variable was set.
@@ -258,6 +271,22 @@ def _post_fork(_server: object, _worker: object) -> None:
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def _queued_signals(server: object) -> list[object]:
+    """The signals the arbiter's handler queued in this child's copy of the arbiter (a list in
+    some gunicorn versions, a ``queue.SimpleQueue`` in others); never raises."""
+    queued = getattr(server, "SIG_QUEUE", None)
+    if isinstance(queued, list | tuple | collections.deque):
+        return list(queued)
+    found: list[object] = []
+    take = getattr(queued, "get_nowait", None)
+    while take is not None and len(found) < 64:
+        try:
+            found.append(take())
+        except Exception:  # queue.Empty, or anything this check should not fail the boot for
+            break
+    return found
 
 
 def _post_worker_init(worker: Any) -> None:

@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -382,3 +383,41 @@ def sigterm_with_kept_alive_connections(
     for conn in connections:
         conn.close()
     return seconds
+
+
+def test_a_worker_sent_sigterm_while_it_boots_exits(tmp_path: Path, ca: trustme.CA) -> None:
+    """Between gunicorn's fork and the worker's own signal handlers, a SIGTERM used to be queued
+    for the arbiter's loop inside the child and lost: the worker served on, and a server stopped
+    at that moment waited for the 25 s graceful timeout. Each worker here gets SIGTERM as soon as
+    it says it is booting (the arbiter then starts another), and must be gone soon after."""
+    from serverkit import free_port
+
+    write_cert(ca, tmp_path / "c.pem", tmp_path / "k.pem")
+    (tmp_path / "p.yaml").write_text(PRESETS_YAML)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webhook.serve", "-f", str(tmp_path / "p.yaml"),
+         "--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem"),
+         "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    killed: list[int] = []
+    try:
+        for line in process.stderr:
+            found = re.search(r"Booting worker with pid: (\d+)", line)
+            if not found:
+                continue
+            pid = int(found.group(1))
+            os.kill(pid, signal.SIGTERM)
+            killed.append(pid)
+            assert _wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 10), (
+                f"worker {pid} still runs 10 s after a SIGTERM sent while it booted"
+            )
+            if len(killed) == 5:
+                break
+    finally:
+        process.terminate()
+        process.stderr.read()
+        process.stderr.close()
+        assert process.wait(timeout=60) == 0
+    assert len(killed) == 5
