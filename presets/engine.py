@@ -340,123 +340,104 @@ def plan_presets(
     pull_secrets = UniqueList(() if secrets_new else secrets_of_pod, pull_secret_name)
     results: list[PresetResult] = []
 
-    if (
-        walk.plain
-        and not count
-        and volumes_new
-        and tolerations_new
-        and secrets_new
-        and all(lane.distinct for lane in every_lane)
-    ):
-        # Nothing can conflict: every item of every preset is new wherever it goes (most pods).
-        for lane in every_lane:
-            items_of = _CONTAINER_RULES[lane.index].items_of
-            for preset in walk.presets:
-                lane.added.extend(items_of(preset))
-        for preset in walk.presets:
-            added_volumes.extend(preset.volumes)
-            added_tolerations.extend(preset.tolerations)
-            added_secrets.extend(preset.image_pull_secrets)
-            results.append(PresetResult(preset=preset, status="applied"))
-    else:
-        for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
-            conflicts: list[Conflict] = list(protected_conflicts)
-            accepted: list[_Accepted] = []
-            bulk: list[tuple[list[dict[str, Any]], tuple[dict[str, Any], ...]]] = []  # all new: no checks
-            if preset.volumes and volumes_new:
-                bulk.append((added_volumes, preset.volumes))
-            elif preset.volumes:
-                _check_items(
-                    preset,
-                    volumes,
-                    preset.volumes,
-                    into=added_volumes,
-                    labels=(None,),
-                    conflicts=conflicts,
-                    accepted=accepted,
-                )
-            for unique, items, into, new in (
-                (tolerations, preset.tolerations, added_tolerations, tolerations_new),
-                (pull_secrets, preset.image_pull_secrets, added_secrets, secrets_new),
-            ):
-                if not items:
-                    continue
-                if new:
-                    bulk.append((into, items))
-                    continue
-                mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
-                for item in items:
-                    if not mine.holds(item) and not unique.holds(item):
-                        mine.add(item)
-                        accepted.append((unique, item, into, item))
-            if maps:
-                for name, _ in _POD_MAPS:
-                    pod_map = maps[name]
-                    for pair in _pairs(preset, name):
-                        check = pod_map.check(*pair)
-                        if isinstance(check, Clash):
-                            conflicts.append(conflict_of(preset, name, check, None))
-                        elif check is NEW:
-                            accepted.append((pod_map, pair, added_pairs[name], pair))
-            skipped: list[tuple[str, str]] = []
-            selector = preset.container_selector
-            if selector.targets_all:
-                lanes = every_lane
-            else:
-                targeted: dict[int, _Lane] = {}  # the lanes of the targeted containers, by identity
-                for target in targets:
-                    why = target.skipped_by.get(id(preset))
-                    if why:
-                        skipped.append((target.label, why))
-                        continue
-                    for lane in target.lanes:
-                        targeted.setdefault(id(lane), lane)
-                lanes = list(targeted.values())
-            for lane in lanes:
-                items = _CONTAINER_RULES[lane.index].items_of(preset)
-                if not items:
-                    continue
-                if blocked:
-                    items = tuple(i for i in items if id(i) not in blocked)
-                if lane.distinct:
-                    bulk.append((lane.added, items))
-                    continue
-                _check_items(
-                    preset,
-                    lane.state,
-                    items,
-                    into=lane,
-                    labels=[m.label for m in lane.members],
-                    conflicts=conflicts,
-                    accepted=accepted,
-                )
-
-            if conflicts and preset.on_conflict != "KeepExisting":
-                status: Status = "skipped-preset" if preset.on_conflict == "SkipPreset" else "conflict"
-                accepted, bulk = [], []
-            else:
-                status = "kept-existing" if conflicts else "applied"
-            for into_list, items in bulk:
-                into_list.extend(items)
-            for holder, key, into, item in accepted:
-                if isinstance(holder, KeyedList):
-                    holder.add(item, preset)
-                elif isinstance(holder, KeyedMap):
-                    holder.add(key[0], key[1], preset)
-                else:
-                    holder.add(item)
-                (into.added if isinstance(into, _Lane) else into).append(item)
-            if count:
-                accepted.extend((None, item, None, item) for _, items in bulk for item in items)
-            results.append(
-                PresetResult(
-                    preset=preset,
-                    status=status,
-                    conflicts=tuple(conflicts),
-                    added=_count(preset, accepted) if count else {},
-                    skipped_containers=tuple(skipped),
-                )
+    for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
+        conflicts: list[Conflict] = list(protected_conflicts)
+        accepted: list[_Accepted] = []
+        bulk: list[tuple[list[dict[str, Any]], tuple[dict[str, Any], ...]]] = []  # all new: no checks
+        if preset.volumes and volumes_new:
+            bulk.append((added_volumes, preset.volumes))
+        elif preset.volumes:
+            _check_items(
+                preset,
+                volumes,
+                preset.volumes,
+                into=added_volumes,
+                labels=(None,),
+                conflicts=conflicts,
+                accepted=accepted,
             )
+        for unique, items, into, new in (
+            (tolerations, preset.tolerations, added_tolerations, tolerations_new),
+            (pull_secrets, preset.image_pull_secrets, added_secrets, secrets_new),
+        ):
+            if not items:
+                continue
+            if new:
+                bulk.append((into, items))
+                continue
+            mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
+            for item in items:
+                if not mine.holds(item) and not unique.holds(item):
+                    mine.add(item)
+                    accepted.append((unique, item, into, item))
+        if maps:
+            for name, _ in _POD_MAPS:
+                pod_map = maps[name]
+                for pair in _pairs(preset, name):
+                    check = pod_map.check(*pair)
+                    if isinstance(check, Clash):
+                        conflicts.append(conflict_of(preset, name, check, None))
+                    elif check is NEW:
+                        accepted.append((pod_map, pair, added_pairs[name], pair))
+        skipped: list[tuple[str, str]] = []
+        selector = preset.container_selector
+        if selector.targets_all:
+            lanes = every_lane
+        else:
+            targeted: dict[int, _Lane] = {}  # the lanes of the targeted containers, by identity
+            for target in targets:
+                why = target.skipped_by.get(id(preset))
+                if why:
+                    skipped.append((target.label, why))
+                    continue
+                for lane in target.lanes:
+                    targeted.setdefault(id(lane), lane)
+            lanes = list(targeted.values())
+        for lane in lanes:
+            items = _CONTAINER_RULES[lane.index].items_of(preset)
+            if not items:
+                continue
+            if blocked:
+                items = tuple(i for i in items if id(i) not in blocked)
+            if lane.distinct:
+                bulk.append((lane.added, items))
+                continue
+            _check_items(
+                preset,
+                lane.state,
+                items,
+                into=lane,
+                labels=[m.label for m in lane.members],
+                conflicts=conflicts,
+                accepted=accepted,
+            )
+
+        if conflicts and preset.on_conflict != "KeepExisting":
+            status: Status = "skipped-preset" if preset.on_conflict == "SkipPreset" else "conflict"
+            accepted, bulk = [], []
+        else:
+            status = "kept-existing" if conflicts else "applied"
+        for into_list, items in bulk:
+            into_list.extend(items)
+        for holder, key, into, item in accepted:
+            if isinstance(holder, KeyedList):
+                holder.add(item, preset)
+            elif isinstance(holder, KeyedMap):
+                holder.add(key[0], key[1], preset)
+            else:
+                holder.add(item)
+            (into.added if isinstance(into, _Lane) else into).append(item)
+        if count:
+            accepted.extend((None, item, None, item) for _, items in bulk for item in items)
+        results.append(
+            PresetResult(
+                preset=preset,
+                status=status,
+                conflicts=tuple(conflicts),
+                added=_count(preset, accepted) if count else {},
+                skipped_containers=tuple(skipped),
+            )
+        )
 
     lists: list[ListChange] = []
     for path, current, added in (
@@ -578,17 +559,11 @@ class _PresetSet:
     """The presets whose containerSelector leaves some containers out."""
     pod_maps: bool
     """Whether some preset sets nodeSelector, labels or annotations."""
-    plain: bool
-    """No preset sets pod-level maps, leaves containers out or injects a protected item: then a
-    pod that holds none of the presets' keys takes every item of every preset (no walk needed)."""
     blocked: tuple[tuple[frozenset[int], tuple[Conflict, ...]], ...]
     """Per preset: the ids of its env and envFrom items ``protected`` forbids, and their conflicts."""
 
     @classmethod
     def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
-        pod_maps = any(p.node_selector or p.labels or p.annotations for p in presets)
-        selective = tuple(p for p in presets if not p.container_selector.targets_all)
-        blocked = tuple(_protected_items(p, protected) for p in presets)
         return cls(
             presets,
             protected,
@@ -596,10 +571,9 @@ class _PresetSet:
             PresetKeys.of(VOLUMES, presets),
             _distinct([toleration_key(t) for p in presets for t in p.tolerations]),
             _distinct([pull_secret_name(s) for p in presets for s in p.image_pull_secrets]),
-            selective,
-            pod_maps,
-            not pod_maps and not selective and not any(conflicts for _, conflicts in blocked),
-            blocked,
+            tuple(p for p in presets if not p.container_selector.targets_all),
+            any(p.node_selector or p.labels or p.annotations for p in presets),
+            tuple(_protected_items(p, protected) for p in presets),
         )
 
 
@@ -734,17 +708,10 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
     needs_spec = bool(plan.lists) or any(m.path[0] == "spec" for m in plan.maps)  # every list is in spec
     if not isinstance(pod.get("spec"), dict) and needs_spec:
         # Only pod-level fields can be added without containers; their parent must exist first.
-        patch.append({"op": "add", "path": "/spec", "value": {}})  # the copier makes the {} itself
-    plain: dict[int, bool] = {}  # per added tuple (containers sharing a lane share it): no $( in it
+        patch.append({"op": "add", "path": "/spec", "value": {}})
     for change in plan.lists:
         if change.field == "env":
-            added = change.added
-            if id(added) not in plain:
-                plain[id(added)] = not _any_reference(added)
-            if plain[id(added)] and not (isinstance(change.current, list) and _any_reference(change.current)):
-                _append(patch, change.pointer, change.current, added)  # nothing to order
-            else:
-                _insert_env(patch, change, notes)
+            _insert_env(patch, change, notes)
         else:
             _append(patch, change.pointer, change.current, change.added)
     wanted: dict[str, str] = {}
@@ -807,6 +774,9 @@ def _append(
 def _insert_env(patch: list[PatchOp], change: ListChange, notes: list[str]) -> None:
     """Injected env goes before the container's first env var that references it."""
     current: list[Any] = change.current if isinstance(change.current, list) else []
+    if not _any_reference(change.added) and not _any_reference(current):
+        _append(patch, change.pointer, change.current, change.added)  # nothing to order (most pods)
+        return
     placed, stuck = order_env(current, change.added)
     if stuck:
         names = ", ".join(repr(v.get("name")) for v in stuck)
