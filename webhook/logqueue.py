@@ -44,18 +44,14 @@ class BufferingHandler(logging.Handler):
     A handler that is not a ``StreamHandler`` handles the record at once, as it would have.
     """
 
-    def __init__(
-        self, handlers: list[logging.Handler], pending: Pending, wake: threading.Event | None = None
-    ) -> None:
+    def __init__(self, handlers: list[logging.Handler], writer: LogWriter) -> None:
         super().__init__()
         self.streams = [h for h in handlers if isinstance(h, logging.StreamHandler)]
         self.others = [h for h in handlers if not isinstance(h, logging.StreamHandler)]
-        self.pending = pending
-        self.wake = wake or threading.Event()
-        """Set by the first line after the writer last looked (cleared by the writer)."""
+        self.writer = writer
 
     def handle(self, record: logging.LogRecord) -> bool:
-        # No handler lock: appending to a deque is thread-safe on its own.
+        # No handler lock: the writer's queue is thread-safe on its own.
         for stream in self.streams:
             if record.levelno < stream.level or not stream.filter(record):
                 continue
@@ -64,9 +60,7 @@ class BufferingHandler(logging.Handler):
             except Exception:
                 stream.handleError(record)
                 continue
-            self.pending.append((stream, line))
-            if not self.wake.is_set():
-                self.wake.set()
+            self.writer.add(stream, line)
         for other in self.others:
             if record.levelno >= other.level:
                 other.handle(record)
@@ -77,20 +71,25 @@ class BufferingHandler(logging.Handler):
 
 
 class LogWriter:
-    """Writes the lines of ``pending`` when ``wake`` is set, at most once per ``interval``
-    seconds, one write per stream."""
+    """Writes the lines ``add``ed to it, woken by the first since its last write and at most
+    once per ``interval`` seconds, one write per stream."""
 
-    def __init__(
-        self, pending: Pending, wake: threading.Event | None = None, interval: float = GATHER_SECONDS
-    ) -> None:
-        self.pending = pending
-        self.wake = wake or threading.Event()
+    def __init__(self, interval: float = GATHER_SECONDS) -> None:
+        self.pending: Pending = collections.deque()
+        self.wake = threading.Event()
+        """Set by the first line since the writer last looked (cleared by the writer)."""
         self.interval = interval
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="podpreset-log-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def add(self, stream: logging.StreamHandler[Any], line: str) -> None:
+        """Queue a formatted line for ``stream`` (any thread; no lock: a deque append is atomic)."""
+        self.pending.append((stream, line))
+        if not self.wake.is_set():
+            self.wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Write everything gathered so far, then end the thread."""
@@ -170,11 +169,9 @@ def start_worker_logging() -> None:
             return
         root = logging.getLogger()
         handlers = list(root.handlers)
-        pending: Pending = collections.deque()
-        wake = threading.Event()
-        writer = LogWriter(pending, wake)
+        writer = LogWriter()
         writer.start()
-        buffering = BufferingHandler(handlers, pending, wake)
+        buffering = BufferingHandler(handlers, writer)
         for handler in handlers:
             root.removeHandler(handler)
         root.addHandler(buffering)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import http.client
 import io
 import logging
@@ -16,7 +15,7 @@ import time
 import pytest
 from serverkit import ROOT, GunicornServer, encode, make_review, send
 
-from webhook.logqueue import BufferingHandler, LogWriter, Pending
+from webhook.logqueue import BufferingHandler, LogWriter
 
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}
@@ -123,18 +122,24 @@ def _load_until_sigterm(server: GunicornServer, count: int) -> set[str]:
     return answered
 
 
-def test_writer_writes_lines_in_order_with_their_formatter_and_flushes_on_stop() -> None:
+def _buffered_logger(
+    name: str, fmt: str, interval: float = 0.01
+) -> tuple[io.StringIO, LogWriter, logging.Logger, BufferingHandler]:
+    """A logger whose records go through a ``BufferingHandler`` to a (not started) writer."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    pending: Pending = collections.deque()
-    logger = logging.getLogger("test.logqueue.order")
+    handler.setFormatter(logging.Formatter(fmt))
+    writer = LogWriter(interval=interval)
+    logger = logging.getLogger(name)
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    wake = threading.Event()
-    buffering = BufferingHandler([handler], pending, wake)
+    buffering = BufferingHandler([handler], writer)
     logger.addHandler(buffering)
-    writer = LogWriter(pending, wake, interval=0.01)
+    return stream, writer, logger, buffering
+
+
+def test_writer_writes_lines_in_order_with_their_formatter_and_flushes_on_stop() -> None:
+    stream, writer, logger, buffering = _buffered_logger("test.logqueue.order", "%(levelname)s %(message)s")
     try:
         for n in range(1000):
             logger.info("line %d of %s", n, "batch")
@@ -149,17 +154,7 @@ def test_writer_writes_lines_in_order_with_their_formatter_and_flushes_on_stop()
 
 
 def test_the_writer_writes_each_line_while_it_runs_not_only_when_stopped() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    pending: Pending = collections.deque()
-    wake = threading.Event()
-    logger = logging.getLogger("test.logqueue.running")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    buffering = BufferingHandler([handler], pending, wake)
-    logger.addHandler(buffering)
-    writer = LogWriter(pending, wake, interval=0.05)
+    stream, writer, logger, buffering = _buffered_logger("test.logqueue.running", "%(message)s", 0.05)
     writer.start()
     try:
         for n in range(3):  # an idle writer is woken by a line; a line logged while it gathers waits
@@ -174,20 +169,12 @@ def test_the_writer_writes_each_line_while_it_runs_not_only_when_stopped() -> No
 
 
 def test_a_mutable_argument_is_formatted_when_logged_not_when_written() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    pending: Pending = collections.deque()
-    logger = logging.getLogger("test.logqueue.mutable")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    buffering = BufferingHandler([handler], pending)
-    logger.addHandler(buffering)
+    stream, writer, logger, buffering = _buffered_logger("test.logqueue.mutable", "%(message)s")
     try:
         applied = ["a"]
         logger.info("applied %s", applied)
         applied.append("b")
     finally:
         logger.removeHandler(buffering)
-    LogWriter(pending).write()
+    writer.write()
     assert stream.getvalue() == "applied ['a']\n"
