@@ -143,7 +143,8 @@ selector = st.sampled_from(
 
 
 @st.composite
-def preset(draw: st.DrawFn, name: str) -> PodPreset:
+def volumes_and_mounts(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Up to two volumes and mounts of some of them, no two sharing a name or a mountPath."""
     volumes = draw(st.lists(volume, max_size=2, unique_by=lambda v: v["name"]))
     declared = tuple(v["name"] for v in volumes)
     mounts = (
@@ -157,6 +158,12 @@ def preset(draw: st.DrawFn, name: str) -> PodPreset:
         if declared
         else []
     )
+    return volumes, mounts
+
+
+@st.composite
+def preset(draw: st.DrawFn, name: str) -> PodPreset:
+    volumes, mounts = draw(volumes_and_mounts())
     spec: dict[str, Any] = {
         "selector": draw(selector),
         "env": draw(st.lists(env_var, max_size=2, unique_by=lambda e: e["name"])),

@@ -20,11 +20,10 @@ from test_properties import (
     NAMESPACE,
     containers_of,
     env_from_key,
-    mount,
     patched,
     pods,
     toleration,
-    volume,
+    volumes_and_mounts,
 )
 
 from presets.admission import PresetIndex, admit
@@ -90,19 +89,7 @@ namespace_selector = st.sampled_from(
 
 @st.composite
 def rich_preset(draw: st.DrawFn, name: str, cluster: bool) -> PodPreset:
-    volumes = draw(st.lists(volume, max_size=2, unique_by=lambda v: v["name"]))
-    declared = tuple(v["name"] for v in volumes)
-    mounts = (
-        draw(
-            st.lists(
-                mount(declared),
-                max_size=len(declared),
-                unique_by=(lambda m: m["name"], lambda m: m["mountPath"]),
-            )
-        )
-        if declared
-        else []
-    )
+    volumes, mounts = draw(volumes_and_mounts())
     spec: dict[str, Any] = {
         "selector": draw(selector),
         "env": draw(st.lists(rich_env_var, max_size=3, unique_by=lambda e: e["name"])),
