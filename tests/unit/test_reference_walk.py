@@ -8,8 +8,8 @@ reference walk below takes none of them: per preset, every item is checked again
 per-field states (one per container and list, one per pod field) holding the pod's items and the
 items accepted so far; then the preset's ``onConflict`` decides. It must give the same statuses,
 conflicts, added items and counts as the engine, on the same pods and presets as the property
-suites, with ``plan_presets`` called twice on one memo (the second call reuses what the first
-derived).
+suites, with ``plan_presets`` called twice on one memo shared by every example (the second call
+reuses what the first derived).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key, pr
 from presets.plan import plan_presets
 from presets.selection import PresetSets
 
+MEMO: PresetSets[Any] = PresetSets()
+"""Shared by every example, as an index snapshot's is by every pod: a stale entry would show."""
 WALKS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # The rules, one row per keyed list: its keys (tagged, so a mount's name and path never meet), how
@@ -242,11 +244,10 @@ def engine_walk(
 def assert_walks_agree(pod: dict[str, Any], presets: list[PodPreset], protected: Protected) -> None:
     ordered = sorted(presets, key=order_key)
     expected = reference_walk(pod, ordered, protected)
-    memo: PresetSets[Any] = PresetSets()
-    uncounted = engine_walk(pod, ordered, protected, count=False, memo=memo)
+    uncounted = engine_walk(pod, ordered, protected, count=False, memo=MEMO)
     assert uncounted["added"] == expected["added"]
     assert [r[:3] + r[4:] for r in uncounted["results"]] == [r[:3] + r[4:] for r in expected["results"]]
-    counted = engine_walk(pod, ordered, protected, count=True, memo=memo)  # memo hit: derived once
+    counted = engine_walk(pod, ordered, protected, count=True, memo=MEMO)  # memo hit: derived once
     assert counted == expected
 
 
