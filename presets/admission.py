@@ -173,15 +173,7 @@ def decode_review(body: bytes) -> object:
 
 def parse_review(review: object) -> Request:
     """Check the AdmissionReview's shape and extract the request."""
-    if not isinstance(review, dict):
-        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
-    if review.get("kind") != KIND:
-        raise BadReview(f"kind: expected {KIND}, got {review.get('kind')!r}")
-    if review.get("apiVersion") != API_VERSION:
-        raise BadReview(f"apiVersion: expected {API_VERSION}, got {review.get('apiVersion')!r}")
-    request = review.get("request")
-    if not isinstance(request, dict):
-        raise BadReview(f"request: expected an object, got {_json_type(request)}")
+    request = _request_of(review)
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid: required, a non-empty string")
@@ -197,18 +189,7 @@ def parse_review(review: object) -> Request:
         dry_run = False
     if not isinstance(dry_run, bool):
         raise BadReview(f"request.dryRun: expected a boolean, got {_json_type(dry_run)}")
-    resource = request.get("resource")
-    if not isinstance(resource, dict):
-        raise BadReview(f"request.resource: expected an object, got {_json_type(resource)}")
-    for name in ("group", "version", "resource"):
-        value = resource.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadReview(f"request.resource.{name}: expected a string, got {_json_type(value)}")
-    is_pod = (
-        (resource.get("group") or "") == ""
-        and resource.get("resource") == "pods"
-        and not request.get("subResource")
-    )
+    is_pod = _is_pod(request)
     obj = request.get("object")
     if obj is not None and not isinstance(obj, dict):
         raise BadReview(f"request.object: expected an object, got {_json_type(obj)}")
@@ -225,6 +206,36 @@ def parse_review(review: object) -> Request:
     )
 
 
+def _request_of(review: object) -> dict[str, Any]:
+    """The review's ``request``, once its kind and apiVersion are checked."""
+    if not isinstance(review, dict):
+        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
+    if review.get("kind") != KIND:
+        raise BadReview(f"kind: expected {KIND}, got {review.get('kind')!r}")
+    if review.get("apiVersion") != API_VERSION:
+        raise BadReview(f"apiVersion: expected {API_VERSION}, got {review.get('apiVersion')!r}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview(f"request: expected an object, got {_json_type(request)}")
+    return request
+
+
+def _is_pod(request: dict[str, Any]) -> bool:
+    """Whether the request is about the core ``pods`` resource itself (no subresource)."""
+    resource = request.get("resource")
+    if not isinstance(resource, dict):
+        raise BadReview(f"request.resource: expected an object, got {_json_type(resource)}")
+    for name in ("group", "version", "resource"):
+        value = resource.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadReview(f"request.resource.{name}: expected a string, got {_json_type(value)}")
+    return (
+        (resource.get("group") or "") == ""
+        and resource.get("resource") == "pods"
+        and not request.get("subResource")
+    )
+
+
 def check_pod(pod: object, where: str = "pod") -> None:
     """Raise ``BadReview`` unless every field the engine reads has the right JSON type."""
     if not isinstance(pod, dict):
@@ -235,20 +246,7 @@ def check_pod(pod: object, where: str = "pod") -> None:
 def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
     metadata = pod.get("metadata")
     if metadata is not None:
-        _expect(metadata, dict, f"{where}.metadata")
-        for name in ("labels", "annotations"):
-            values = metadata.get(name)
-            if values is None:
-                continue
-            _expect(values, dict, f"{where}.metadata.{name}")
-            for key, value in values.items():
-                if not isinstance(value, str):
-                    raise BadReview(
-                        f"{where}.metadata.{name}[{key}]: expected a string, got {_json_type(value)}"
-                    )
-        for name in ("name", "generateName", "namespace"):
-            if metadata.get(name) is not None:
-                _expect(metadata[name], str, f"{where}.metadata.{name}")
+        _check_metadata(metadata, f"{where}.metadata")
     spec = pod.get("spec")
     if spec is None:
         return
@@ -263,6 +261,22 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
                 value = container.get(field_name)
                 if value is not None:
                     _check_items(value, f"{where}.spec.{name}[{i}].{field_name}")
+
+
+def _check_metadata(metadata: object, where: str) -> None:
+    _expect(metadata, dict, where)
+    assert isinstance(metadata, dict)
+    for name in ("labels", "annotations"):
+        values = metadata.get(name)
+        if values is None:
+            continue
+        _expect(values, dict, f"{where}.{name}")
+        for key, value in values.items():
+            if not isinstance(value, str):
+                raise BadReview(f"{where}.{name}[{key}]: expected a string, got {_json_type(value)}")
+    for name in ("name", "generateName", "namespace"):
+        if metadata.get(name) is not None:
+            _expect(metadata[name], str, f"{where}.{name}")
 
 
 def _check_items(value: object, where: str) -> None:

@@ -276,16 +276,7 @@ def order_env(
     if not _any_reference(existing) and not _any_reference(added):
         return [(end, v) for v in added], []
     names = {str(v.get("name")): i for i, v in enumerate(added)}
-    own_index: dict[str, int] = {}
-    deadline = [end] * len(added)
-    for i, var in enumerate(existing):
-        if not isinstance(var, dict):
-            continue
-        own_index.setdefault(str(var.get("name")), i)
-        for ref in references(var.get("value")):
-            j = names.get(ref)
-            if j is not None and deadline[j] == end:
-                deadline[j] = i
+    own_index, deadline = _first_references(existing, names)
     if all(d == end for d in deadline) and not any(references(v.get("value")) for v in added):
         return [(end, v) for v in added], []
     deps = [
@@ -299,12 +290,47 @@ def order_env(
         )
         for v in added
     ]
-    # Kahn's algorithm, walk order among the ready: what remains is in or behind a cycle.
     dependents: list[list[int]] = [[] for _ in added]
-    waiting = [len(d) for d in deps]
     for i, d in enumerate(deps):
         for j in d:
             dependents[j].append(i)
+    topo = _topological(deps, dependents)
+    stuck = sorted(set(range(len(added))) - set(topo))
+    for i in reversed(topo):  # a var must come no later than the vars that reference it
+        for k in dependents[i]:
+            if k not in stuck:
+                deadline[i] = min(deadline[i], deadline[k])
+    for i in topo:  # and no earlier than the container's vars it (or its dependencies) reference
+        for j in deps[i]:
+            low[i] = max(low[i], low[j])
+    stuck.extend(i for i in topo if low[i] > deadline[i])
+    rank = {i: n for n, i in enumerate(topo)}
+    placed = sorted((i for i in topo if i not in stuck), key=lambda i: (deadline[i], rank[i]))
+    result = [(deadline[i], added[i]) for i in placed]
+    result.extend((end, added[i]) for i in sorted(stuck))
+    return result, [added[i] for i in sorted(stuck)]
+
+
+def _first_references(existing: Sequence[Any], names: Mapping[str, int]) -> tuple[dict[str, int], list[int]]:
+    """Where each of the container's own vars first stands, and per injected var (by index in
+    ``names``) the first own var that references it (``len(existing)``: none)."""
+    end = len(existing)
+    own_index: dict[str, int] = {}
+    deadline = [end] * len(names)
+    for i, var in enumerate(existing):
+        if not isinstance(var, dict):
+            continue
+        own_index.setdefault(str(var.get("name")), i)
+        for ref in references(var.get("value")):
+            j = names.get(ref)
+            if j is not None and deadline[j] == end:
+                deadline[j] = i
+    return own_index, deadline
+
+
+def _topological(deps: Sequence[set[int]], dependents: Sequence[list[int]]) -> list[int]:
+    """Kahn's algorithm, walk order among the ready: what it leaves out is in or behind a cycle."""
+    waiting = [len(d) for d in deps]
     ready = [i for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
     topo: list[int] = []
@@ -315,22 +341,7 @@ def order_env(
             waiting[k] -= 1
             if waiting[k] == 0:
                 heapq.heappush(ready, k)
-    stuck = sorted(set(range(len(added))) - set(topo))
-    for i in reversed(topo):  # a var must come no later than the vars that reference it
-        for k in dependents[i]:
-            if k not in stuck:
-                deadline[i] = min(deadline[i], deadline[k])
-    for i in topo:  # and no earlier than the container's vars it (or its dependencies) reference
-        for j in deps[i]:
-            low[i] = max(low[i], low[j])
-    for i in topo:
-        if low[i] > deadline[i]:
-            stuck.append(i)
-    rank = {i: n for n, i in enumerate(topo)}
-    placed = sorted((i for i in topo if i not in stuck), key=lambda i: (deadline[i], rank[i]))
-    result = [(deadline[i], added[i]) for i in placed]
-    result.extend((end, added[i]) for i in sorted(stuck))
-    return result, [added[i] for i in sorted(stuck)]
+    return topo
 
 
 # -------------------------------------------------------------------------------------- the whole
