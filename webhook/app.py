@@ -166,6 +166,7 @@ def create_app(
 
     @app.errorhandler(Busy)
     def busy(error: Busy) -> Response:
+        _discard_body(settings.max_body_bytes)
         response = _error(429, str(error))
         response.headers["Retry-After"] = "1"
         return response
@@ -256,6 +257,18 @@ def _read_body(limit: int) -> bytes:
     if len(body) > limit:
         raise RequestEntityTooLarge()
     return body
+
+
+def _discard_body(limit: int) -> None:
+    """Read the body in small pieces and drop them, so that the client, still sending, gets the
+    answer rather than a connection reset; at most ``limit`` bytes, in constant memory."""
+    stream = request.environ["wsgi.input"]
+    left = limit if request.content_length is None else min(request.content_length, limit)
+    while left > 0:
+        piece = stream.read(min(left, 65536))
+        if not piece:
+            return
+        left -= len(piece)
 
 
 def _decode(body: bytes) -> object:

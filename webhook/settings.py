@@ -19,7 +19,7 @@ from webhook import cpus
 LogFormat = Literal["text", "json"]
 ENV_PREFIX = "PODPRESET_"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
-DEFAULT_MAX_DECODING_BYTES = 2 * DEFAULT_MAX_BODY_BYTES
+DEFAULT_MAX_DECODING_BYTES = DEFAULT_MAX_BODY_BYTES + 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
 DEFAULT_PROTECTED = ("KUBERNETES_*",)
 """Env names no preset may inject: exact names, or prefixes written with a trailing ``*``."""
