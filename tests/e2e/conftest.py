@@ -95,9 +95,10 @@ class LocalWebhook:
         ca_pem: bytes,
         *,
         extra_args: tuple[str, ...] = (),
+        port: int | None = None,
     ) -> None:
         self.workdir, self.kubeconfig, self.cert, self.key = workdir, kubeconfig, cert, key
-        self.port = free_port()
+        self.port = port or free_port()
         self.health_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}/mutate"
         self.ca_pem = ca_pem
