@@ -56,8 +56,8 @@ SHOW_REVIEW := import base64, json, sys; r = json.load(sys.stdin); p = r["respon
 run: install
 	$(BIN)/python -m webhook.devcert $(CERTS) >/dev/null
 	@echo "podpreset: serving deploy/examples on https://$(BIND); in another terminal, send the sample review:"
-	@echo "  (probes and metrics: curl http://$(HEALTH_BIND)/readyz, curl http://$(HEALTH_BIND)/metrics)"
 	@echo '  curl -sS --cacert $(CERTS)/ca.crt -H "Content-Type: application/json" --data-binary @deploy/examples/pods/review.json https://$(BIND)/mutate | $(BIN)/python -c '"'"'$(SHOW_REVIEW)'"'"
+	@echo "  probes and metrics (plain HTTP): curl http://$(HEALTH_BIND)/readyz; curl http://$(HEALTH_BIND)/metrics"
 	$(BIN)/podpreset serve -f deploy/examples --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key --bind $(BIND) --health-bind $(HEALTH_BIND) --workers 1
 
 controlplane:

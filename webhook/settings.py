@@ -8,6 +8,7 @@ sources and the gunicorn configuration all read this one object and nothing else
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -243,6 +244,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
             result = convert(str(value))
         except ValueError:
             raise SettingsError(f"{_where(dest)}: expected a number, got {value!r}") from None
+        if not math.isfinite(result):
+            raise SettingsError(f"{_where(dest)}: expected a finite number, got {value!r}")
         if result < minimum:
             raise SettingsError(f"{_where(dest)}: must be at least {minimum}, got {value!r}")
         return result

@@ -293,6 +293,11 @@ def test_the_serving_defaults_of_issue_16() -> None:
             id="zero-handshake-timeout",
         ),
         pytest.param(
+            ("--insecure-http", "--handshake-timeout", "inf"),
+            "expected a finite number",
+            id="infinite-timeout",
+        ),
+        pytest.param(
             ("--insecure-http", "--max-decoding-bytes", "1000", "--max-body-bytes", "2000"),
             "--max-decoding-bytes/PODPRESET_MAX_DECODING_BYTES: must be at least --max-body-bytes",
             id="decoding-below-body",
