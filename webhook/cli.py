@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -440,8 +441,10 @@ def run_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             results.append((where, migrate_document(content, namespace=args.namespace)))
         except MigrationError as exc:
-            named = f"{where} ({_shown_name(exc.name)})" if exc.name and where[-1].isdigit() else where
+            named = f"{where} ({_shown_name(exc.name)})" if exc.name and _is_document(where) else where
             failures.extend(f"{named}: {f}: {m}" if f else f"{named}: {m}" for f, m in exc.problems)
+        except RecursionError:
+            failures.append(f"{where}: nests deeper than {MAX_DEPTH} levels")
     seen: dict[tuple[str, str, str], str] = {}
     for where, migrated in results:
         if migrated.converted is None:
@@ -520,7 +523,11 @@ def _migrate_inputs(args: argparse.Namespace, err: TextIO) -> list[tuple[str, An
 def _named(where: str, migrated: Migrated) -> str:
     """A file document's position gets its name, as validate prints it; a listed object's
     position is its name already."""
-    return f"{where} ({_shown_name(migrated.name)})" if migrated.name and where[-1].isdigit() else where
+    return f"{where} ({_shown_name(migrated.name)})" if migrated.name and _is_document(where) else where
+
+
+def _is_document(where: str) -> bool:
+    return re.search(r": document \d+$", where) is not None
 
 
 def _shown_name(name: str) -> str:
