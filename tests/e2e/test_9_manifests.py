@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from .conftest import DEPLOY, TOP, Cluster
+from .rest import eventually
 
 pytestmark = pytest.mark.local_only
 DRY_RUN_PREFIX = "e2e-dry-run-"
@@ -87,10 +88,12 @@ def test_the_network_policy_admits_only_kube_system_to_the_tls_port_and_readers_
     assert rules["metrics"]["from"] == [
         {"namespaceSelector": {"matchLabels": {"podpreset.dev/metrics-reader": "true"}}}
     ]
-    # The policy names the webhook's TLS port as the Deployment does.
+    # The policy names the ports as the Deployment does, and the probes use the metrics port.
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert named["https"] == 8443
+    assert named == {"https": 8443, "metrics": 8080}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == "metrics", probe
 
 
 def test_the_apiserver_ipblock_component_adds_the_control_planes_addresses_to_the_tls_port(
@@ -162,20 +165,18 @@ def cert_manager_crds(cluster: Cluster) -> Path:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    subprocess.run(
-        [
-            *(
-                "kubectl",
-                "--kubeconfig",
-                str(cluster.admin.kubeconfig),
-                "wait",
-                "--for=condition=Established",
+    for name in ("certificates.cert-manager.io", "issuers.cert-manager.io"):
+        eventually(
+            f"the {name} CRD to be established",
+            lambda name=name: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in cluster.admin.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+                .get("status", {})
+                .get("conditions")
+                or ()
             ),
-            *("crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io", "--timeout=60s"),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+            timeout=60,
+        )
     return crds
 
 

@@ -1,7 +1,8 @@
 """deploy/'s NetworkPolicy in a cluster that enforces it (issue 16): a pod that makes up an
-AdmissionReview and sends it to the webhook gets no connection, while the API server's own calls
-keep being answered. make e2e-cluster runs kube-router's network-policy controller for this
-(hack/cluster.sh); the policy comes from deploy/base as hack/install.sh applied it.
+AdmissionReview and sends it to the webhook gets no connection, nor to its metrics port, while the
+API server's own calls keep being answered and a namespace labelled as a metrics reader scrapes.
+make e2e-cluster runs kube-router's network-policy controller for this (hack/cluster.sh); the
+policy comes from deploy/base as hack/install.sh applied it.
 """
 
 from __future__ import annotations
@@ -51,10 +52,13 @@ for target in sys.argv[2:]:
         with socket.create_connection((host, int(port)), timeout=5) as raw:
             if port in ("443", "8443"):
                 raw = ctx.wrap_socket(raw)
-            path = "/mutate" if port in ("443", "8443") else "/"
-            head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            head += f"Connection: close\r\nContent-Length: {len(review)}\r\n\r\n"
-            raw.sendall(head.encode() + review)
+            if port == "8080":
+                raw.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            else:
+                path = "/mutate" if port in ("443", "8443") else "/"
+                head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                head += f"Connection: close\r\nContent-Length: {len(review)}\r\n\r\n"
+                raw.sendall(head.encode() + review)
             reply = b""
             while chunk := raw.recv(65536):
                 reply += chunk
@@ -129,14 +133,23 @@ def test_a_made_up_admission_review_from_a_pod_gets_no_connection_while_the_api_
     create_pod(admin, ns, python_pod("listener", LISTENER))
     control = f"{pod_ip(admin, ns, 'listener')}:8000"
     service = admin.get(f"/api/v1/namespaces/{NAMESPACE}/services/podpreset-webhook")["spec"]["clusterIP"]
-    replicas = [f"{p['status']['podIP']}:8443" for p in webhook_pods(admin)]
-    assert len(replicas) == 2
-    targets = [control, f"{service}:443", *replicas]
+    addresses = [p["status"]["podIP"] for p in webhook_pods(admin)]
+    assert len(addresses) == 2
+    tls = [f"{service}:443", *(f"{a}:8443" for a in addresses)]
+    metrics = [f"{a}:8080" for a in addresses]
 
-    results = intrude(admin, ns, "intruder", targets)
+    results = intrude(admin, ns, "intruder", [control, *tls, *metrics])
 
     assert results[control] == "answered HTTP/1.0 200 OK", results
-    for target in targets[1:]:
+    for target in (*tls, *metrics):
+        assert results[target].startswith("blocked "), results
+
+    # A namespace labelled as a metrics reader scrapes every replica, and still cannot send reviews.
+    scraper = namespaces.create("scraper", {"podpreset.dev/metrics-reader": "true"})
+    results = intrude(admin, scraper, "scraper", [*tls, *metrics])
+    for target in metrics:
+        assert results[target].startswith("answered HTTP/1.") and " 200 " in results[target], results
+    for target in tls:
         assert results[target].startswith("blocked "), results
 
     # Meanwhile the API server's admissions are answered: a pod is created with the preset.
