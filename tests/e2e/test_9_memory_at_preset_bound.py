@@ -78,6 +78,12 @@ def get_text(url: str) -> str:
         return str(response.read().decode())
 
 
+def replica_log(admin: Kube, pod: str) -> str:
+    reply = admin.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}/log")
+    assert reply.status == 200, reply
+    return str(reply.body)
+
+
 def presets_loaded(cluster: Cluster, pod: str) -> float:
     with port_forward(cluster, f"pod/{pod}", 8080) as port:
         text = get_text(f"http://127.0.0.1:{port}/metrics")
@@ -108,7 +114,6 @@ def test_a_namespace_full_of_presets_at_the_size_bound_keeps_every_replica_under
     (container,) = pods[0]["spec"]["containers"]
     limit = quantity_bytes(container["resources"]["limits"]["memory"])
     restarts = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in pods}
-    loaded_before = {n: presets_loaded(cluster, n) for n in names}
     before = sample(admin, names)
 
     ns = namespaces.create("bound")
@@ -138,12 +143,15 @@ def test_a_namespace_full_of_presets_at_the_size_bound_keeps_every_replica_under
     assert reply.status == 403 and "exceeded quota" in reply.message, reply
     assert created == QUOTA
 
+    # Watch events come in order: both workers of a replica logging the last preset have them all.
+    last = f"added {ns}/big-{QUOTA - 1} "
     for name in names:
         eventually(
-            f"replica {name} to load the presets",
-            lambda name=name: presets_loaded(cluster, name) >= loaded_before[name] + QUOTA,
-            timeout=60,
+            f"both workers of replica {name} to load the presets",
+            lambda name=name: replica_log(admin, name).count(last) >= 2,
+            timeout=120,
         )
+        assert presets_loaded(cluster, name) >= QUOTA
     after = sample(admin, names)
 
     pods = {p["metadata"]["name"]: p for p in webhook_pods(admin)}

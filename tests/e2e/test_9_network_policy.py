@@ -25,7 +25,7 @@ from .conftest import (
     wait_for_pods_to,
 )
 from .rest import Kube, eventually
-from .test_8_in_cluster import pod_log, ready, webhook_pods
+from .test_8_in_cluster import ready, webhook_pods
 
 WEBHOOK_IMAGE = "docker.io/library/podpreset:dev"
 """The webhook's own image: it has Python, so the intruder can speak TLS and HTTP."""
@@ -109,9 +109,15 @@ def intrude(admin: Kube, namespace: str, name: str, targets: list[str]) -> dict[
         pod = admin.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         if pod["status"].get("phase") not in ("Succeeded", "Failed"):
             return None
-        log = pod_log(admin, namespace, name)
-        assert pod["status"]["phase"] == "Succeeded", log
-        return dict(json.loads(log.strip().splitlines()[-1]))
+        reply = admin.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log")
+        assert pod["status"]["phase"] == "Succeeded", reply.body
+        # The log is one line of JSON, which the client has already decoded.
+        body = (
+            reply.body
+            if isinstance(reply.body, dict)
+            else json.loads(str(reply.body).strip().splitlines()[-1])
+        )
+        return dict(body)
 
     results: dict[str, str] = eventually(f"pod {name} to finish", finished, timeout=180)
     return results
