@@ -18,8 +18,15 @@ import orjson
 
 from presets.engine import Outcome, apply_presets
 from presets.limits import MAX_DEPTH, within_depth
-from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key
-from presets.names import json_type
+from presets.model import (
+    DEFAULT_PROTECTED,
+    DEFAULT_VOLUME_TYPES,
+    PodPreset,
+    Protected,
+    VolumeTypes,
+    order_key,
+)
+from presets.names import clipped, echoed, json_type
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
 from presets.selector import Selector
 
@@ -207,12 +214,13 @@ def admit(
     *,
     namespaces: NamespaceLabels = NO_NAMESPACES,
     protected: Protected = DEFAULT_PROTECTED,
+    namespaced_volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
 ) -> Decision:
     """Answer one AdmissionReview. Raises ``BadReview`` for a malformed one.
 
     ``namespaces`` gives namespace labels for ClusterPodPresets' namespace selectors (a namespace
     missing from it has only ``kubernetes.io/metadata.name``); ``protected`` lists the env names
-    no preset may inject.
+    no preset may inject, ``namespaced_volume_types`` the volume types a PodPreset may.
     """
     request = parse_review(review)
     outcome: Outcome | None = None
@@ -230,6 +238,7 @@ def admit(
             namespace=request.namespace,
             namespaces=namespaces,
             protected=protected,
+            namespaced_volume_types=namespaced_volume_types,
         )
         if outcome.verdict == "reject":
             response["allowed"] = False
@@ -292,9 +301,11 @@ def parse_review(review: object) -> Request:
     if not isinstance(review, dict):
         raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
     if review.get("kind") != KIND:
-        raise BadReview(f"kind: expected {KIND}, got {review.get('kind')!r}")
+        raise BadReview(f"kind: expected {KIND}, got {echoed(review.get('kind'), 'an object')}")
     if review.get("apiVersion") != API_VERSION:
-        raise BadReview(f"apiVersion: expected {API_VERSION}, got {review.get('apiVersion')!r}")
+        raise BadReview(
+            f"apiVersion: expected {API_VERSION}, got {echoed(review.get('apiVersion'), 'an object')}"
+        )
     request = review.get("request")
     if not isinstance(request, dict):
         raise BadReview(f"request: expected an object, got {_json_type(request)}")
@@ -360,7 +371,7 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
             for key, value in values.items():
                 if not isinstance(value, str):
                     raise BadReview(
-                        f"{where}.metadata.{name}[{key}]: expected a string, got {_json_type(value)}"
+                        f"{where}.metadata.{name}[{clipped(key)}]: expected a string, got {_json_type(value)}"
                     )
         for name in ("name", "generateName", "namespace"):
             if metadata.get(name) is not None:

@@ -7,6 +7,8 @@ function a test can call alone:
 
 - ``select_presets``: which presets match (namespace selector, then pod selector), in the one
   preset order (``presets.model.order_key``);
+- ``refuse_presets``: the matching PodPresets that inject a volume type namespaced presets may
+  not (``VolumeTypes``) are left out, each with a warning;
 - ``plan_presets``: walk them, building the result field by field (``presets.merge``), each
   preset's conflicts resolved by its policy; protected env names and container targeting apply
   here; the plan is a plain value;
@@ -48,9 +50,11 @@ from presets.model import (
     ANNOTATION_NAME_PREFIXES,
     ANNOTATION_PREFIX,
     DEFAULT_PROTECTED,
+    DEFAULT_VOLUME_TYPES,
     KIND,
     PodPreset,
     Protected,
+    VolumeTypes,
     order_key,
     protected_items,
 )
@@ -95,6 +99,23 @@ class Selection:
 
     matched: tuple[PodPreset, ...]
     mismatches: tuple[Mismatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A matching PodPreset left out because it injects volumes of types it may not."""
+
+    preset: PodPreset
+    volumes: tuple[tuple[str, str], ...]
+    """``(volume name, type)`` of each such volume."""
+
+    def warning(self) -> str:
+        """One line for the admission warning and the log; names and types, never contents."""
+        volumes = ", ".join(f"volume {name!r} is of type {kind}" for name, kind in self.volumes)
+        return (
+            f"podpreset {self.preset.name!r} is not applied: {volumes}, which a PodPreset may not "
+            "inject (the webhook's --namespaced-volume-types); a ClusterPodPreset may"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,12 +194,14 @@ class Outcome:
     results: tuple[PresetResult, ...] = ()
     notes: tuple[str, ...] = ()
     """Warnings that are not conflicts (env references forming a cycle)."""
+    refusals: tuple[Refusal, ...] = ()
+    """Matching PodPresets left out for the volume types they inject (``refuse_presets``)."""
     rejection: str = ""
     """When rejected: the message for the API server's refusal (names preset, container, key)."""
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return (*(c.warning() for c in self.conflicts), *self.notes)
+        return (*(r.warning() for r in self.refusals), *(c.warning() for c in self.conflicts), *self.notes)
 
     @property
     def pod(self) -> dict[str, Any]:
@@ -230,6 +253,23 @@ def select_presets(
             continue
         matched.append(preset)
     return Selection(matched=tuple(matched), mismatches=tuple(mismatches))
+
+
+def refuse_presets(
+    matched: tuple[PodPreset, ...], volume_types: VolumeTypes
+) -> tuple[tuple[PodPreset, ...], tuple[Refusal, ...]]:
+    """``matched`` without the PodPresets that inject a volume type ``volume_types`` does not
+    allow, and a ``Refusal`` for each of those. A refused preset is left out as if it had not
+    matched: it is no conflict, its ``onConflict`` plays no part, and the others still apply."""
+    refusals = tuple(
+        Refusal(preset=preset, volumes=refused)
+        for preset in matched
+        if (refused := volume_types.refused(preset))
+    )
+    if not refusals:
+        return matched, ()
+    left_out = {id(r.preset) for r in refusals}
+    return tuple(p for p in matched if id(p) not in left_out), refusals
 
 
 def _mismatch(
@@ -905,14 +945,16 @@ def apply_presets(
     namespace: str = "",
     namespaces: NamespaceLabels = NO_NAMESPACES,
     protected: Protected = DEFAULT_PROTECTED,
+    namespaced_volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
     explain: bool = False,
 ) -> Outcome:
     """Decide and build the mutation of ``pod`` (in ``namespace``) by ``presets``.
 
     ``presets`` may be every preset that could apply or only the candidates (see
     ``PresetIndex.candidates``); ClusterPodPresets' namespace selectors are checked against
-    ``namespaces``. ``explain`` also records why each other preset did not match, which only
-    ``podpreset apply --explain`` reads.
+    ``namespaces``; PodPresets that inject a volume type ``namespaced_volume_types`` does not
+    allow are left out with a warning. ``explain`` also records why each other preset did not
+    match, which only ``podpreset apply --explain`` reads.
     """
     reason = skip_reason(pod)
     if reason:
@@ -923,14 +965,16 @@ def apply_presets(
     labels = dict(arrival_labels(labels, _mapping(metadata.get("annotations")), presets))
     namespace_labels = labels_of(namespaces, namespace) if any(p.is_cluster for p in presets) else None
     selection = select_presets(labels, presets, namespace_labels=namespace_labels, explain=explain)
-    if not selection.matched:
+    matched, refusals = refuse_presets(selection.matched, namespaced_volume_types)
+    if not matched:
         return Outcome(
             action="unchanged",
-            reason="no preset selects this pod",
+            reason="no preset selects this pod" if not refusals else "every preset selecting it was refused",
             received=pod,
             mismatches=selection.mismatches,
+            refusals=refusals,
         )
-    plan = plan_presets(pod, selection.matched, protected=protected, count=explain)
+    plan = plan_presets(pod, matched, protected=protected, count=explain)
     verdict = decide(plan)
     conflicts = plan.conflicts
     common = {
@@ -938,6 +982,7 @@ def apply_presets(
         "mismatches": selection.mismatches,
         "verdict": verdict,
         "results": plan.results,
+        "refusals": refusals,
     }
     if verdict == "reject":
         refusing = [c for c in conflicts if c.policy == "Reject"]

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from presets.admission import BadReview, Decision, admit, decode_review, encode_review
 from presets.limits import MAX_DEPTH
-from presets.model import Protected
+from presets.model import Protected, VolumeTypes
 from webhook.health import health_of
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
@@ -63,6 +63,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = AppState(settings, source, Metrics(), stopping or threading.Event())
     protected = Protected.parse(settings.protected)
+    volume_types = VolumeTypes.parse(settings.namespaced_volume_types)
     app.extensions["podpreset"] = state
 
     @app.post("/mutate")
@@ -73,7 +74,13 @@ def create_app(
         review = _decode(_read_body(settings.max_body_bytes))
         try:
             snapshot = source.snapshot()
-            decision = admit(review, snapshot.index, namespaces=snapshot.namespaces, protected=protected)
+            decision = admit(
+                review,
+                snapshot.index,
+                namespaces=snapshot.namespaces,
+                protected=protected,
+                namespaced_volume_types=volume_types,
+            )
         except RecursionError:
             raise BadBody("the AdmissionReview nests too deeply") from None
         _log_decision(decision)

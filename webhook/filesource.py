@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from presets.admission import PresetIndex
+from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.namespaces import NamespaceLabels
 from webhook.files import LoadResult, SourceError, fingerprint, load_presets
 from webhook.health import SourceHealth
@@ -34,11 +35,16 @@ Preloaded = tuple[object, PresetIndex, NamespaceLabels]
 """The fingerprint taken before a load, and the index and namespace labels that load built."""
 
 
-def preload(paths: Iterable[str], default_namespace: str = "default") -> tuple[Preloaded, LoadResult]:
+def preload(
+    paths: Iterable[str],
+    default_namespace: str = "default",
+    *,
+    max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES,
+) -> tuple[Preloaded, LoadResult]:
     """Load once before gunicorn forks; the workers' sources start from it (shared pages)."""
     paths = tuple(paths)
     seen = fingerprint(paths)
-    result = load_presets(paths, default_namespace)
+    result = load_presets(paths, default_namespace, max_preset_bytes=max_preset_bytes)
     return (seen, PresetIndex.build(result.presets), result.namespaces), result
 
 
@@ -53,8 +59,11 @@ class FileSource:
         interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         preloaded: Preloaded | None = None,
+        max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES,
     ) -> None:
         self.paths = tuple(paths)
+        self.max_preset_bytes = max_preset_bytes
+        """A preset larger than this is a problem of its file, as an invalid one is."""
         self._preloaded = preloaded
         self.default_namespace = default_namespace
         self.interval = interval
@@ -101,7 +110,7 @@ class FileSource:
         logged = False
         by_file: dict[str, list[str]] = {}
         try:
-            result = load_presets(self.paths, self.default_namespace)
+            result = load_presets(self.paths, self.default_namespace, max_preset_bytes=self.max_preset_bytes)
             problems = tuple(str(problem) for problem in result.problems)
             for found in result.problems:
                 by_file.setdefault(found.source, []).append(str(found).removeprefix(found.source + ": "))
