@@ -292,7 +292,7 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetInde
     from webhook.live import ClusterError, read_cluster
 
     try:
-        state = read_cluster(args.kubeconfig, args.context)
+        state = read_cluster(args.kubeconfig, args.context, max_preset_bytes=args.max_preset_bytes)
     except ClusterError as exc:
         raise UsageError(str(exc)) from exc
     for line in state.problems:

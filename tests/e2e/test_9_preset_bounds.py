@@ -3,7 +3,11 @@ PodPreset may inject, against the real API server."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from .conftest import (
@@ -20,8 +24,15 @@ from .conftest import (
 from .rest import Kube, eventually
 
 
+def podpreset(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it."""
+    installed = Path(sys.executable).parent / "podpreset"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "webhook.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_an_oversized_podpreset_is_reported_in_readyz_and_never_applied(
-    cluster: Cluster, admin: Kube, namespace: str
+    cluster: Cluster, admin: Kube, namespace: str, tmp_path: Path
 ) -> None:
     # Nine values of 30,000 characters: each within the CRD's 32 KiB bound, together over the
     # webhook's default 256 KiB preset bound, so the API server stores it and the webhook skips it.
@@ -37,6 +48,20 @@ def test_an_oversized_podpreset_is_reported_in_readyz_and_never_applied(
         pod = eventually("the webhook to see the presets of the namespace", admitted)
         assert ANNOTATION_PREFIX + "huge" not in annotations_of(pod)
         assert set(env_of(pod["spec"]["containers"][0])) == {"MARKER"}
+        (tmp_path / "pod.json").write_text(json.dumps(pod_body("probe")))
+        preview = podpreset(
+            "apply",
+            "--kubeconfig",
+            str(admin.kubeconfig),
+            "-n",
+            namespace,
+            "-o",
+            "json",
+            str(tmp_path / "pod.json"),
+        )
+        assert preview.returncode == 0, preview.stderr
+        assert f"warning: skipped, as the webhook does: podpreset {namespace}/huge: is " in preview.stderr
+        assert set(env_of(json.loads(preview.stdout)["spec"]["containers"][0])) == {"MARKER"}
         if cluster.webhook is not None:  # in cluster mode the replicas' /readyz is not reachable here
 
             def reported() -> list[dict[str, str]]:
