@@ -3,8 +3,9 @@
 ``start`` loads the paths (synchronously: they are local files) and starts a daemon thread that
 checks ``fingerprint`` every ``interval`` seconds and reloads on any change. A load is all or
 nothing: when any document is invalid or a file cannot be parsed, the last good presets keep
-serving, each problem is logged with its file and field, and the snapshot's ``problems`` (and
-so the metrics) show them until an edit fixes them. A load that fails unexpectedly (a bug, a
+serving, each problem is logged with its file and field once when it starts and once when it
+ends (by the source's health, which ``/readyz`` lists), and the snapshot's ``problems`` (and so
+the metrics) show them until an edit fixes them. A load that fails unexpectedly (a bug, a
 ``RecursionError``, ``MemoryError``) is published the same way, and retried on every poll rather
 than only after the next edit, since the files may well be fine. Presets without a namespace go
 to ``default``. ``Namespace`` documents among the files give namespace labels (for cluster
@@ -107,7 +108,6 @@ class FileSource:
         current = self._snapshot
         index: PresetIndex | None = None
         namespaces: NamespaceLabels = {}
-        logged = False
         by_file: dict[str, list[str]] = {}
         try:
             result = load_presets(self.paths, self.default_namespace, max_preset_bytes=self.max_preset_bytes)
@@ -129,21 +129,14 @@ class FileSource:
                     problems[0],
                     extra={"fields": {"problem": problems[0], "paths": list(self.paths)}},
                 )
-            logged = True
             # Not the files' fault (as far as we know): load them again on the next poll.
             seen = None
             by_file["preset files"] = list(problems)
         self._fingerprint = seen
+        # The one report of each problem: the health logs it when it starts and when it ends
+        # (and lists it in /readyz), not this method on every reload.
         self.health.set_problems("files", {source: "; ".join(lines) for source, lines in by_file.items()})
         if index is None:
-            verb = "keeping the last good presets" if current.synced else "no presets loaded yet"
-            for problem in () if logged else problems:
-                logger.error(
-                    "preset files not loaded (%s): %s",
-                    verb,
-                    problem,
-                    extra={"fields": {"problem": problem, "paths": list(self.paths)}},
-                )
             self._snapshot = replace(current, problems=problems)
         else:
             self._publish(index, namespaces)
