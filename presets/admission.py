@@ -26,7 +26,7 @@ from presets.model import (
     VolumeTypes,
     order_key,
 )
-from presets.names import clipped, echoed, json_type
+from presets.names import json_type
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
 from presets.selector import Selector
 
@@ -301,11 +301,9 @@ def parse_review(review: object) -> Request:
     if not isinstance(review, dict):
         raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
     if review.get("kind") != KIND:
-        raise BadReview(f"kind: expected {KIND}, got {echoed(review.get('kind'), 'an object')}")
+        raise BadReview(f"kind: expected {KIND}, got {_echo(review.get('kind'))}")
     if review.get("apiVersion") != API_VERSION:
-        raise BadReview(
-            f"apiVersion: expected {API_VERSION}, got {echoed(review.get('apiVersion'), 'an object')}"
-        )
+        raise BadReview(f"apiVersion: expected {API_VERSION}, got {_echo(review.get('apiVersion'))}")
     request = review.get("request")
     if not isinstance(request, dict):
         raise BadReview(f"request: expected an object, got {_json_type(request)}")
@@ -371,7 +369,7 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
             for key, value in values.items():
                 if not isinstance(value, str):
                     raise BadReview(
-                        f"{where}.metadata.{name}[{clipped(key)}]: expected a string, got {_json_type(value)}"
+                        f"{where}.metadata.{name}[{_clip(key)}]: expected a string, got {_json_type(value)}"
                     )
         for name in ("name", "generateName", "namespace"):
             if metadata.get(name) is not None:
@@ -413,6 +411,26 @@ def _expect(value: object, kind: type, where: str) -> None:
     if not isinstance(value, kind):
         expected = _EXPECTED[kind]
         raise BadReview(f"{where}: expected {expected}, got {_json_type(value)}")
+
+
+ECHO_LIMIT = 64
+"""Characters of a request's own value an error message repeats, at most: a 400 (and the log
+line that records it) never grows with what a client chose to send."""
+
+
+def _echo(value: object) -> str:
+    """``value`` as an error message shows it: a string quoted and cut at ``ECHO_LIMIT``
+    characters, anything else by its JSON type."""
+    if not isinstance(value, str):
+        return _json_type(value) if value is not None else "nothing"
+    if len(value) <= ECHO_LIMIT:
+        return repr(value)
+    return f"{value[:ECHO_LIMIT]!r}... ({len(value)} characters)"
+
+
+def _clip(text: str) -> str:
+    """``text`` (a key inside a field path) cut at ``ECHO_LIMIT`` characters, unquoted."""
+    return text if len(text) <= ECHO_LIMIT else f"{text[:ECHO_LIMIT]}... ({len(text)} characters)"
 
 
 def _json_type(value: object) -> str:

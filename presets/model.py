@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Final, Literal, cast
 
 from presets.limits import DEFAULT_MAX_PRESET_BYTES, preset_size_problem
-from presets.names import echoed, is_dns_label, is_dns_subdomain, json_type
+from presets.names import is_dns_label, is_dns_subdomain, json_type
 from presets.selector import EVERYTHING, Selector, label_key_problem, label_value_problem, parse_selector
 
 API_VERSION = "podpreset.dev/v1"
@@ -435,12 +435,10 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
 
     kind: Kind = CLUSTER_KIND if doc.get("kind") == CLUSTER_KIND else KIND
     if doc.get("kind") not in KINDS:
-        found.append(("kind", f"must be {KIND} or {CLUSTER_KIND}, got {echoed(doc.get('kind'))}"))
+        found.append(("kind", f"must be {KIND} or {CLUSTER_KIND}, got {doc.get('kind')!r}"))
     versions = API_VERSIONS if kind == KIND else (API_VERSION,)
     if doc.get("apiVersion") not in versions:
-        found.append(
-            ("apiVersion", f"must be one of {', '.join(versions)}, got {echoed(doc.get('apiVersion'))}")
-        )
+        found.append(("apiVersion", f"must be one of {', '.join(versions)}, got {doc.get('apiVersion')!r}"))
 
     metadata = doc.get("metadata")
     namespace = default_namespace if kind == KIND else ""

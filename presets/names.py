@@ -35,25 +35,3 @@ def json_type(value: object, mapping: str = "a mapping") -> str:
     if isinstance(value, str):
         return "a string"
     return type(value).__name__
-
-
-MAX_ECHOED = 64
-"""Characters of an input string an error message repeats (a kind, an apiVersion, a key)."""
-
-
-def echoed(value: object, mapping: str = "a mapping") -> str:
-    """How a message repeats a value it refuses: a string quoted and cut at ``MAX_ECHOED``
-    characters, anything else by its JSON type, so that a made-up request cannot make a message
-    (and the log line and 400 body carrying it) as large as itself."""
-    if not isinstance(value, str):
-        return json_type(value, mapping)
-    if len(value) <= MAX_ECHOED:
-        return repr(value)
-    return f"{value[:MAX_ECHOED]!r}... ({len(value) - MAX_ECHOED} more characters)"
-
-
-def clipped(text: str) -> str:
-    """``text`` cut at ``MAX_ECHOED`` characters, unquoted (a key inside a field path)."""
-    if len(text) <= MAX_ECHOED:
-        return text
-    return f"{text[:MAX_ECHOED]}... ({len(text) - MAX_ECHOED} more characters)"

@@ -228,14 +228,10 @@ def test_the_conflict_metric_labels_a_preset_by_its_own_namespace_never_the_requ
     assert "made-up" not in exposition
 
 
-@pytest.mark.parametrize("field", ["kind", "apiVersion"])
-def test_a_huge_kind_or_api_version_is_echoed_only_in_part(field: str) -> None:
+def test_a_huge_label_key_is_echoed_only_in_part() -> None:
     client = create_app(Settings(insecure_http=True), StaticSource([])).test_client()
-    review = {**make_review(), field: "K" * 100_000}
+    review = make_review(labels={"k" * 100_000: 1})  # type: ignore[dict-item]
     response = client.post("/mutate", data=encode(review), content_type=JSON)
     assert response.status_code == 400
     message = response.json["error"]
-    assert len(message) < 200 and message.endswith("(99936 more characters)"), message
-    review = {**make_review(), field: {"nested": ["x" * 100_000]}}
-    message = client.post("/mutate", data=encode(review), content_type=JSON).json["error"]
-    assert message.endswith("got an object"), message
+    assert len(message) < 200 and "(100000 characters)]: expected a string" in message, message

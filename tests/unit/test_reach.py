@@ -17,7 +17,6 @@ from presets.model import (
     parse_preset,
     volume_type,
 )
-from presets.names import MAX_ECHOED, clipped, echoed
 
 
 def preset(name: str, kind: str = "PodPreset", **spec: Any) -> PodPreset:
@@ -95,12 +94,3 @@ def test_loader_and_agent_variables_are_protected_by_default(name: str) -> None:
     outcome = apply_presets(pod(), [preset("agent", env=[{"name": name, "value": "x"}])], namespace="team-a")
     assert outcome.action == "conflict" and outcome.conflicts[0].reason == "protected"
     assert DEFAULT_PROTECTED.why_name(name)
-
-
-def test_a_refused_value_is_echoed_only_in_part() -> None:
-    assert (
-        echoed("Pod") == "'Pod'" and echoed(None) == "null" and echoed({"a": 1}, "an object") == "an object"
-    )
-    long = echoed("k" * 1000)
-    assert long.startswith("'" + "k" * MAX_ECHOED + "'") and long.endswith("(936 more characters)")
-    assert clipped("a" * 10) == "a" * 10 and len(clipped("a" * 1000)) < MAX_ECHOED + 30
