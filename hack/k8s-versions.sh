@@ -36,13 +36,13 @@ resolve() {
     [ -n "$dir" ] || { echo "no tools/k8s-1.* module in $top/tools" >&2; exit 1; }
   else
     [[ $wanted =~ ^v?1\.([0-9]+)(\.[0-9]+)?$ ]] || {
-      echo "K8S_VERSION=$wanted: expected a Kubernetes version such as 1.36 or v1.36.3 (supported: $(list | tr '\n' ' '))" >&2
+      echo "K8S_VERSION=$wanted: expected a Kubernetes version such as 1.36 or v1.36.3 (supported: $(list | paste -sd ' '))" >&2
       exit 2
     }
     minor=${BASH_REMATCH[1]}
     dir="$top/tools/k8s-1.$minor"
     [ -f "$dir/go.mod" ] || {
-      echo "K8S_VERSION=$wanted is not a supported version (supported: $(list | tr '\n' ' '));" \
+      echo "K8S_VERSION=$wanted is not a supported version (supported: $(list | paste -sd ' '));" \
         "add one with hack/new-tools-module.sh kubernetes v1.$minor.P" >&2
       exit 2
     }
