@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
-# Builds the end-to-end test control plane (kube-apiserver and etcd) from the Go tools
-# modules under tools/, into a cache outside the repository keyed by version. A binary
-# already in the cache with the right version is kept. If KUBEBUILDER_ASSETS points at a
-# directory holding both binaries, nothing is built and that directory is printed.
-# Prints the directory holding the binaries on its last line.
+# Builds the end-to-end test control plane (kube-apiserver and etcd) from the Go tools modules under
+# tools/, into a cache outside the repository keyed by version. K8S_VERSION (1.36, v1.36.3; empty:
+# the newest) picks tools/k8s-1.N; etcd is the minor version that Kubernetes release requires
+# (hack/k8s-versions.sh). A binary already in the cache with the right version is kept. If
+# KUBEBUILDER_ASSETS points at a directory holding both binaries, nothing is built and that
+# directory is printed. Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$top/tools/kube-apiserver/go.mod")
-ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v/ {print $2; exit}' "$top/tools/etcd/go.mod")
-[ -n "$K8S_VERSION" ] || { echo "cannot read the k8s.io/kubernetes version from tools/kube-apiserver/go.mod" >&2; exit 1; }
-[ -n "$ETCD_VERSION" ] || { echo "cannot read the etcd version from tools/etcd/go.mod" >&2; exit 1; }
 
 if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ]; then
   echo "using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS" >&2
@@ -18,11 +15,14 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver"
   exit 0
 fi
 
+resolved=$("$top/hack/k8s-versions.sh" resolve "${K8S_VERSION:-}")
+eval "$resolved"
+
 cache=${PODPRESET_CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podpreset/controlplane}
 bin="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 mkdir -p "$bin"
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=$K8S_GOTOOLCHAIN CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 if "$bin/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; then
   echo "kube-apiserver $K8S_VERSION: cached in $bin" >&2
@@ -33,18 +33,22 @@ else
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$top/tools/kube-apiserver" && go build -trimpath -pgo=off -ldflags "$ldflags" \
+  start=$SECONDS
+  (cd "$K8S_MODULE" && go build -trimpath -pgo=off -ldflags "$ldflags" \
       -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
+  echo "built kube-apiserver $K8S_VERSION in $((SECONDS - start)) s" >&2
 fi
 
 if "$bin/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; then
   echo "etcd $ETCD_VERSION: cached in $bin" >&2
 else
   echo "building etcd $ETCD_VERSION into $bin" >&2
-  (cd "$top/tools/etcd" && go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
+  start=$SECONDS
+  (cd "$ETCD_MODULE" && go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
       -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3)
   mv "$bin/etcd.tmp" "$bin/etcd"
+  echo "built etcd $ETCD_VERSION in $((SECONDS - start)) s" >&2
 fi
 
 echo "$bin"

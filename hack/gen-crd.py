@@ -38,7 +38,30 @@ from presets.model import (
 )
 
 TOP = Path(__file__).resolve().parent.parent
-K8S_VERSION = "v1.34.4"
+
+
+def newest_kubernetes() -> str:
+    """The newest supported Kubernetes version: what the highest ``tools/k8s-1.N`` module builds."""
+    modules = sorted(
+        (int(path.parent.name.rsplit(".", 1)[1]), path)
+        for path in TOP.glob("tools/k8s-1.*/go.mod")
+        if path.parent.name.rsplit(".", 1)[1].isdigit()
+    )
+    if not modules:
+        sys.exit("no tools/k8s-1.N/go.mod: cannot tell which Kubernetes version the CRDs come from")
+    path = modules[-1][1]
+    for line in path.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["require"]:
+            words = words[1:]
+        if len(words) >= 2 and words[0] == "k8s.io/kubernetes" and words[1].startswith("v"):
+            return words[1]
+    sys.exit(f"{path.relative_to(TOP)}: no k8s.io/kubernetes requirement")
+
+
+# The CRDs' item schemas come from the newest supported version, so a preset may use every pod field
+# a current cluster knows (an older API server prunes the fields it does not know).
+K8S_VERSION = newest_kubernetes()
 SNIPPET = TOP / "hack" / "openapi" / f"core-v1-{K8S_VERSION}.json"
 OUTPUT = TOP / "deploy" / "crd" / "podpresets.podpreset.dev.yaml"
 CLUSTER_OUTPUT = TOP / "deploy" / "crd" / "clusterpodpresets.podpreset.dev.yaml"
@@ -143,7 +166,8 @@ def fetch() -> None:
         document = json.loads(plane.get("/openapi/v3/api/v1"))
     if version != K8S_VERSION:
         sys.exit(
-            f"the API server is {version}, this generator is pinned to {K8S_VERSION}: update K8S_VERSION"
+            f"the API server is {version}, the newest supported version (tools/) is {K8S_VERSION}: "
+            "run make crd-fetch (it starts the newest)"
         )
     schemas = document["components"]["schemas"]
     wanted: dict[str, Any] = {}
@@ -740,6 +764,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.fetch:
         fetch()
+    if not SNIPPET.exists():
+        sys.exit(
+            f"{SNIPPET.relative_to(TOP)} is missing: the newest supported Kubernetes is {K8S_VERSION} "
+            "(tools/); run make crd-fetch to store its OpenAPI"
+        )
     schemas = json.loads(SNIPPET.read_text())["schemas"]
     for output, cluster in ((OUTPUT, False), (CLUSTER_OUTPUT, True)):
         text = render(schemas, cluster=cluster)
