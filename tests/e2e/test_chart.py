@@ -134,7 +134,12 @@ def test_helm_upgrades_keep_the_ca_bundle_and_the_certificate_and_renew_keeps_th
     release: Cluster,
 ) -> None:
     values = values_file(NEVER_CALLED)
-    helm_in(release, "install", RELEASE, str(CHART), "--create-namespace", "--skip-crds", "--values", values)
+    notes = helm_in(
+        release, "install", RELEASE, str(CHART), "--create-namespace", "--skip-crds", "--values", values
+    )
+    assert (
+        f"kubectl -n {RELEASE_NAMESPACE} rollout status deployment/chart-upgrade-podpreset-webhook" in notes
+    )
     first = certificate_state(release)
     assert first["caBundle"] == first["ca"]
 
