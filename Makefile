@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8443
+HEALTH_BIND ?= 127.0.0.1:8080
 CERTS := build/dev-certs
 # make bench QUICK=1: every scenario briefly (under a minute).
 QUICK ?=
@@ -58,7 +59,8 @@ run: install
 	$(BIN)/python -m webhook.devcert $(CERTS) >/dev/null
 	@echo "podpreset: serving deploy/examples on https://$(BIND); in another terminal, send the sample review:"
 	@echo '  curl -sS --cacert $(CERTS)/ca.crt -H "Content-Type: application/json" --data-binary @deploy/examples/pods/review.json https://$(BIND)/mutate | $(BIN)/python -c '"'"'$(SHOW_REVIEW)'"'"
-	$(BIN)/podpreset serve -f deploy/examples --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key --bind $(BIND) --workers 1
+	@echo "  probes and metrics (plain HTTP): curl http://$(HEALTH_BIND)/readyz; curl http://$(HEALTH_BIND)/metrics"
+	$(BIN)/podpreset serve -f deploy/examples --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key --bind $(BIND) --health-bind $(HEALTH_BIND) --workers 1
 
 controlplane:
 	hack/build-controlplane.sh >/dev/null

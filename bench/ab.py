@@ -47,12 +47,13 @@ def start(
     key: Path,
     extra: list[str],
 ) -> Server:
-    port = free_port()
+    port, health_port = free_port(), free_port()
     presets = scenario.write_presets(workdir / "presets")
     (workdir / f"{scenario.name}.json").write_bytes(scenario.body())
     command = [
         sys.executable, "-m", "webhook.cli", "serve", "-f", str(presets),
         "--tls-cert", str(cert), "--tls-key", str(key), "--bind", f"127.0.0.1:{port}",
+        "--health-bind", f"127.0.0.1:{health_port}",
         "--metrics-dir", str(workdir / f"metrics-{label}"), *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -61,7 +62,14 @@ def start(
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True
         )
-    return Server(scenario=scenario, port=port, process=process, log=log_path, started=time.monotonic())
+    return Server(
+        scenario=scenario,
+        port=port,
+        process=process,
+        log=log_path,
+        started=time.monotonic(),
+        health_port=health_port,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,8 @@ class Webhook:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    health_port: int = 0
+    """The plain-HTTP port of ``/readyz`` and ``/metrics`` (``--health-bind``)."""
 
     @property
     def url(self) -> str:
@@ -291,6 +293,9 @@ def pod_template(scenario: scenarios.Scenario) -> dict[str, Any]:
 
 
 def start(config: str, command: list[str], workdir: Path, port: int) -> Webhook:
+    """Start a server on ``port`` (TLS) with its health listener on a free port."""
+    health_port = free_port()
+    command = [*command, "--health-bind", f"127.0.0.1:{health_port}"]
     log_path = workdir / f"{config}.log"
     env = {
         **os.environ,
@@ -301,7 +306,7 @@ def start(config: str, command: list[str], workdir: Path, port: int) -> Webhook:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True
         )
-    return Webhook(config=config, port=port, process=process, log=log_path)
+    return Webhook(config=config, port=port, process=process, log=log_path, health_port=health_port)
 
 
 def stop(webhook: Webhook) -> None:
@@ -321,7 +326,12 @@ def stop_all(servers: list[Webhook]) -> None:
 def get(
     webhook: Webhook, context: ssl.SSLContext, method: str, path: str, body: bytes | None = None
 ) -> tuple[int, bytes]:
-    conn = http.client.HTTPSConnection("127.0.0.1", webhook.port, context=context, timeout=10)
+    """``/mutate`` on the TLS port; any other path on the plain-HTTP health port."""
+    conn: http.client.HTTPConnection
+    if path == "/mutate":
+        conn = http.client.HTTPSConnection("127.0.0.1", webhook.port, context=context, timeout=10)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", webhook.health_port, timeout=10)
     try:
         conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
         response = conn.getresponse()

@@ -94,6 +94,8 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     started: float
+    health_port: int = 0
+    """The plain-HTTP port of ``/readyz`` and ``/metrics`` (``--health-bind``)."""
     ready_seconds: float = 0.0
     runs: list[dict[str, float]] = field(default_factory=list)
 
@@ -240,8 +242,10 @@ def write_certificate(ca: trustme.CA, workdir: Path) -> tuple[Path, Path]:
 
 
 def start_server(scenario: Scenario, workdir: Path, cert: Path, key: Path, extra: Sequence[str]) -> Server:
-    port = free_port()
+    port, health_port = free_port(), free_port()
     flags = [
+        "--health-bind",
+        f"127.0.0.1:{health_port}",
         "--tls-cert",
         str(cert),
         "--tls-key",
@@ -267,7 +271,14 @@ def start_server(scenario: Scenario, workdir: Path, cert: Path, key: Path, extra
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True
         )
-    return Server(scenario=scenario, port=port, process=process, log=log_path, started=time.monotonic())
+    return Server(
+        scenario=scenario,
+        port=port,
+        process=process,
+        log=log_path,
+        started=time.monotonic(),
+        health_port=health_port,
+    )
 
 
 def stop_server(server: Server) -> None:
@@ -278,7 +289,12 @@ def stop_server(server: Server) -> None:
 def request(
     server: Server, context: ssl.SSLContext, method: str, path: str, body: bytes | None = None
 ) -> tuple[int, bytes]:
-    connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
+    """``/mutate`` on the TLS port; any other path on the plain-HTTP health port."""
+    connection: http.client.HTTPConnection
+    if path == "/mutate":
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", server.health_port, timeout=10)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         connection.request(method, path, body=body, headers=headers)

@@ -292,9 +292,9 @@ def parse_review(review: object) -> Request:
     if not isinstance(review, dict):
         raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
     if review.get("kind") != KIND:
-        raise BadReview(f"kind: expected {KIND}, got {review.get('kind')!r}")
+        raise BadReview(f"kind: expected {KIND}, got {_echo(review.get('kind'))}")
     if review.get("apiVersion") != API_VERSION:
-        raise BadReview(f"apiVersion: expected {API_VERSION}, got {review.get('apiVersion')!r}")
+        raise BadReview(f"apiVersion: expected {API_VERSION}, got {_echo(review.get('apiVersion'))}")
     request = review.get("request")
     if not isinstance(request, dict):
         raise BadReview(f"request: expected an object, got {_json_type(request)}")
@@ -402,6 +402,21 @@ def _expect(value: object, kind: type, where: str) -> None:
     if not isinstance(value, kind):
         expected = _EXPECTED[kind]
         raise BadReview(f"{where}: expected {expected}, got {_json_type(value)}")
+
+
+ECHO_LIMIT = 64
+"""Characters of a request's own value an error message repeats, at most: a 400 (and the log
+line that records it) never grows with what a client chose to send."""
+
+
+def _echo(value: object) -> str:
+    """``value`` as an error message shows it: a string quoted and cut at ``ECHO_LIMIT``
+    characters, anything else by its JSON type."""
+    if not isinstance(value, str):
+        return _json_type(value) if value is not None else "nothing"
+    if len(value) <= ECHO_LIMIT:
+        return repr(value)
+    return f"{value[:ECHO_LIMIT]!r}... ({len(value)} characters)"
 
 
 def _json_type(value: object) -> str:

@@ -111,6 +111,12 @@ class Metrics:
             ["resource", "kind"],
             registry=self.registry,
         )
+        self.certificate_expiry = Gauge(
+            "podpreset_certificate_expiry_timestamp_seconds",
+            "Unix time at which the serving certificate expires (the worker serving the oldest).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
         self._health_lock = threading.Lock()
         self._counted: dict[str, WatchState] = {}
         """The watch counters already added to the metric counters, per resource."""
@@ -143,6 +149,10 @@ class Metrics:
         self.source_problems.set(len(snapshot.problems))
         if snapshot.last_sync is not None:
             self.last_sync.set(snapshot.last_sync)
+
+    def observe_certificate(self, not_after: float) -> None:
+        """The serving certificate's expiry, as the worker's TLS context holds it."""
+        self.certificate_expiry.set(not_after)
 
     def observe_health(self, health: SourceHealth) -> None:
         """Mirror the watches' state: gauges set, counters advanced by what is new since last time."""

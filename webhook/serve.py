@@ -1,6 +1,8 @@
 """``podpreset serve``: gunicorn, started from Python, serving ``create_app`` over TLS.
 
-The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers with keep-alive
+The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers (``webhook.worker``:
+the TLS handshake and request head of every connection are read on the worker's event loop,
+bounded by ``--handshake-timeout``, before a thread takes the request) with keep-alive
 (the API server reuses its connections; a TLS handshake per admission would cost more than the
 admission). Nothing that owns a thread or a connection exists before the fork: each worker
 builds its app and its own preset source when it loads, and starts the source in
@@ -18,6 +20,11 @@ worker's source is a copy of that listed source, so the presets are shared pages
 lines are formatted on the request thread and written in batches by a writer thread
 (``webhook.logqueue``), started after the fork and drained first in the worker's exit hook.
 
+The TLS ``--bind`` port serves ``POST /mutate`` only; ``/healthz``, ``/readyz`` and ``/metrics``
+are on the plain-HTTP ``--health-bind`` port, a socket the arbiter opens before the fork and each
+worker serves from a thread (``webhook.probes``). With ``--client-ca`` the TLS port requires a
+client certificate that CA signed (the API server's, from its admission configuration).
+
 ``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
 measure a no-op app on the same stack.
 """
@@ -29,6 +36,7 @@ import collections
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -39,8 +47,10 @@ from typing import TYPE_CHECKING, Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
+from webhook.app import health_only, mutate_only
 from webhook.health import health_of
 from webhook.logs import configure_logging, logging_config
+from webhook.probes import HealthListenerError, HealthServer, open_health_socket
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from webhook.tls import CertificateError, CertificateReloader
 
@@ -84,20 +94,36 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
         assert settings.tls_cert is not None and settings.tls_key is not None
         try:
             reloader = CertificateReloader(
-                settings.tls_cert, settings.tls_key, interval=settings.reload_interval
+                settings.tls_cert,
+                settings.tls_key,
+                interval=settings.reload_interval,
+                client_ca=settings.client_ca,
+                min_version=settings.tls_min_version,
             )
         except CertificateError as exc:
             print(f"podpreset serve: {exc}", file=sys.stderr)
             return 2
     else:
         logger.warning("serving plain HTTP (--insecure-http): for local debugging only")
+    try:
+        health_socket = open_health_socket(settings.health_bind)
+    except HealthListenerError as exc:
+        print(f"podpreset serve: {exc}", file=sys.stderr)
+        return 2
     _warm_up(settings, app_factory)  # before the metrics directory: its requests count nowhere
     try:
         _prepare_metrics(settings)
     except StartupError as exc:
         print(f"podpreset serve: {exc}", file=sys.stderr)
         return 2
-    WebhookServer(app_factory, gunicorn_options(settings, reloader)).run()
+    server = WebhookServer(
+        app_factory,
+        gunicorn_options(settings, reloader),
+        settings=settings,
+        reloader=reloader,
+        health_socket=health_socket,
+    )
+    server.run()
     return 0
 
 
@@ -114,7 +140,7 @@ def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -
     options: dict[str, Any] = {
         "bind": [settings.bind],
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": "webhook.worker.WebhookWorker",
         "threads": settings.threads,
         "keepalive": round(settings.keepalive),
         "graceful_timeout": max(1, round(settings.graceful_timeout)),
@@ -159,19 +185,33 @@ class AccessLogOffLogger(GunicornLogger):  # type: ignore[misc]
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn's application API around an app factory."""
+    """gunicorn's application API around an app factory; the hooks and the worker read the
+    settings, the certificate reloader and the health socket from it (``worker.app``)."""
 
-    def __init__(self, app_factory: AppFactory, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app_factory: AppFactory,
+        options: dict[str, Any],
+        *,
+        settings: Settings,
+        reloader: CertificateReloader | None = None,
+        health_socket: socket.socket | None = None,
+    ) -> None:
         self.app_factory = app_factory
         self.options = options
+        self.settings = settings
+        self.handshake_timeout = settings.handshake_timeout
+        self.reloader = reloader
+        self.health_socket = health_socket
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return self.app_factory()
+    def load(self) -> Any:
+        """The TLS listener's app: ``/mutate`` only (``webhook.app.mutate_only``)."""
+        return mutate_only(self.app_factory())
 
 
 def create_webhook_app(
@@ -290,6 +330,13 @@ def _queued_signals(server: object) -> list[object]:
 
 
 def _post_worker_init(worker: Any) -> None:
+    server: WebhookServer = worker.app
+    if server.health_socket is not None:
+        health = HealthServer(
+            server.health_socket, health_only(worker.wsgi.flask), timeout=server.handshake_timeout
+        )
+        health.start()
+        worker.podpreset_health = health
     state = _state_of(worker.wsgi)
     if state is None:
         return
@@ -307,10 +354,15 @@ def _post_worker_init(worker: Any) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
     interval = state.settings.reload_interval
 
+    reloader = server.reloader
+
     def refresh_metrics() -> None:
         while True:
             try:
                 state.metrics.observe_snapshot(state.source.snapshot(), health_of(state.source))
+                if reloader is not None:
+                    reloader.context()  # picks up a renewed certificate with no connection needed
+                    state.metrics.observe_certificate(reloader.not_after)
             except Exception:
                 logger.exception("updating the preset source metrics failed")
             if state.stopping.wait(interval):
@@ -321,6 +373,9 @@ def _post_worker_init(worker: Any) -> None:
 
 def _worker_exit(_server: object, worker: Any) -> None:
     _stop_worker_logging()  # first: what follows may hang until the arbiter kills the worker
+    health = getattr(worker, "podpreset_health", None)
+    if health is not None:
+        health.stop()
     state = _state_of(getattr(worker, "wsgi", None))
     if state is not None:
         state.stopping.set()

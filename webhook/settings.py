@@ -8,6 +8,7 @@ sources and the gunicorn configuration all read this one object and nothing else
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from webhook import cpus
 
 LogFormat = Literal["text", "json"]
 ENV_PREFIX = "PODPRESET_"
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
+DEFAULT_MAX_DECODING_BYTES = DEFAULT_MAX_BODY_BYTES + 1024 * 1024
+TLS_VERSIONS = ("1.2", "1.3")
 DEFAULT_PROTECTED = ("KUBERNETES_*",)
 """Env names no preset may inject: exact names, or prefixes written with a trailing ``*``."""
 _N = TypeVar("_N", int, float)
@@ -33,6 +36,9 @@ class Settings:
     """Everything the server needs to know; built once, before gunicorn forks."""
 
     bind: str = "0.0.0.0:8443"
+    """The TLS listener: ``POST /mutate`` only."""
+    health_bind: str = "0.0.0.0:8080"
+    """The plain-HTTP listener for probes and scraping: ``/healthz``, ``/readyz``, ``/metrics``."""
     workers: int = field(default_factory=cpus.default_workers)
     """One per CPU the process may use (cgroup quota, affinity), at most 2: ``webhook.cpus``."""
     threads: int = 8
@@ -40,9 +46,18 @@ class Settings:
     tls_key: str | None = None
     insecure_http: bool = False
     """Serve plain HTTP (local debugging only); TLS is required otherwise."""
+    client_ca: str | None = None
+    """When set, the TLS listener requires a client certificate signed by this CA (PEM)."""
+    tls_min_version: Literal["1.2", "1.3"] = "1.3"
+    handshake_timeout: float = 5.0
+    """Seconds a new (or newly readable kept-alive) connection gets to finish its TLS handshake
+    and send a whole request head; also the longest wait for each read of a request body."""
     preset_paths: tuple[str, ...] = ()
     kubeconfig: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_decoding_bytes: int = DEFAULT_MAX_DECODING_BYTES
+    """Bytes of request bodies one worker reads and decodes at once; a request that would pass
+    it is answered 429. At least ``max_body_bytes``, so that one body of any allowed size passes."""
     log_format: LogFormat = "text"
     log_level: str = "INFO"
     metrics_dir: str | None = None
@@ -72,9 +87,14 @@ _OPTIONS: tuple[tuple[str, str], ...] = (
     ("tls_key", "TLS_KEY"),
     ("insecure_http", "INSECURE_HTTP"),
     ("bind", "BIND"),
+    ("health_bind", "HEALTH_BIND"),
+    ("client_ca", "CLIENT_CA"),
+    ("tls_min_version", "TLS_MIN_VERSION"),
+    ("handshake_timeout", "HANDSHAKE_TIMEOUT"),
     ("workers", "WORKERS"),
     ("threads", "THREADS"),
     ("max_body_bytes", "MAX_BODY_BYTES"),
+    ("max_decoding_bytes", "MAX_DECODING_BYTES"),
     ("log_format", "LOG_FORMAT"),
     ("log_level", "LOG_LEVEL"),
     ("metrics_dir", "METRICS_DIR"),
@@ -125,6 +145,29 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--bind", metavar="HOST:PORT", help=f"listen address, default {defaults.bind} {env('bind')}"
     )
     parser.add_argument(
+        "--health-bind",
+        metavar="HOST:PORT",
+        help=f"plain-HTTP listen address of /healthz, /readyz and /metrics (the TLS --bind serves "
+        f"only POST /mutate), default {defaults.health_bind} {env('health_bind')}",
+    )
+    parser.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help=f"require a client certificate signed by this CA (PEM) on the TLS listener, re-read "
+        f"when it changes {env('client_ca')}",
+    )
+    parser.add_argument(
+        "--tls-min-version",
+        choices=TLS_VERSIONS,
+        help=f"oldest TLS version accepted, default {defaults.tls_min_version} {env('tls_min_version')}",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        metavar="SECONDS",
+        help=f"time a connection gets for its TLS handshake and request head (and for each read of "
+        f"a body), default {defaults.handshake_timeout} {env('handshake_timeout')}",
+    )
+    parser.add_argument(
         "--workers",
         metavar="N",
         help=f"gunicorn worker processes, default one per usable CPU, at most 2 (here {defaults.workers}) "
@@ -137,6 +180,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-body-bytes",
         metavar="N",
         help=f"largest accepted request body, default {DEFAULT_MAX_BODY_BYTES} {env('max_body_bytes')}",
+    )
+    parser.add_argument(
+        "--max-decoding-bytes",
+        metavar="N",
+        help=f"request body bytes one worker decodes at once, more is answered 429; at least "
+        f"--max-body-bytes, default {DEFAULT_MAX_DECODING_BYTES} {env('max_decoding_bytes')}",
     )
     parser.add_argument(
         "--log-format", choices=("text", "json"), help=f"log line format, default text {env('log_format')}"
@@ -195,6 +244,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
             result = convert(str(value))
         except ValueError:
             raise SettingsError(f"{_where(dest)}: expected a number, got {value!r}") from None
+        if not math.isfinite(result):
+            raise SettingsError(f"{_where(dest)}: expected a finite number, got {value!r}")
         if result < minimum:
             raise SettingsError(f"{_where(dest)}: must be at least {minimum}, got {value!r}")
         return result
@@ -214,6 +265,9 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     log_format = raw("log_format") or "text"
     if log_format not in ("text", "json"):
         raise SettingsError(f"{_where('log_format')}: expected text or json, got {log_format!r}")
+    tls_min_version = raw("tls_min_version")
+    if tls_min_version is not None and tls_min_version not in TLS_VERSIONS:
+        raise SettingsError(f"{_where('tls_min_version')}: expected 1.2 or 1.3, got {tls_min_version!r}")
 
     values: dict[str, object] = {
         "protected": protected_entries(raw("protected")),
@@ -224,6 +278,11 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
         "tls_cert": raw("tls_cert"),
         "tls_key": raw("tls_key"),
         "bind": raw("bind"),
+        "health_bind": raw("health_bind"),
+        "client_ca": raw("client_ca"),
+        "tls_min_version": tls_min_version,
+        "handshake_timeout": number("handshake_timeout", float, 0.1),
+        "max_decoding_bytes": number("max_decoding_bytes", int, 1),
         "log_level": str(raw("log_level") or "INFO").upper(),
         "metrics_dir": raw("metrics_dir"),
         "workers": number("workers", int, 1),
@@ -263,12 +322,24 @@ def check_settings(settings: Settings) -> None:
             raise SettingsError(
                 "--tls-cert and --tls-key are required (or --insecure-http for local debugging)"
             )
-        for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
-            if not os.path.isfile(path):
+        files = (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key))
+        for flag, path in (*files, ("--client-ca", settings.client_ca)):
+            if path is not None and not os.path.isfile(path):
                 raise SettingsError(f"{flag}: {path!r}: no such file")
-    host, sep, port = settings.bind.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise SettingsError(f"{_where('bind')}: expected HOST:PORT, got {settings.bind!r}")
+    elif settings.client_ca is not None:
+        raise SettingsError("--client-ca needs TLS: it cannot be combined with --insecure-http")
+    for dest in ("bind", "health_bind"):
+        address = getattr(settings, dest)
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
+            raise SettingsError(f"{_where(dest)}: expected HOST:PORT, got {address!r}")
+    if settings.bind == settings.health_bind:
+        raise SettingsError(f"{_where('health_bind')}: must differ from --bind ({settings.bind})")
+    if settings.max_decoding_bytes < settings.max_body_bytes:
+        raise SettingsError(
+            f"{_where('max_decoding_bytes')}: must be at least --max-body-bytes "
+            f"({settings.max_body_bytes}), got {settings.max_decoding_bytes}"
+        )
 
 
 def _where(dest: str) -> str:

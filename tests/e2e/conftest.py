@@ -103,9 +103,11 @@ class LocalWebhook:
         ca_pem: bytes,
         *,
         extra_args: tuple[str, ...] = (),
+        port: int | None = None,
     ) -> None:
         self.workdir, self.kubeconfig, self.cert, self.key = workdir, kubeconfig, cert, key
-        self.port = free_port()
+        self.port = port or free_port()
+        self.health_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}/mutate"
         self.ca_pem = ca_pem
         podpreset = Path(sys.executable).parent / "podpreset"
@@ -125,6 +127,8 @@ class LocalWebhook:
                 str(key),
                 "--bind",
                 f"127.0.0.1:{self.port}",
+                "--health-bind",
+                f"127.0.0.1:{self.health_port}",
                 "--workers",
                 "2",
                 *extra_args,
@@ -151,29 +155,26 @@ class LocalWebhook:
         return ssl.create_default_context(cadata=self.ca_pem.decode())
 
     def get(self, path: str) -> bytes:
-        url = f"https://127.0.0.1:{self.port}{path}"
-        with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as response:
+        """``GET path`` on the plain-HTTP health port (``/healthz``, ``/readyz``, ``/metrics``)."""
+        url = f"http://127.0.0.1:{self.health_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
             return bytes(response.read())
 
     def readyz(self) -> tuple[int, Any]:
         """``/readyz``'s status and JSON body."""
-        url = f"https://127.0.0.1:{self.port}/readyz"
+        url = f"http://127.0.0.1:{self.health_port}/readyz"
         try:
-            with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             with exc:
                 return exc.code, json.loads(exc.read())
 
     def ready(self) -> bool:
-        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
-        url = f"https://127.0.0.1:{self.port}/readyz"
         try:
-            with urllib.request.urlopen(url, context=ctx, timeout=5) as response:
-                return bool(response.status == 200)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return False
+            return self.readyz()[0] == 200
+        except OSError:
+            return False
 
 
 class Cluster:

@@ -138,6 +138,8 @@ class ControlPlane:
     etcd: Process | None = None
     apiserver: Process | None = None
     api_port: int = 0
+    apiserver_args: tuple[str, ...] = ()
+    """More kube-apiserver flags (``--admission-control-config-file`` for one scenario)."""
 
     @property
     def url(self) -> str:
@@ -206,6 +208,7 @@ class ControlPlane:
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--allow-privileged=true",
                     "--disable-admission-plugins=ServiceAccount",
+                    *self.apiserver_args,
                 ],
                 self.workdir / "apiserver.log",
             )

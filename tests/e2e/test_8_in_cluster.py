@@ -128,7 +128,19 @@ def secret_certificate(admin: Kube, name: str, key: str = "tls.crt") -> bytes:
     return base64.b64decode(secret["data"][key])
 
 
-def get_https(port: int, path: str, ca_pem: str) -> str:
+def get_http(port: int, path: str) -> str:
+    """``GET path`` in plain HTTP (the health and metrics port); the body of a 200."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+    return body.decode()
+
+
+def get_https(port: int, path: str, ca_pem: str, status: int = 200) -> str:
     ctx = ssl.create_default_context(cadata=ca_pem)
     ctx.check_hostname = True
     with (
@@ -140,7 +152,7 @@ def get_https(port: int, path: str, ca_pem: str) -> str:
         while chunk := tls.recv(65536):
             chunks.append(chunk)
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+    assert head.startswith(b"HTTP/1.") and f" {status} ".encode() in head.split(b"\r\n")[0], head
     return body.decode()
 
 
@@ -317,7 +329,8 @@ def test_the_api_server_calls_the_webhook_through_its_service_verifying_the_boot
     # What the API server does, from here: the Service's certificate verifies against the caBundle
     # for the Service's DNS name (and not for another name).
     with port_forward(cluster, "svc/podpreset-webhook", 443) as port:
-        assert "podpreset_admissions_total" in get_https(port, "/metrics", bundle)
+        # The TLS port serves /mutate only: metrics and probes are on the plain-HTTP port.
+        assert "only POST /mutate" in get_https(port, "/metrics", bundle, status=404)
         ctx = ssl.create_default_context(cadata=bundle)
         with (
             socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
@@ -773,12 +786,11 @@ def test_kubectl_shows_presets_conflict_events_and_metrics_as_deploy_readme_says
     assert "'logging'" in line and "'LOG_LEVEL'" in line, line
     assert "debug" not in line and "info" not in line, "values never appear in Events"
 
-    bundle = ca_bundle(admin)
     totals: dict[str, float] = {}
     outcomes: dict[str, float] = {}
     for pod in webhook_pods(admin):
-        with port_forward(cluster, f"pod/{pod['metadata']['name']}", 8443) as port:
-            metrics = get_https(port, "/metrics", bundle)
+        with port_forward(cluster, f"pod/{pod['metadata']['name']}", 8080) as port:
+            metrics = get_http(port, "/metrics")
         assert re.search(r"^podpreset_source_synced 1\.0$", metrics, re.M), metrics
         assert re.search(r"^podpreset_presets_loaded [1-9]", metrics, re.M), metrics
         for found in re.finditer(

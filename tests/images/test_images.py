@@ -405,10 +405,10 @@ def test_webhook_serves_reviews_with_deploy_args_as_its_user_on_a_read_only_root
     image = archives["webhook"]
     pod = yaml.safe_load((TOP / "deploy/base/deployment.yaml").read_text())["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    args = [f"--bind=127.0.0.1:{port}" if a.startswith("--bind=") else a for a in container["args"]]
+    port, health_port = _free_port(), _free_port()
+    bound = {"--bind=": f"127.0.0.1:{port}", "--health-bind=": f"127.0.0.1:{health_port}"}
+    args = [next((f + v for f, v in bound.items() if a.startswith(f)), a) for a in container["args"]]
+    assert sum(a.startswith(tuple(bound)) for a in args) == 2, container["args"]
     env = {**image.env, **{item["name"]: item["value"] for item in container["env"]}}
     ca = trustme.CA()
     tls = tmp_path / "tls"
@@ -442,10 +442,14 @@ def test_webhook_serves_reviews_with_deploy_args_as_its_user_on_a_read_only_root
 
     def ready() -> bool:
         assert server.poll() is None, f"serve exited {server.returncode}:\n{log.read_text()}"
+        connection = http.client.HTTPConnection("127.0.0.1", health_port, timeout=WAIT)
         try:
-            return request("GET", "/readyz")[0] == 200
+            connection.request("GET", "/readyz")
+            return connection.getresponse().status == 200
         except OSError:
             return False
+        finally:
+            connection.close()
 
     try:
         wait_for(ready, "serve answers /readyz")
@@ -470,3 +474,10 @@ def test_webhook_serves_reviews_with_deploy_args_as_its_user_on_a_read_only_root
     lines = log.read_text().splitlines()
     assert lines and all(line.startswith("{") for line in lines), "PODPRESET_LOG_FORMAT=json not honoured"
     assert not [line for line in lines if '"levelname": "ERROR"' in line or "Traceback" in line], lines
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

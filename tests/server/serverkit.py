@@ -1,7 +1,8 @@
 """Helpers for the server tests: preset files, reviews, certificates and a real gunicorn.
 
 ``GunicornServer`` runs ``python -m webhook.serve`` in a subprocess on a free loopback port over TLS
-with a certificate from the session CA; clients verify it against that CA only.
+with a certificate from the session CA (clients verify it against that CA only), and its health
+listener (``/healthz``, ``/readyz``, ``/metrics``, plain HTTP) on another free port.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class GunicornServer:
         self.tmp = tmp
         self.context = context
         self.port = free_port()
+        self.health_port = free_port()
         self.presets_dir = tmp / "presets"
         self.presets_dir.mkdir(exist_ok=True)
         (self.presets_dir / "presets.yaml").write_text(presets)
@@ -166,6 +168,7 @@ class GunicornServer:
             "--tls-cert", str(self.cert_file),
             "--tls-key", str(self.key_file),
             "--bind", f"127.0.0.1:{self.port}",
+            "--health-bind", f"127.0.0.1:{self.health_port}",
             "--workers", "2",
             "--threads", "4",
             "--reload-interval", "0.2",
@@ -186,7 +189,7 @@ class GunicornServer:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                status, _, _ = self.request("GET", "/readyz")
+                status, _, _ = self.health("/readyz")
             except OSError:
                 status = 0
             if status == 200:
@@ -207,6 +210,14 @@ class GunicornServer:
         finally:
             conn.close()
 
+    def health(self, path: str, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+        """``GET path`` on the plain-HTTP health listener, on a new connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.health_port, timeout=timeout)
+        try:
+            return send(conn, "GET", path)
+        finally:
+            conn.close()
+
     def mutate(self, review: object) -> tuple[int, dict[str, Any]]:
         status, _, body = self.request(
             "POST", "/mutate", encode(review), {"Content-Type": "application/json"}
@@ -214,7 +225,7 @@ class GunicornServer:
         return status, json.loads(body)
 
     def metrics(self) -> str:
-        status, _, body = self.request("GET", "/metrics")
+        status, _, body = self.health("/metrics")
         assert status == 200
         return body.decode()
 

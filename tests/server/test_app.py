@@ -246,6 +246,20 @@ def test_protected_names_default_to_the_kubernetes_prefix_and_given_ones_replace
     assert _parse("--insecure-http", "--protected=", environ=environ).protected == ()
 
 
+def test_the_serving_defaults_of_issue_16() -> None:
+    settings = _parse("--insecure-http")
+    assert (settings.bind, settings.health_bind) == ("0.0.0.0:8443", "0.0.0.0:8080")
+    assert settings.tls_min_version == "1.3" and settings.client_ca is None
+    assert settings.handshake_timeout == 5.0
+    assert settings.max_body_bytes == 3 * 1024 * 1024
+    assert settings.max_decoding_bytes == 4 * 1024 * 1024
+    environ = {"PODPRESET_TLS_MIN_VERSION": "1.2", "PODPRESET_HEALTH_BIND": "127.0.0.1:9090"}
+    from_env = _parse("--insecure-http", environ=environ)
+    assert from_env.tls_min_version == "1.2" and from_env.health_bind == "127.0.0.1:9090"
+    with pytest.raises(SettingsError, match=r"expected 1\.2 or 1\.3, got '1\.1'"):
+        _parse("--insecure-http", environ={"PODPRESET_TLS_MIN_VERSION": "1.1"})
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -260,6 +274,34 @@ def test_protected_names_default_to_the_kubernetes_prefix_and_given_ones_replace
             id="bad-protected",
         ),
         pytest.param(("--insecure-http", "--protected", "A*B"), "optionally ending in", id="star-inside"),
+        pytest.param(
+            ("--insecure-http", "--health-bind", "8080"),
+            "--health-bind/PODPRESET_HEALTH_BIND: expected HOST:PORT",
+            id="bad-health-bind",
+        ),
+        pytest.param(
+            ("--insecure-http", "--bind", "0.0.0.0:9000", "--health-bind", "0.0.0.0:9000"),
+            "must differ from --bind",
+            id="same-ports",
+        ),
+        pytest.param(
+            ("--insecure-http", "--client-ca", "/ca.pem"), "--client-ca needs TLS", id="client-ca-without-tls"
+        ),
+        pytest.param(
+            ("--insecure-http", "--handshake-timeout", "0"),
+            "--handshake-timeout/PODPRESET_HANDSHAKE_TIMEOUT: must be at least 0.1",
+            id="zero-handshake-timeout",
+        ),
+        pytest.param(
+            ("--insecure-http", "--handshake-timeout", "inf"),
+            "expected a finite number",
+            id="infinite-timeout",
+        ),
+        pytest.param(
+            ("--insecure-http", "--max-decoding-bytes", "1000", "--max-body-bytes", "2000"),
+            "--max-decoding-bytes/PODPRESET_MAX_DECODING_BYTES: must be at least --max-body-bytes",
+            id="decoding-below-body",
+        ),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(argv: tuple[str, ...], message: str) -> None:

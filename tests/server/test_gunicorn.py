@@ -192,7 +192,7 @@ def test_a_chunked_body_over_the_limit_is_a_413(server: GunicornServer) -> None:
     chunk = b"x" * (1024 * 1024)
     conn = server.connection()
     try:
-        conn.request("POST", "/mutate", body=iter([chunk] * 9), headers=JSON, encode_chunked=True)
+        conn.request("POST", "/mutate", body=iter([chunk] * 4), headers=JSON, encode_chunked=True)
         response = conn.getresponse()
         response.read()
         assert response.status == 413
@@ -216,22 +216,36 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ser
         conn.close()
 
 
-def test_health_and_readiness(server: GunicornServer) -> None:
-    assert server.request("GET", "/healthz")[0] == 200
-    status, _, body = server.request("GET", "/readyz")
+def test_health_and_readiness_are_served_on_the_plain_http_health_port(server: GunicornServer) -> None:
+    assert server.health("/healthz")[0] == 200
+    status, _, body = server.health("/readyz")
     assert status == 200
     assert json.loads(body)["presets"] == 2
+    status, headers, body = server.health("/metrics")
+    assert status == 200 and b"podpreset_admissions_total" in body
+    assert headers["content-type"].startswith("text/plain")
 
 
-def test_an_unknown_path_is_a_json_404(server: GunicornServer) -> None:
-    status, _, body = server.request("GET", "/nope")
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/nope"])
+def test_the_tls_port_serves_only_mutate(server: GunicornServer, path: str) -> None:
+    status, _, body = server.request("GET", path)
     assert status == 404 and json.loads(body)["code"] == 404
+    assert "only POST /mutate" in json.loads(body)["error"]
+
+
+def test_the_health_port_does_not_serve_mutate(server: GunicornServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.health_port, timeout=30)
+    try:
+        status, _, body = send(conn, "POST", "/mutate", encode(make_review()), JSON)
+    finally:
+        conn.close()
+    assert status == 404 and "only on the TLS port" in json.loads(body)["error"]
 
 
 def test_many_requests_reuse_one_kept_alive_connection(server: GunicornServer) -> None:
     conn = server.connection()
     try:
-        send(conn, "GET", "/healthz")
+        send(conn, "POST", "/mutate", encode(make_review(uid="first")), JSON)
         sock = conn.sock
         for i in range(50):
             status, headers, _ = send(conn, "POST", "/mutate", encode(make_review(uid=f"uid-{i}")), JSON)
@@ -245,15 +259,15 @@ def test_many_requests_reuse_one_kept_alive_connection(server: GunicornServer) -
 def test_the_certificate_is_verified_against_the_ca_and_names_the_address(server: GunicornServer) -> None:
     conn = server.connection()
     try:
-        send(conn, "GET", "/healthz")
+        send(conn, "POST", "/mutate", encode(make_review()), JSON)
         assert isinstance(conn.sock, ssl.SSLSocket)
-        assert conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert conn.sock.version() == "TLSv1.3"
     finally:
         conn.close()
     untrusting = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl.create_default_context())
     try:
         with pytest.raises(ssl.SSLCertVerificationError):
-            untrusting.request("GET", "/healthz")
+            untrusting.request("POST", "/mutate", encode(make_review()), JSON)
     finally:
         untrusting.close()
 

@@ -122,7 +122,7 @@ class Load:
 
 def test_sigterm_during_load_answers_every_request_in_flight(own_server: GunicornServer) -> None:
     own_server.start()
-    assert own_server.request("GET", "/readyz")[0] == 200
+    assert own_server.health("/readyz")[0] == 200
     with Load(own_server, threads=6) as load:
         load.wait_for(300)
         load.stop_requested = True
@@ -138,10 +138,10 @@ def test_sigterm_during_load_answers_every_request_in_flight(own_server: Gunicor
 
 def _not_ready(server: GunicornServer) -> bool:
     """Probe ``/readyz`` on a new connection: 503, or no connection at all, means not ready."""
-    conn = server.connection(timeout=1)
+    conn = http.client.HTTPConnection("127.0.0.1", server.health_port, timeout=1)
     try:
         status, _, _ = send(conn, "GET", "/readyz")
-    except (ConnectionError, http.client.RemoteDisconnected, ssl.SSLEOFError):
+    except (ConnectionError, http.client.RemoteDisconnected):
         return True  # refused, reset, or closed by a stopping server before an answer
     except TimeoutError:
         return False  # queued in a listen backlog nobody accepts from any more: ask again
@@ -162,7 +162,7 @@ def _wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
 def _served_cert(server: GunicornServer) -> bytes:
     conn = server.connection()
     try:
-        send(conn, "GET", "/healthz")
+        send(conn, "POST", "/mutate", encode(make_review()), {"Content-Type": "application/json"})
         assert isinstance(conn.sock, ssl.SSLSocket)
         der = conn.sock.getpeercert(binary_form=True)
         assert der is not None
@@ -269,7 +269,7 @@ def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_pr
     assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
     for _ in range(20):  # every worker still serves the last good set
         assert _applied(own_server) == {"web-settings", "db-password", "added-later"}
-    assert own_server.request("GET", "/readyz")[0] == 200
+    assert own_server.health("/readyz")[0] == 200
     assert _wait_until(lambda: "added.yaml: document 1 (added-later): spec.env" in own_server.log())
 
     (own_server.presets_dir / "added.yaml").unlink()
@@ -320,18 +320,18 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(PRESETS_YAML)
     from serverkit import free_port
 
-    port = free_port()
+    port, health_port = free_port(), free_port()
     log = tmp_path / "log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "webhook.serve", "-f", str(tmp_path / "p.yaml"), "--insecure-http",
-             "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+             "--bind", f"127.0.0.1:{port}", "--health-bind", f"127.0.0.1:{health_port}", "--workers", "1"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
 
         def ready() -> bool:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn = http.client.HTTPConnection("127.0.0.1", health_port, timeout=5)
             try:
                 return send(conn, "GET", "/readyz")[0] == 200
             except OSError:
@@ -341,6 +341,13 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
 
         assert _wait_until(ready, 30), log.read_text()
         assert "for local debugging only" in log.read_text()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            body = encode(make_review())
+            status, _, answer = send(conn, "POST", "/mutate", body, {"Content-Type": "application/json"})
+        finally:
+            conn.close()
+        assert status == 200 and "patch" in json.loads(answer)["response"]
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -397,7 +404,8 @@ def test_a_worker_sent_sigterm_while_it_boots_exits(tmp_path: Path, ca: trustme.
     process = subprocess.Popen(
         [sys.executable, "-m", "webhook.serve", "-f", str(tmp_path / "p.yaml"),
          "--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem"),
-         "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"],
+         "--bind", f"127.0.0.1:{free_port()}", "--health-bind", f"127.0.0.1:{free_port()}",
+         "--workers", "1"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stderr is not None

@@ -71,7 +71,7 @@ def _wait_ready(server: GunicornServer) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if server.request("GET", "/readyz")[0] == 200:
+            if server.health("/readyz")[0] == 200:
                 return
         except OSError:
             pass

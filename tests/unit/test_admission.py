@@ -204,3 +204,25 @@ def test_replacing_one_namespace_keeps_the_others():
     assert [p.name for p in changed.for_namespace("x")] == ["b"]
     assert [p.name for p in index.for_namespace("namespace")] == ["a"]
     assert "namespace" not in index.with_namespace("namespace", []).namespaces
+
+
+@pytest.mark.parametrize("field", ["kind", "apiVersion"])
+def test_a_long_kind_or_api_version_is_echoed_cut_short(field):
+    body = review()
+    body[field] = "x" * 100_000
+    with pytest.raises(BadReview) as raised:
+        admit(body, INDEX)
+    message = str(raised.value)
+    assert message.startswith(f"{field}: expected ")
+    assert "'" + "x" * 64 + "'... (100000 characters)" in message
+    assert len(message) < 200
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(None, "got nothing"), (["a"], "got a list"), ("Pod", "got 'Pod'")]
+)
+def test_a_wrong_kind_is_named_by_its_value_or_its_json_type(value, shown):
+    body = review()
+    body["kind"] = value
+    with pytest.raises(BadReview, match=shown):
+        admit(body, INDEX)
