@@ -177,16 +177,28 @@ def test_network_policy() -> None:
     assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == ["https"]
 
 
-def test_service_monitor() -> None:
+def test_service_monitor_scrapes_the_metrics_port_through_a_service_of_its_own() -> None:
     assert "ServiceMonitor" not in kinds(render())
     docs = render({"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}, "interval": "15s"}})
     monitor = find(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prom"
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["interval"] == "15s" and endpoint["path"] == "/metrics"
-    service = find(docs, "Service")
-    assert {p["name"] for p in service["spec"]["ports"]} >= {endpoint["port"]}
+    assert endpoint == {
+        "port": "metrics",
+        "path": "/metrics",
+        "scheme": "http",
+        "interval": "15s",
+        "scrapeTimeout": "10s",
+    }
+    service = find(docs, "Service", "podpreset-webhook-metrics")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
+    assert service["spec"]["selector"] == {"app.kubernetes.io/component": "webhook"}
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert (
+        not monitor["spec"]["selector"]["matchLabels"].items()
+        <= find(docs, "Service", "podpreset-webhook")["metadata"]["labels"].items()
+    )
+    assert {"name": "metrics", "containerPort": 8080} in container(docs)["ports"]
 
 
 def test_webhook_failure_policy_and_timeout_and_reinvocation() -> None:
