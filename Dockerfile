@@ -24,6 +24,7 @@ COPY --from=build /opt/podpreset /opt/podpreset
 # /dev/shm (gunicorn's worker heartbeat files).
 ENV PATH=/opt/podpreset/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 65532:65532
-EXPOSE 8443
+# 8443: TLS, POST /mutate only; 8080: plain HTTP, /healthz, /readyz and /metrics (--health-bind).
+EXPOSE 8443 8080
 ENTRYPOINT ["/opt/podpreset/bin/podpreset"]
 CMD ["serve", "--tls-cert=/etc/podpreset/tls/tls.crt", "--tls-key=/etc/podpreset/tls/tls.key"]

@@ -10,18 +10,35 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from presets.engine import Outcome, apply_presets
 from presets.limits import MAX_DEPTH, within_depth
-from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key
+from presets.model import DEFAULT_PROTECTED, Protected
 from presets.names import json_type
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
-from presets.selector import Selector
+from presets.selection import PresetIndex
+
+__all__ = [  # PresetIndex is selection's, read through here by the server and the CLI
+    "API_VERSION",
+    "KIND",
+    "REJECT_CODE",
+    "BadReview",
+    "Decision",
+    "PresetIndex",
+    "Request",
+    "admit",
+    "check_pod",
+    "decode_json",
+    "decode_review",
+    "encode_json",
+    "encode_review",
+    "parse_review",
+]
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -31,140 +48,6 @@ REJECT_CODE = 409
 
 class BadReview(ValueError):
     """The body is not a well-formed AdmissionReview v1; the message names the field."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Namespace:
-    """One namespace's presets (or the cluster's), and an index of them by one label each requires."""
-
-    presets: tuple[PodPreset, ...]
-    by_label: Mapping[tuple[str, str], tuple[PodPreset, ...]]
-    """Presets that require ``key=value`` (a matchLabels pair), under their first such pair."""
-    unindexed: tuple[PodPreset, ...]
-    """Presets that require no single label value: checked for every pod."""
-    by_namespace_label: Mapping[tuple[str, str], tuple[PodPreset, ...]] = field(default_factory=dict)
-    """ClusterPodPresets whose pod selector requires no single value but whose namespace
-    selector does, under that namespace label pair."""
-
-    @classmethod
-    def build(cls, presets: Iterable[PodPreset]) -> _Namespace:
-        ordered = tuple(sorted(presets, key=order_key))
-        by_label: dict[tuple[str, str], list[PodPreset]] = {}
-        by_namespace_label: dict[tuple[str, str], list[PodPreset]] = {}
-        unindexed: list[PodPreset] = []
-        for preset in ordered:
-            pair = _required_pair(preset.selector)
-            if pair is not None:
-                by_label.setdefault(pair, []).append(preset)
-                continue
-            namespace_pair = _required_pair(preset.namespace_selector)
-            if namespace_pair is not None:
-                by_namespace_label.setdefault(namespace_pair, []).append(preset)
-            else:
-                unindexed.append(preset)
-        return cls(
-            ordered,
-            {k: tuple(v) for k, v in by_label.items()},
-            tuple(unindexed),
-            {k: tuple(v) for k, v in by_namespace_label.items()},
-        )
-
-
-_EMPTY_NAMESPACE = _Namespace((), {}, ())
-
-
-def _required_pair(selector: Selector | None) -> tuple[str, str] | None:
-    for requirement in selector.requirements if selector is not None else ():
-        if requirement.operator == "In" and len(requirement.values) == 1:
-            return requirement.key, next(iter(requirement.values))
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class PresetIndex:
-    """PodPresets grouped by namespace, and the ClusterPodPresets, built once per snapshot.
-
-    ``candidates`` narrows them to those that can select a pod, using one required pod label per
-    preset, so a pod's cost grows with the presets that could match it, not with every preset of
-    its namespace or of the cluster. ClusterPodPresets are one group looked up for every
-    namespace; their namespace selectors are checked by the engine, for the candidates only.
-    """
-
-    namespaces: Mapping[str, _Namespace] = field(default_factory=dict)
-    cluster: _Namespace = _EMPTY_NAMESPACE
-
-    @classmethod
-    def build(cls, presets: Iterable[PodPreset]) -> PresetIndex:
-        groups: dict[str, list[PodPreset]] = {}
-        cluster: list[PodPreset] = []
-        for preset in presets:
-            if preset.is_cluster:
-                cluster.append(preset)
-            else:
-                groups.setdefault(preset.namespace, []).append(preset)
-        return cls({ns: _Namespace.build(group) for ns, group in groups.items()}, _Namespace.build(cluster))
-
-    @property
-    def by_namespace(self) -> Mapping[str, tuple[PodPreset, ...]]:
-        """The PodPresets of each namespace (ClusterPodPresets are in ``cluster_presets``)."""
-        return {ns: group.presets for ns, group in self.namespaces.items()}
-
-    @property
-    def cluster_presets(self) -> tuple[PodPreset, ...]:
-        return self.cluster.presets
-
-    def with_namespace(self, namespace: str, presets: Iterable[PodPreset]) -> PresetIndex:
-        """A new index with one namespace's PodPresets replaced (a watch event changes one)."""
-        namespaces = dict(self.namespaces)
-        group = _Namespace.build(presets)
-        if group.presets:
-            namespaces[namespace] = group
-        else:
-            namespaces.pop(namespace, None)
-        return PresetIndex(namespaces, self.cluster)
-
-    def with_cluster(self, presets: Iterable[PodPreset]) -> PresetIndex:
-        """A new index with the ClusterPodPresets replaced."""
-        return PresetIndex(self.namespaces, _Namespace.build(presets))
-
-    def for_namespace(self, namespace: str) -> tuple[PodPreset, ...]:
-        """The PodPresets of ``namespace``, in preset order."""
-        return self.namespaces.get(namespace, _EMPTY_NAMESPACE).presets
-
-    def relevant(self, namespace: str) -> tuple[PodPreset, ...]:
-        """Every preset that could apply in ``namespace``: its PodPresets and every
-        ClusterPodPreset, in preset order (for ``--explain``)."""
-        return tuple(sorted((*self.cluster.presets, *self.for_namespace(namespace)), key=order_key))
-
-    def candidates(
-        self, namespace: str, labels: Mapping[str, object], namespace_labels: Mapping[str, str] | None = None
-    ) -> list[PodPreset]:
-        """The presets that may select a pod of ``namespace`` with ``labels`` (a superset).
-
-        ClusterPodPresets are narrowed by ``namespace_labels`` too when given; without them,
-        every ClusterPodPreset that the pod's labels allow is a candidate."""
-        found = _candidates(self.namespaces.get(namespace, _EMPTY_NAMESPACE), labels)
-        cluster = self.cluster
-        if cluster.presets:
-            found.extend(_candidates(cluster, labels))
-            if namespace_labels is None:
-                found.extend(p for group in cluster.by_namespace_label.values() for p in group)
-            elif cluster.by_namespace_label:
-                for key, value in namespace_labels.items():
-                    found.extend(cluster.by_namespace_label.get((key, value), ()))
-        return found
-
-    def __len__(self) -> int:
-        return sum(len(group.presets) for group in self.namespaces.values()) + len(self.cluster.presets)
-
-
-def _candidates(group: _Namespace, labels: Mapping[str, object]) -> list[PodPreset]:
-    found = list(group.unindexed)
-    if group.by_label:
-        for key, value in labels.items():
-            if isinstance(value, str):
-                found.extend(group.by_label.get((key, value), ()))
-    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,6 +113,7 @@ def admit(
             namespace=request.namespace,
             namespaces=namespaces,
             protected=protected,
+            preset_sets=index.preset_sets,
         )
         if outcome.verdict == "reject":
             response["allowed"] = False
@@ -289,15 +173,7 @@ def decode_review(body: bytes) -> object:
 
 def parse_review(review: object) -> Request:
     """Check the AdmissionReview's shape and extract the request."""
-    if not isinstance(review, dict):
-        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
-    if review.get("kind") != KIND:
-        raise BadReview(f"kind: expected {KIND}, got {_echo(review.get('kind'))}")
-    if review.get("apiVersion") != API_VERSION:
-        raise BadReview(f"apiVersion: expected {API_VERSION}, got {_echo(review.get('apiVersion'))}")
-    request = review.get("request")
-    if not isinstance(request, dict):
-        raise BadReview(f"request: expected an object, got {_json_type(request)}")
+    request = _request_of(review)
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid: required, a non-empty string")
@@ -313,18 +189,7 @@ def parse_review(review: object) -> Request:
         dry_run = False
     if not isinstance(dry_run, bool):
         raise BadReview(f"request.dryRun: expected a boolean, got {_json_type(dry_run)}")
-    resource = request.get("resource")
-    if not isinstance(resource, dict):
-        raise BadReview(f"request.resource: expected an object, got {_json_type(resource)}")
-    for name in ("group", "version", "resource"):
-        value = resource.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadReview(f"request.resource.{name}: expected a string, got {_json_type(value)}")
-    is_pod = (
-        (resource.get("group") or "") == ""
-        and resource.get("resource") == "pods"
-        and not request.get("subResource")
-    )
+    is_pod = _is_pod(request)
     obj = request.get("object")
     if obj is not None and not isinstance(obj, dict):
         raise BadReview(f"request.object: expected an object, got {_json_type(obj)}")
@@ -341,6 +206,36 @@ def parse_review(review: object) -> Request:
     )
 
 
+def _request_of(review: object) -> dict[str, Any]:
+    """The review's ``request``, once its kind and apiVersion are checked."""
+    if not isinstance(review, dict):
+        raise BadReview(f"expected a JSON object (an AdmissionReview), got {_json_type(review)}")
+    if review.get("kind") != KIND:
+        raise BadReview(f"kind: expected {KIND}, got {_echo(review.get('kind'))}")
+    if review.get("apiVersion") != API_VERSION:
+        raise BadReview(f"apiVersion: expected {API_VERSION}, got {_echo(review.get('apiVersion'))}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview(f"request: expected an object, got {_json_type(request)}")
+    return request
+
+
+def _is_pod(request: dict[str, Any]) -> bool:
+    """Whether the request is about the core ``pods`` resource itself (no subresource)."""
+    resource = request.get("resource")
+    if not isinstance(resource, dict):
+        raise BadReview(f"request.resource: expected an object, got {_json_type(resource)}")
+    for name in ("group", "version", "resource"):
+        value = resource.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadReview(f"request.resource.{name}: expected a string, got {_json_type(value)}")
+    return (
+        (resource.get("group") or "") == ""
+        and resource.get("resource") == "pods"
+        and not request.get("subResource")
+    )
+
+
 def check_pod(pod: object, where: str = "pod") -> None:
     """Raise ``BadReview`` unless every field the engine reads has the right JSON type."""
     if not isinstance(pod, dict):
@@ -351,20 +246,7 @@ def check_pod(pod: object, where: str = "pod") -> None:
 def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
     metadata = pod.get("metadata")
     if metadata is not None:
-        _expect(metadata, dict, f"{where}.metadata")
-        for name in ("labels", "annotations"):
-            values = metadata.get(name)
-            if values is None:
-                continue
-            _expect(values, dict, f"{where}.metadata.{name}")
-            for key, value in values.items():
-                if not isinstance(value, str):
-                    raise BadReview(
-                        f"{where}.metadata.{name}[{key}]: expected a string, got {_json_type(value)}"
-                    )
-        for name in ("name", "generateName", "namespace"):
-            if metadata.get(name) is not None:
-                _expect(metadata[name], str, f"{where}.metadata.{name}")
+        _check_metadata(metadata, f"{where}.metadata")
     spec = pod.get("spec")
     if spec is None:
         return
@@ -379,6 +261,22 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
                 value = container.get(field_name)
                 if value is not None:
                     _check_items(value, f"{where}.spec.{name}[{i}].{field_name}")
+
+
+def _check_metadata(metadata: object, where: str) -> None:
+    _expect(metadata, dict, where)
+    assert isinstance(metadata, dict)
+    for name in ("labels", "annotations"):
+        values = metadata.get(name)
+        if values is None:
+            continue
+        _expect(values, dict, f"{where}.{name}")
+        for key, value in values.items():
+            if not isinstance(value, str):
+                raise BadReview(f"{where}.{name}[{key}]: expected a string, got {_json_type(value)}")
+    for name in ("name", "generateName", "namespace"):
+        if metadata.get(name) is not None:
+            _expect(metadata[name], str, f"{where}.{name}")
 
 
 def _check_items(value: object, where: str) -> None:

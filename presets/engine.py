@@ -20,30 +20,13 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from jsonpointer import escape, unescape
 
-from presets.defaults import canonical_toleration
-from presets.merge import (
-    ENV,
-    ENV_FROM,
-    NEW,
-    VOLUME_MOUNTS,
-    VOLUMES,
-    Clash,
-    Conflict,
-    Field,
-    KeyedList,
-    KeyedMap,
-    PresetKeys,
-    UniqueList,
-    conflict_of,
-    pull_secret_name,
-    toleration_key,
-)
+from presets.merge import Conflict
 from presets.model import (
     ANNOTATION_NAME_PREFIXES,
     ANNOTATION_PREFIX,
@@ -51,11 +34,32 @@ from presets.model import (
     KIND,
     PodPreset,
     Protected,
-    order_key,
-    protected_items,
 )
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
-from presets.selector import describe_requirement
+from presets.plan import ListChange, MapChange, Path, Plan, PresetResult, Status, plan_presets
+from presets.selection import Mismatch, PresetSets, Selection, arrival_labels, select_presets
+
+__all__ = [  # the pipeline's names, and those of its steps' modules it is read through
+    "APPLIED_ANNOTATION_PREFIX",
+    "ListChange",
+    "MapChange",
+    "Mismatch",
+    "Outcome",
+    "Plan",
+    "PresetResult",
+    "Selection",
+    "Status",
+    "apply_presets",
+    "arrival_labels",
+    "decide",
+    "order_env",
+    "patched",
+    "plan_presets",
+    "references",
+    "render",
+    "select_presets",
+    "skip_reason",
+]
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 EXCLUDE_ANNOTATION = ANNOTATION_PREFIX + "exclude"
@@ -64,94 +68,7 @@ APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + ANNOTATION_NAME_PREFIXES[KIND]
 
 Action = Literal["mutated", "unchanged", "conflict", "rejected", "skipped"]
 Verdict = Literal["apply", "skip-all", "reject"]
-Status = Literal["applied", "kept-existing", "skipped-preset", "conflict"]
-"""What the walk did with one matching preset: applied whole; applied without its conflicting
-items (KeepExisting); left out (SkipPreset); conflicted under SkipAll or Reject."""
 PatchOp = dict[str, Any]
-Path = tuple[str | int, ...]
-_CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
-_CONTAINER_RULES = (ENV, ENV_FROM, VOLUME_MOUNTS)
-_POD_MAPS: tuple[tuple[Literal["nodeSelector", "labels", "annotations"], tuple[str, str]], ...] = (
-    ("nodeSelector", ("spec", "nodeSelector")),
-    ("labels", ("metadata", "labels")),
-    ("annotations", ("metadata", "annotations")),
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Mismatch:
-    """A preset that did not select the pod, and the requirements it missed."""
-
-    preset: str
-    """``PodPreset.ref``: the name, or ``clusterpodpreset/<name>``."""
-    unmet: tuple[str, ...]
-    failed: Literal["selector", "namespaceSelector"] = "selector"
-    """Which selector failed: a ClusterPodPreset's namespace selector is checked first."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Selection:
-    """The matching presets in preset order, and (when explaining) the others."""
-
-    matched: tuple[PodPreset, ...]
-    mismatches: tuple[Mismatch, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PresetResult:
-    """What the walk did with one matching preset (for ``--explain``)."""
-
-    preset: PodPreset
-    status: Status
-    conflicts: tuple[Conflict, ...] = ()
-    added: Mapping[str, int] = field(default_factory=dict)
-    """Per field, how many of its items the walk accepted (somewhere in the pod)."""
-    skipped_containers: tuple[tuple[str, str], ...] = ()
-    """``(container label, reason)`` for containers its containerSelector leaves out."""
-
-
-@dataclass(slots=True, kw_only=True)
-class ListChange:
-    """Items to add to one list of the pod (at ``pointer``); ``current`` is what the pod has there.
-
-    Not frozen, unlike the other values here, and never changed once made: a plan holds one per
-    container and list, made on every admission, and a frozen dataclass takes 2.4 times as long
-    to construct."""
-
-    pointer: str
-    """Where the list is, as a JSON pointer: ``/spec/volumes``, ``/spec/containers/0/env``."""
-    field: str
-    """The list's field name: ``env``, ``volumes``..."""
-    current: Any
-    added: tuple[dict[str, Any], ...]
-    container: str = ""
-    """The container's label, for a container's list."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MapChange:
-    """Keys to add to one map of the pod (nodeSelector, labels, annotations)."""
-
-    path: Path
-    current: Any
-    added: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    """The walk's result: what would be added where, and what happened to each preset."""
-
-    results: tuple[PresetResult, ...]
-    lists: tuple[ListChange, ...]
-    maps: tuple[MapChange, ...]
-
-    @property
-    def conflicts(self) -> tuple[Conflict, ...]:
-        return tuple(c for r in self.results for c in r.conflicts)
-
-    @property
-    def applied(self) -> tuple[PodPreset, ...]:
-        return tuple(r.preset for r in self.results if r.status in ("applied", "kept-existing"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,485 +111,6 @@ def skip_reason(pod: Mapping[str, Any]) -> str | None:
     if annotations.get(EXCLUDE_ANNOTATION) == "true":
         return f'excluded by annotation {EXCLUDE_ANNOTATION}: "true"'
     return None
-
-
-# ----------------------------------------------------------------------------------------- select
-
-
-def select_presets(
-    labels: Mapping[str, str],
-    presets: Iterable[PodPreset],
-    *,
-    namespace_labels: Mapping[str, str] | None = None,
-    explain: bool = False,
-) -> Selection:
-    """The presets whose selectors hold, in preset order: a ClusterPodPreset's namespace
-    selector against ``namespace_labels`` (None: not checked), then the pod selector against
-    ``labels``. With ``explain``, also why each other preset did not match."""
-    matched: list[PodPreset] = []
-    mismatches: list[Mismatch] = []
-    for preset in sorted(presets, key=order_key):
-        ns_selector = preset.namespace_selector
-        if ns_selector is not None and namespace_labels is not None and ns_selector.requirements:
-            if explain:
-                unmet_ns = ns_selector.unmet(namespace_labels)
-                if unmet_ns:
-                    mismatches.append(_mismatch(preset, unmet_ns, "namespaceSelector"))
-                    continue
-            elif not ns_selector.matches(namespace_labels):
-                continue
-        if explain:
-            unmet = preset.selector.unmet(labels)
-            if unmet:
-                mismatches.append(_mismatch(preset, unmet, "selector"))
-                continue
-        elif not preset.selector.matches(labels):
-            continue
-        matched.append(preset)
-    return Selection(matched=tuple(matched), mismatches=tuple(mismatches))
-
-
-def _mismatch(
-    preset: PodPreset, unmet: Sequence[Any], failed: Literal["selector", "namespaceSelector"]
-) -> Mismatch:
-    return Mismatch(preset=preset.ref, unmet=tuple(describe_requirement(r) for r in unmet), failed=failed)
-
-
-def arrival_labels(
-    labels: Mapping[str, str], annotations: Mapping[str, Any], presets: Iterable[PodPreset]
-) -> Mapping[str, str]:
-    """The labels to match on: the pod's, less those an applied preset (its annotation is on the
-    pod) added. Added labels never change which presets match, on reinvocation too."""
-    removed = [
-        key
-        for preset in presets
-        if preset.labels and preset.annotation_key in annotations
-        for key, value in preset.labels
-        if labels.get(key) == value
-    ]
-    if not removed:
-        return labels
-    return {k: v for k, v in labels.items() if k not in removed}
-
-
-# ------------------------------------------------------------------------------------------- plan
-
-
-_Accepted = tuple[Any, Any, Any, Any]
-"""An item the preset would add: (the state that checked it, its key there, where it is added,
-the item or ``(key, value)`` pair itself)."""
-
-
-@dataclass(slots=True)
-class _Target:
-    """One container: where its lists are, and what the walk adds to each (env, envFrom, mounts)."""
-
-    label: str
-    name: str
-    init: bool
-    pointer: str
-    """Where the container is, as a JSON pointer: ``/spec/containers/0``."""
-    container: dict[str, Any]
-    lanes: list[_Lane] = field(default_factory=list)
-    """Per rule of ``_CONTAINER_RULES``, the lane holding this container's state."""
-    skipped_by: dict[int, str] = field(default_factory=dict)
-    """Why each preset (by id) whose containerSelector leaves this container out does so."""
-
-
-@dataclass(slots=True)
-class _Lane:
-    """The state of one container list during the walk, shared by every container that holds
-    none of the presets' keys for that rule and is targeted by the same presets: for those, the
-    walk is the same as for an empty list, so it runs once (most containers, most pods)."""
-
-    state: KeyedList
-    members: list[_Target]
-    index: int
-    """The rule's position in ``_CONTAINER_RULES``."""
-    distinct: bool = False
-    """No two preset items of the rule share a key, and no member holds one: every item is new
-    for every preset, whatever was accepted before, so the walk skips checking (the common case)."""
-    added: list[dict[str, Any]] = field(default_factory=list)
-    """What the walk adds to every member's list, in order."""
-
-
-def plan_presets(
-    pod: Mapping[str, Any], presets: Sequence[PodPreset], *, protected: Protected, count: bool = False
-) -> Plan:
-    """Walk ``presets`` in order against the pod, building the result.
-
-    Per preset, every item is checked against the pod and the items accepted so far; then its
-    policy decides: no conflict, or ``KeepExisting``: its new items are accepted (and count as
-    existing for later presets); otherwise nothing of it is accepted. Protected env names are
-    conflicts of their preset; env, envFrom and volumeMounts go only to targeted containers.
-    ``count`` fills ``PresetResult.added`` (for ``--explain``).
-    """
-    walk = _preset_set(presets, protected)
-    spec = _mapping(pod.get("spec"))
-    metadata = _mapping(pod.get("metadata"))
-    volumes_of_pod = _items(spec.get("volumes"))
-    tolerations_of_pod = _items(spec.get("tolerations"))
-    secrets_of_pod = _items(spec.get("imagePullSecrets"))
-    maps = (
-        {
-            name: KeyedMap(_mapping((spec if path[0] == "spec" else metadata).get(path[1])))
-            for name, path in _POD_MAPS
-        }
-        if walk.pod_maps
-        else {}
-    )
-    added_volumes: list[dict[str, Any]] = []
-    added_tolerations: list[dict[str, Any]] = []
-    added_secrets: list[dict[str, Any]] = []
-    added_pairs: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in _POD_MAPS}
-    targets = _targets(spec)
-    _assign_lanes(targets, walk)
-    every_lane = list({id(lane): lane for target in targets for lane in target.lanes}.values())
-    # As for a distinct lane: no two presets' items share a key, and the pod holds none of them.
-    volumes_new = walk.volumes.distinct and not walk.volumes.shared_by(volumes_of_pod)
-    tolerations_new = _all_new(walk.toleration_keys, tolerations_of_pod, toleration_key)
-    secrets_new = _all_new(walk.secret_names, secrets_of_pod, pull_secret_name)
-    # The states that check item by item, only where the fast path above does not hold.
-    volumes = KeyedList(VOLUMES, () if volumes_new else volumes_of_pod)
-    tolerations = UniqueList(
-        () if tolerations_new else tolerations_of_pod, canonical_toleration, toleration_key
-    )
-    pull_secrets = UniqueList(() if secrets_new else secrets_of_pod, pull_secret_name)
-    results: list[PresetResult] = []
-
-    for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
-        conflicts: list[Conflict] = list(protected_conflicts)
-        accepted: list[_Accepted] = []
-        bulk: list[tuple[list[dict[str, Any]], tuple[dict[str, Any], ...]]] = []  # all new: no checks
-        if preset.volumes and volumes_new:
-            bulk.append((added_volumes, preset.volumes))
-        elif preset.volumes:
-            _check_items(
-                preset,
-                volumes,
-                preset.volumes,
-                into=added_volumes,
-                labels=(None,),
-                conflicts=conflicts,
-                accepted=accepted,
-            )
-        for unique, items, into, new in (
-            (tolerations, preset.tolerations, added_tolerations, tolerations_new),
-            (pull_secrets, preset.image_pull_secrets, added_secrets, secrets_new),
-        ):
-            if not items:
-                continue
-            if new:
-                bulk.append((into, items))
-                continue
-            mine = UniqueList((), unique.identity, unique.bucket)  # a preset may list one twice
-            for item in items:
-                if not mine.holds(item) and not unique.holds(item):
-                    mine.add(item)
-                    accepted.append((unique, item, into, item))
-        if maps:
-            for name, _ in _POD_MAPS:
-                pod_map = maps[name]
-                for pair in _pairs(preset, name):
-                    check = pod_map.check(*pair)
-                    if isinstance(check, Clash):
-                        conflicts.append(conflict_of(preset, name, check, None))
-                    elif check is NEW:
-                        accepted.append((pod_map, pair, added_pairs[name], pair))
-        skipped: list[tuple[str, str]] = []
-        selector = preset.container_selector
-        if selector.targets_all:
-            lanes = every_lane
-        else:
-            targeted: dict[int, _Lane] = {}  # the lanes of the targeted containers, by identity
-            for target in targets:
-                why = target.skipped_by.get(id(preset))
-                if why:
-                    skipped.append((target.label, why))
-                    continue
-                for lane in target.lanes:
-                    targeted.setdefault(id(lane), lane)
-            lanes = list(targeted.values())
-        for lane in lanes:
-            items = _CONTAINER_RULES[lane.index].items_of(preset)
-            if not items:
-                continue
-            if blocked:
-                items = tuple(i for i in items if id(i) not in blocked)
-            if lane.distinct:
-                bulk.append((lane.added, items))
-                continue
-            _check_items(
-                preset,
-                lane.state,
-                items,
-                into=lane,
-                labels=[m.label for m in lane.members],
-                conflicts=conflicts,
-                accepted=accepted,
-            )
-
-        if conflicts and preset.on_conflict != "KeepExisting":
-            status: Status = "skipped-preset" if preset.on_conflict == "SkipPreset" else "conflict"
-            accepted, bulk = [], []
-        else:
-            status = "kept-existing" if conflicts else "applied"
-        for into_list, items in bulk:
-            into_list.extend(items)
-        for holder, key, into, item in accepted:
-            if isinstance(holder, KeyedList):
-                holder.add(item, preset)
-            elif isinstance(holder, KeyedMap):
-                holder.add(key[0], key[1], preset)
-            else:
-                holder.add(item)
-            (into.added if isinstance(into, _Lane) else into).append(item)
-        if count:
-            accepted.extend((None, item, None, item) for _, items in bulk for item in items)
-        results.append(
-            PresetResult(
-                preset=preset,
-                status=status,
-                conflicts=tuple(conflicts),
-                added=_count(preset, accepted) if count else {},
-                skipped_containers=tuple(skipped),
-            )
-        )
-
-    lists: list[ListChange] = []
-    for path, current, added in (
-        (("spec", "volumes"), spec.get("volumes"), added_volumes),
-        (("spec", "tolerations"), spec.get("tolerations"), added_tolerations),
-        (("spec", "imagePullSecrets"), spec.get("imagePullSecrets"), added_secrets),
-    ):
-        if added:
-            lists.append(
-                ListChange(pointer="/" + "/".join(path), field=path[1], current=current, added=tuple(added))
-            )
-    lane_added = {id(lane): tuple(lane.added) for lane in every_lane if lane.added}
-    for target in targets:
-        for rule, lane in zip(_CONTAINER_RULES, target.lanes, strict=True):
-            if lane.added:
-                lists.append(
-                    ListChange(
-                        pointer=f"{target.pointer}/{rule.field}",
-                        field=rule.field,
-                        current=target.container.get(rule.field),
-                        added=lane_added[id(lane)],
-                        container=target.label,
-                    )
-                )
-    map_changes = tuple(
-        MapChange(
-            path=path,
-            current=(spec if path[0] == "spec" else metadata).get(path[1]),
-            added=tuple(added_pairs[name]),
-        )
-        for name, path in _POD_MAPS
-        if added_pairs[name]
-    )
-    return Plan(results=tuple(results), lists=tuple(lists), maps=map_changes)
-
-
-def _check_items(
-    preset: PodPreset,
-    state: KeyedList,
-    items: Iterable[dict[str, Any]],
-    *,
-    into: Any,
-    labels: Sequence[str | None],
-    conflicts: list[Conflict],
-    accepted: list[_Accepted],
-) -> None:
-    """Check items against one state; a clash is one conflict per container the state stands for."""
-    for item in items:
-        check = state.check(item)
-        if isinstance(check, Clash):
-            conflicts.extend(conflict_of(preset, state.rule.field, check, label) for label in labels)
-        elif check is NEW:
-            accepted.append((state, item, into, item))
-
-
-def _targets(spec: Mapping[str, Any]) -> list[_Target]:
-    targets: list[_Target] = []
-    for list_name, noun in _CONTAINER_LISTS:
-        containers = spec.get(list_name)
-        if not isinstance(containers, list):
-            continue
-        for index, container in enumerate(containers):
-            if not isinstance(container, dict):
-                continue
-            name = container.get("name")
-            targets.append(
-                _Target(
-                    label=f"{noun} {name!r}",
-                    name=name if isinstance(name, str) else "",
-                    init=list_name == "initContainers",
-                    pointer=f"/spec/{list_name}/{index}",
-                    container=container,
-                )
-            )
-    return targets
-
-
-def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> None:
-    """Give every container, per rule, a lane: its own when it holds a key some preset injects
-    there, else the one shared by containers targeted by the same presets."""
-    selective = walk.selective
-    signatures = []
-    for target in targets:
-        for preset in selective:
-            why = preset.container_selector.skip_reason(target.name, init=target.init)
-            if why:
-                target.skipped_by[id(preset)] = why
-        signatures.append(tuple(id(p) not in target.skipped_by for p in selective) if selective else ())
-    shared: dict[tuple[int, tuple[bool, ...]], _Lane] = {}
-    for index, (rule, keys) in enumerate(zip(_CONTAINER_RULES, walk.keys, strict=True)):
-        for target, signature in zip(targets, signatures, strict=True):
-            current = target.container.get(rule.field)
-            existing = _items(current) if current else ()
-            if existing and keys.shared_by(existing):
-                target.lanes.append(_Lane(KeyedList(rule, existing), [target], index))
-                continue
-            lane = shared.get((index, signature))
-            if lane is None:
-                lane = shared[index, signature] = _Lane(KeyedList(rule, ()), [], index, keys.distinct)
-            lane.members.append(target)
-            target.lanes.append(lane)
-
-
-@dataclass(frozen=True, slots=True)
-class _PresetSet:
-    """What the walk needs from the matching presets alone, computed once per combination of
-    presets and protected names (``_preset_set``): pods of one workload match the same presets."""
-
-    presets: tuple[PodPreset, ...]
-    protected: Protected
-    keys: tuple[PresetKeys, ...]
-    """Per rule of ``_CONTAINER_RULES``."""
-    volumes: PresetKeys
-    toleration_keys: frozenset[Hashable] | None
-    """The keys of the presets' tolerations, when no two share one (else None)."""
-    secret_names: frozenset[Hashable] | None
-    """The names of the presets' imagePullSecrets, when no two share one (else None)."""
-    selective: tuple[PodPreset, ...]
-    """The presets whose containerSelector leaves some containers out."""
-    pod_maps: bool
-    """Whether some preset sets nodeSelector, labels or annotations."""
-    blocked: tuple[tuple[frozenset[int], tuple[Conflict, ...]], ...]
-    """Per preset: the ids of its env and envFrom items ``protected`` forbids, and their conflicts."""
-
-    @classmethod
-    def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
-        return cls(
-            presets,
-            protected,
-            tuple(PresetKeys.of(rule, presets) for rule in _CONTAINER_RULES),
-            PresetKeys.of(VOLUMES, presets),
-            _distinct([toleration_key(t) for p in presets for t in p.tolerations]),
-            _distinct([pull_secret_name(s) for p in presets for s in p.image_pull_secrets]),
-            tuple(p for p in presets if not p.container_selector.targets_all),
-            any(p.node_selector or p.labels or p.annotations for p in presets),
-            tuple(_protected_items(p, protected) for p in presets),
-        )
-
-
-def _distinct(keys: list[Hashable]) -> frozenset[Hashable] | None:
-    unique = frozenset(keys)
-    return unique if len(unique) == len(keys) else None
-
-
-def _all_new(
-    keys: frozenset[Hashable] | None,
-    existing: list[dict[str, Any]],
-    key_of: Callable[[dict[str, Any]], Hashable],
-) -> bool:
-    """Whether every preset item is new for a ``UniqueList``: no two share a key, nor does one
-    share it with the pod's items (keys are compared as ``_hashable`` makes them)."""
-    if keys is None:
-        return False
-    if not keys or not existing:
-        return True
-    for item in existing:
-        key = key_of(item)
-        if type(key) is not str or key in keys:  # another type: take the general path
-            return False
-    return True
-
-
-_PRESET_SETS: dict[tuple[int, ...], _PresetSet] = {}
-_PRESET_SETS_MAX = 512
-
-
-def _preset_set(presets: Sequence[PodPreset], protected: Protected) -> _PresetSet:
-    """``_PresetSet.build``, remembered: a pure function's memo, keyed by the identity of its
-    immutable arguments (held by the entry, so an id cannot be reused while it is there)."""
-    key = (id(protected), *map(id, presets))
-    found = _PRESET_SETS.get(key)
-    if (
-        found is not None
-        and found.protected is protected
-        and all(a is b for a, b in zip(found.presets, presets, strict=True))
-    ):
-        return found
-    built = _PresetSet.build(tuple(presets), protected)
-    if len(_PRESET_SETS) >= _PRESET_SETS_MAX:
-        _PRESET_SETS.clear()
-    _PRESET_SETS[key] = built
-    return built
-
-
-def _pairs(preset: PodPreset, name: str) -> tuple[tuple[str, str], ...]:
-    if name == "nodeSelector":
-        return preset.node_selector
-    return preset.labels if name == "labels" else preset.annotations
-
-
-def _protected_items(preset: PodPreset, protected: Protected) -> tuple[frozenset[int], tuple[Conflict, ...]]:
-    """Ids of the preset's env and envFrom items that ``protected`` forbids; one conflict each."""
-    if not (protected.names or protected.prefixes) or not (preset.env or preset.env_from):
-        return frozenset(), ()
-    blocked: set[int] = set()
-    conflicts: list[Conflict] = []
-    for field_name, _, item, why in protected_items(preset, protected):
-        blocked.add(id(item))
-        key = repr(item.get("name")) if field_name == "env" else f"prefix {item.get('prefix')!r}"
-        conflicts.append(_protected_conflict(preset, field_name, key, why))
-    return frozenset(blocked), tuple(conflicts)
-
-
-def _protected_conflict(preset: PodPreset, field_name: Field, key: str, why: str) -> Conflict:
-    return Conflict(
-        preset=preset.name,
-        kind=preset.kind,
-        field=field_name,
-        key=key,
-        policy=preset.on_conflict,
-        reason="protected",
-        why=why,
-    )
-
-
-_FIELD_ITEMS: tuple[tuple[str, Callable[[PodPreset], tuple[dict[str, Any], ...]]], ...] = (
-    ("env", lambda p: p.env),
-    ("envFrom", lambda p: p.env_from),
-    ("volumeMounts", lambda p: p.volume_mounts),
-    ("volumes", lambda p: p.volumes),
-    ("tolerations", lambda p: p.tolerations),
-    ("imagePullSecrets", lambda p: p.image_pull_secrets),
-)
-
-
-def _count(preset: PodPreset, accepted: Sequence[_Accepted]) -> dict[str, int]:
-    """How many of the preset's items were accepted somewhere, by field (identity of items)."""
-    ids = {id(entry[3]) for entry in accepted}
-    if not ids:
-        return {}
-    counts = {name: sum(id(i) in ids for i in items_of(preset)) for name, items_of in _FIELD_ITEMS}
-    counts["nodeSelector"] = sum(id(p) in ids for p in preset.node_selector)
-    counts["labels"] = sum(id(p) in ids for p in preset.labels)
-    counts["annotations"] = sum(id(p) in ids for p in preset.annotations)
-    return counts
 
 
 # ----------------------------------------------------------------------------------------- decide
@@ -838,16 +276,7 @@ def order_env(
     if not _any_reference(existing) and not _any_reference(added):
         return [(end, v) for v in added], []
     names = {str(v.get("name")): i for i, v in enumerate(added)}
-    own_index: dict[str, int] = {}
-    deadline = [end] * len(added)
-    for i, var in enumerate(existing):
-        if not isinstance(var, dict):
-            continue
-        own_index.setdefault(str(var.get("name")), i)
-        for ref in references(var.get("value")):
-            j = names.get(ref)
-            if j is not None and deadline[j] == end:
-                deadline[j] = i
+    own_index, deadline = _first_references(existing, names)
     if all(d == end for d in deadline) and not any(references(v.get("value")) for v in added):
         return [(end, v) for v in added], []
     deps = [
@@ -861,12 +290,47 @@ def order_env(
         )
         for v in added
     ]
-    # Kahn's algorithm, walk order among the ready: what remains is in or behind a cycle.
     dependents: list[list[int]] = [[] for _ in added]
-    waiting = [len(d) for d in deps]
     for i, d in enumerate(deps):
         for j in d:
             dependents[j].append(i)
+    topo = _topological(deps, dependents)
+    stuck = sorted(set(range(len(added))) - set(topo))
+    for i in reversed(topo):  # a var must come no later than the vars that reference it
+        for k in dependents[i]:
+            if k not in stuck:
+                deadline[i] = min(deadline[i], deadline[k])
+    for i in topo:  # and no earlier than the container's vars it (or its dependencies) reference
+        for j in deps[i]:
+            low[i] = max(low[i], low[j])
+    stuck.extend(i for i in topo if low[i] > deadline[i])
+    rank = {i: n for n, i in enumerate(topo)}
+    placed = sorted((i for i in topo if i not in stuck), key=lambda i: (deadline[i], rank[i]))
+    result = [(deadline[i], added[i]) for i in placed]
+    result.extend((end, added[i]) for i in sorted(stuck))
+    return result, [added[i] for i in sorted(stuck)]
+
+
+def _first_references(existing: Sequence[Any], names: Mapping[str, int]) -> tuple[dict[str, int], list[int]]:
+    """Where each of the container's own vars first stands, and per injected var (by index in
+    ``names``) the first own var that references it (``len(existing)``: none)."""
+    end = len(existing)
+    own_index: dict[str, int] = {}
+    deadline = [end] * len(names)
+    for i, var in enumerate(existing):
+        if not isinstance(var, dict):
+            continue
+        own_index.setdefault(str(var.get("name")), i)
+        for ref in references(var.get("value")):
+            j = names.get(ref)
+            if j is not None and deadline[j] == end:
+                deadline[j] = i
+    return own_index, deadline
+
+
+def _topological(deps: Sequence[set[int]], dependents: Sequence[list[int]]) -> list[int]:
+    """Kahn's algorithm, walk order among the ready: what it leaves out is in or behind a cycle."""
+    waiting = [len(d) for d in deps]
     ready = [i for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
     topo: list[int] = []
@@ -877,22 +341,7 @@ def order_env(
             waiting[k] -= 1
             if waiting[k] == 0:
                 heapq.heappush(ready, k)
-    stuck = sorted(set(range(len(added))) - set(topo))
-    for i in reversed(topo):  # a var must come no later than the vars that reference it
-        for k in dependents[i]:
-            if k not in stuck:
-                deadline[i] = min(deadline[i], deadline[k])
-    for i in topo:  # and no earlier than the container's vars it (or its dependencies) reference
-        for j in deps[i]:
-            low[i] = max(low[i], low[j])
-    for i in topo:
-        if low[i] > deadline[i]:
-            stuck.append(i)
-    rank = {i: n for n, i in enumerate(topo)}
-    placed = sorted((i for i in topo if i not in stuck), key=lambda i: (deadline[i], rank[i]))
-    result = [(deadline[i], added[i]) for i in placed]
-    result.extend((end, added[i]) for i in sorted(stuck))
-    return result, [added[i] for i in sorted(stuck)]
+    return topo
 
 
 # -------------------------------------------------------------------------------------- the whole
@@ -906,13 +355,15 @@ def apply_presets(
     namespaces: NamespaceLabels = NO_NAMESPACES,
     protected: Protected = DEFAULT_PROTECTED,
     explain: bool = False,
+    preset_sets: PresetSets[Any] | None = None,
 ) -> Outcome:
     """Decide and build the mutation of ``pod`` (in ``namespace``) by ``presets``.
 
     ``presets`` may be every preset that could apply or only the candidates (see
     ``PresetIndex.candidates``); ClusterPodPresets' namespace selectors are checked against
     ``namespaces``. ``explain`` also records why each other preset did not match, which only
-    ``podpreset apply --explain`` reads.
+    ``podpreset apply --explain`` reads. ``preset_sets`` is the index snapshot's memo of what
+    the walk derives from a combination of presets (``PresetIndex.preset_sets``).
     """
     reason = skip_reason(pod)
     if reason:
@@ -930,7 +381,12 @@ def apply_presets(
             received=pod,
             mismatches=selection.mismatches,
         )
-    plan = plan_presets(pod, selection.matched, protected=protected, count=explain)
+    plan = plan_presets(pod, selection.matched, protected=protected, count=explain, preset_sets=preset_sets)
+    return _outcome(pod, selection, plan, explain=explain)
+
+
+def _outcome(pod: dict[str, Any], selection: Selection, plan: Plan, *, explain: bool) -> Outcome:
+    """Decide on the plan, and render it when it applies."""
     verdict = decide(plan)
     conflicts = plan.conflicts
     common = {
@@ -997,13 +453,3 @@ def patched(pod: dict[str, Any], patch: Iterable[PatchOp]) -> dict[str, Any]:
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _items(value: object) -> list[dict[str, Any]]:
-    """The objects of a list (the list itself when they all are: only read, never changed)."""
-    if type(value) is not list:
-        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-    for item in value:
-        if type(item) is not dict:
-            return [v for v in value if isinstance(v, dict)]
-    return value

@@ -11,9 +11,9 @@ presets in order and return ``Merged``. Items are compared modulo Kubernetes def
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from presets.defaults import (
     Frozen,
@@ -148,10 +148,9 @@ def _describe_mount(key: Hashable, item: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeyedRule:
-    """How one keyed list merges: where presets keep it, its keys, its canonical form."""
+    """How one keyed list merges: its keys and its canonical form (``FIELDS`` says where it is)."""
 
     field: Field
-    items_of: Callable[[PodPreset], tuple[dict[str, Any], ...]]
     keys_of: Callable[[dict[str, Any]], tuple[Hashable, ...]]
     """The item's keys: hashable, cheap, never formatted (that is ``describe_key``'s job)."""
     canonical: Callable[[dict[str, Any]], Frozen]
@@ -173,8 +172,7 @@ class PresetKeys:
     """No two items share a key."""
 
     @classmethod
-    def of(cls, rule: KeyedRule, presets: Sequence[PodPreset]) -> PresetKeys:
-        items = [item for p in presets for item in rule.items_of(p)]
+    def of(cls, rule: KeyedRule, items: Sequence[dict[str, Any]]) -> PresetKeys:
         if not items:
             return cls(rule, (), frozenset(), True)
         if rule.key_fields:
@@ -183,6 +181,11 @@ class PresetKeys:
         keys = [k for item in items for k in rule.keys_of(item)]
         unique = frozenset(keys)
         return cls(rule, (), unique, len(unique) == len(keys))
+
+    def all_new(self, existing: Sequence[dict[str, Any]]) -> bool:
+        """Whether every preset item is new in ``existing``, whatever the walk accepted before:
+        no two items share a key, and ``existing`` holds none of them."""
+        return self.distinct and not self.shared_by(existing)
 
     def shared_by(self, existing: Sequence[dict[str, Any]]) -> bool:
         """Whether an item of ``existing`` holds one of these keys: when none does, merging into
@@ -207,19 +210,12 @@ class PresetKeys:
         return False
 
 
-ENV = KeyedRule("env", lambda p: p.env, _name_key, canonical_env_var, _describe_name, ("name",))
-ENV_FROM = KeyedRule(
-    "envFrom", lambda p: p.env_from, _env_from_raw_key, canonical_env_from, _describe_env_from
-)
+ENV = KeyedRule("env", _name_key, canonical_env_var, _describe_name, ("name",))
+ENV_FROM = KeyedRule("envFrom", _env_from_raw_key, canonical_env_from, _describe_env_from)
 VOLUME_MOUNTS = KeyedRule(
-    "volumeMounts",
-    lambda p: p.volume_mounts,
-    _mount_keys,
-    canonical_volume_mount,
-    _describe_mount,
-    ("name", "mountPath"),
+    "volumeMounts", _mount_keys, canonical_volume_mount, _describe_mount, ("name", "mountPath")
 )
-VOLUMES = KeyedRule("volumes", lambda p: p.volumes, _name_key, canonical_volume, _describe_name, ("name",))
+VOLUMES = KeyedRule("volumes", _name_key, canonical_volume, _describe_name, ("name",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +238,8 @@ class Clash:
 
 Check = New | Present | Clash
 NEW, PRESENT = New(), Present()
+Places = Sequence[str | None]
+"""The containers (their labels) one state stands for; ``(None,)`` for a pod field."""
 
 
 class KeyedList:
@@ -289,6 +287,24 @@ class KeyedList:
             return Clash(described, owners[clashes[0]])
         return PRESENT if len(known) == len(keys) else NEW
 
+    def propose(
+        self, items: Iterable[dict[str, Any]], preset: PodPreset, places: Places, conflicts: list[Conflict]
+    ) -> list[dict[str, Any]]:
+        """The items that are new here, in order; a clash is one conflict of ``preset`` per
+        container the list stands for (``places``). Changes nothing."""
+        new: list[dict[str, Any]] = []
+        for item in items:
+            check = self.check(item)
+            if isinstance(check, Clash):
+                conflicts.extend(conflict_of(preset, self.rule.field, check, place) for place in places)
+            elif check is NEW:
+                new.append(item)
+        return new
+
+    def commit(self, items: Iterable[dict[str, Any]], owner: PodPreset) -> None:
+        for item in items:
+            self.add(item, owner)
+
     def add(self, item: dict[str, Any], owner: PodPreset) -> None:
         for key in self.rule.keys_of(item):
             if key in self.owners:
@@ -302,11 +318,29 @@ class KeyedMap:
     """One map of the pod during the walk (nodeSelector, labels, annotations): same key, other
     value, is a conflict."""
 
-    __slots__ = ("owners", "values")
+    __slots__ = ("field", "owners", "values")
 
-    def __init__(self, existing: Mapping[str, Any]) -> None:
+    def __init__(self, existing: Mapping[str, Any], field: Field = "nodeSelector") -> None:
+        self.field = field
         self.values: dict[str, object] = dict(existing)
         self.owners: dict[str, PodPreset | None] = dict.fromkeys(existing)
+
+    def propose(
+        self, items: Iterable[tuple[str, str]], preset: PodPreset, places: Places, conflicts: list[Conflict]
+    ) -> list[tuple[str, str]]:
+        """The ``(key, value)`` pairs that are new here; a clash is a conflict. Changes nothing."""
+        new: list[tuple[str, str]] = []
+        for pair in items:
+            check = self.check(*pair)
+            if isinstance(check, Clash):
+                conflicts.append(conflict_of(preset, self.field, check, None))
+            elif check is NEW:
+                new.append(pair)
+        return new
+
+    def commit(self, items: Iterable[tuple[str, str]], owner: PodPreset) -> None:
+        for key, value in items:
+            self.add(key, value, owner)
 
     def check(self, key: str, value: str) -> Check:
         if key not in self.values:
@@ -367,6 +401,22 @@ class UniqueList:
     def check(self, item: dict[str, Any]) -> Check:
         return PRESENT if self.holds(item) else NEW
 
+    def propose(
+        self, items: Iterable[dict[str, Any]], preset: PodPreset, places: Places, conflicts: list[Conflict]
+    ) -> list[dict[str, Any]]:
+        """The items not here yet, each once (a preset may list one twice). Never a conflict."""
+        mine = UniqueList((), self.identity, self.bucket)
+        new: list[dict[str, Any]] = []
+        for item in items:
+            if not mine.holds(item) and not self.holds(item):
+                mine.add(item)
+                new.append(item)
+        return new
+
+    def commit(self, items: Iterable[dict[str, Any]], owner: PodPreset) -> None:
+        for item in items:
+            self.add(item)
+
     def add(self, item: dict[str, Any]) -> None:
         bucket = self._bucket(item)
         if bucket in self._compared:
@@ -398,11 +448,122 @@ def conflict_of(preset: PodPreset, field: Field, clash: Clash, container: str | 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class UniqueKeys:
+    """The buckets of the presets' items of a ``UniqueList`` field, when no two share one."""
+
+    keys: frozenset[Hashable] | None
+    bucket: Callable[[dict[str, Any]], Hashable]
+
+    @classmethod
+    def of(cls, bucket: Callable[[dict[str, Any]], Hashable], items: Sequence[dict[str, Any]]) -> UniqueKeys:
+        keys = [bucket(item) for item in items]
+        unique = frozenset(keys)
+        return cls(unique if len(unique) == len(keys) else None, bucket)
+
+    def all_new(self, existing: Sequence[dict[str, Any]]) -> bool:
+        """Whether every preset item is new in ``existing``: no two share a bucket, nor does one
+        share it with an item there (buckets are compared as ``_hashable`` makes them)."""
+        if self.keys is None:
+            return False
+        if not self.keys or not existing:
+            return True
+        for item in existing:
+            key = self.bucket(item)
+            if type(key) is not str or key in self.keys:  # another type: take the general path
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class NoShortcut:
+    """A field whose items are always checked (the maps: cheap, and rarely many)."""
+
+    def all_new(self, existing: object) -> bool:
+        return False
+
+
+class Shortcut(Protocol):
+    def all_new(self, existing: Any) -> bool: ...
+
+
+State = KeyedList | UniqueList | KeyedMap
+Level = Literal["container", "pod"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRow:
+    """One field presets inject: its name, where it is, where presets keep it, its state during
+    the walk, and what the presets' items of it let the walk skip."""
+
+    name: str
+    level: Level
+    """``container``: in every targeted container; ``pod``: once in the pod."""
+    path: tuple[str, ...]
+    """Within the container (``("env",)``) or the pod (``("spec", "volumes")``)."""
+    items_of: Callable[[PodPreset], tuple[Any, ...]]
+    state: Callable[[Any], State]
+    """The field's state, from what the pod has there (a list of objects, or a map)."""
+    shortcut: Callable[[Sequence[Any]], Shortcut]
+    """From every item the matching presets have for the field: ``all_new(existing)``."""
+    is_map: bool = False
+
+
+def _keyed(
+    rule: KeyedRule, level: Level, path: tuple[str, ...], items_of: Callable[[PodPreset], Any]
+) -> FieldRow:
+    return FieldRow(
+        rule.field,
+        level,
+        path,
+        items_of,
+        lambda existing: KeyedList(rule, existing),
+        lambda items: PresetKeys.of(rule, items),
+    )
+
+
+def _keyed_map(name: Field, path: tuple[str, ...], items_of: Callable[[PodPreset], Any]) -> FieldRow:
+    return FieldRow(
+        name, "pod", path, items_of, lambda existing: KeyedMap(existing, name), lambda _: NoShortcut(), True
+    )
+
+
+FIELDS: tuple[FieldRow, ...] = (
+    _keyed(ENV, "container", ("env",), lambda p: p.env),
+    _keyed(ENV_FROM, "container", ("envFrom",), lambda p: p.env_from),
+    _keyed(VOLUME_MOUNTS, "container", ("volumeMounts",), lambda p: p.volume_mounts),
+    _keyed(VOLUMES, "pod", ("spec", "volumes"), lambda p: p.volumes),
+    FieldRow(
+        "tolerations",
+        "pod",
+        ("spec", "tolerations"),
+        lambda p: p.tolerations,
+        lambda existing: UniqueList(existing, canonical_toleration, toleration_key),
+        lambda items: UniqueKeys.of(toleration_key, items),
+    ),
+    FieldRow(
+        "imagePullSecrets",
+        "pod",
+        ("spec", "imagePullSecrets"),
+        lambda p: p.image_pull_secrets,
+        lambda existing: UniqueList(existing, pull_secret_name),
+        lambda items: UniqueKeys.of(pull_secret_name, items),
+    ),
+    _keyed_map("nodeSelector", ("spec", "nodeSelector"), lambda p: p.node_selector),
+    _keyed_map("labels", ("metadata", "labels"), lambda p: p.labels),
+    _keyed_map("annotations", ("metadata", "annotations"), lambda p: p.annotations),
+)
+"""Every field presets inject, once: container fields first, then the pod's in walk order."""
+CONTAINER_FIELDS = tuple(row for row in FIELDS if row.level == "container")
+POD_FIELDS = tuple(row for row in FIELDS if row.level == "pod")
+_BY_NAME = {row.name: row for row in FIELDS}
+
+
 def merge_env(
     existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
 ) -> Merged:
     """env: keyed by name; same content is skipped, different content conflicts."""
-    return merge_keyed(ENV, existing, presets, container)
+    return merge_field("env", existing, presets, container)
 
 
 def merge_env_from(
@@ -410,52 +571,38 @@ def merge_env_from(
 ) -> Merged:
     """envFrom: keyed by (prefix, configMapRef.name, secretRef.name). A deviation from the
     original, which silently dropped the container's envFrom here (its quirk Q1)."""
-    return merge_keyed(ENV_FROM, existing, presets, container)
+    return merge_field("envFrom", existing, presets, container)
 
 
 def merge_volume_mounts(
     existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None = None
 ) -> Merged:
     """volumeMounts: keyed by name and, separately, by mountPath, as the original was."""
-    return merge_keyed(VOLUME_MOUNTS, existing, presets, container)
+    return merge_field("volumeMounts", existing, presets, container)
 
 
 def merge_volumes(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
     """volumes: keyed by name."""
-    return merge_keyed(VOLUMES, existing, presets, None)
+    return merge_field("volumes", existing, presets, None)
 
 
 def merge_tolerations(existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset]) -> Merged:
     """tolerations: whole-object equality; an exact duplicate is never added; no conflicts."""
-    return _merge_unique(
-        UniqueList(existing, canonical_toleration, toleration_key),
-        [t for p in presets for t in p.tolerations],
-    )
+    return merge_field("tolerations", existing, presets, None)
 
 
-def _merge_unique(state: UniqueList, items: Sequence[dict[str, Any]]) -> Merged:
-    added: list[dict[str, Any]] = []
-    for item in items:
-        if state.check(item) is NEW:
-            state.add(item)
-            added.append(item)
-    return Merged(added=tuple(added))
-
-
-def merge_keyed(
-    rule: KeyedRule, existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None
+def merge_field(
+    name: str, existing: Sequence[dict[str, Any]], presets: Sequence[PodPreset], container: str | None
 ) -> Merged:
-    """One keyed list against presets in order: new items added, present ones skipped, clashing
-    ones conflicts (each preset's other items still added: the engine's walk decides per preset)."""
-    state = KeyedList(rule, existing)
-    added: list[dict[str, Any]] = []
+    """One field alone against presets in order, with the walk's own steps (``propose``, then
+    ``commit``) and every preset kept as under ``KeepExisting``: new items added, present ones
+    skipped, clashing ones conflicts (the walk decides per preset with its policy)."""
+    row = _BY_NAME[name]
+    state = row.state(existing)
+    added: list[Any] = []
     conflicts: list[Conflict] = []
     for preset in presets:
-        for item in rule.items_of(preset):
-            check = state.check(item)
-            if isinstance(check, Clash):
-                conflicts.append(conflict_of(preset, rule.field, check, container))
-            elif check is NEW:
-                state.add(item, preset)
-                added.append(item)
+        new = state.propose(row.items_of(preset), preset, (container,), conflicts)
+        state.commit(new, preset)  # type: ignore[arg-type]
+        added.extend(new)
     return Merged(added=tuple(added), conflicts=tuple(conflicts))

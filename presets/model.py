@@ -337,31 +337,7 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
     if doc.get("apiVersion") not in versions:
         found.append(("apiVersion", f"must be one of {', '.join(versions)}, got {doc.get('apiVersion')!r}"))
 
-    metadata = doc.get("metadata")
-    namespace = default_namespace if kind == KIND else ""
-    resource_version = ""
-    if not isinstance(metadata, dict):
-        found.append(("metadata", "required: a mapping with at least a name"))
-    else:
-        found.extend(_check_name(metadata.get("name"), kind))
-        raw_ns = metadata.get("namespace")
-        if raw_ns is not None and raw_ns != "":
-            if kind == CLUSTER_KIND:
-                found.append(
-                    ("metadata.namespace", "a ClusterPodPreset is cluster-scoped: remove metadata.namespace")
-                )
-            elif not is_dns_label(raw_ns):
-                found.append(
-                    (
-                        "metadata.namespace",
-                        f"must be a DNS label (lowercase letters, digits, '-'), got {raw_ns!r}",
-                    )
-                )
-            else:
-                namespace = raw_ns
-        rv = metadata.get("resourceVersion")
-        if rv is not None:
-            resource_version = str(rv)
+    namespace, resource_version = _parse_metadata(doc.get("metadata"), kind, default_namespace, found)
 
     spec = doc.get("spec")
     parsed = _Spec()
@@ -381,6 +357,40 @@ def parse_preset(doc: object, *, source: str, document: int, default_namespace: 
                 for f, m in found
             ]
         )
+    return _preset_of(name, namespace, kind, resource_version=resource_version, parsed=parsed, source=source)
+
+
+def _parse_metadata(
+    metadata: object, kind: Kind, default_namespace: str, found: list[tuple[str, str]]
+) -> tuple[str, str]:
+    """The preset's namespace and resourceVersion; its name's problems go to ``found``."""
+    namespace = default_namespace if kind == KIND else ""
+    if not isinstance(metadata, dict):
+        found.append(("metadata", "required: a mapping with at least a name"))
+        return namespace, ""
+    found.extend(_check_name(metadata.get("name"), kind))
+    raw_ns = metadata.get("namespace")
+    if raw_ns is not None and raw_ns != "":
+        if kind == CLUSTER_KIND:
+            found.append(
+                ("metadata.namespace", "a ClusterPodPreset is cluster-scoped: remove metadata.namespace")
+            )
+        elif not is_dns_label(raw_ns):
+            found.append(
+                (
+                    "metadata.namespace",
+                    f"must be a DNS label (lowercase letters, digits, '-'), got {raw_ns!r}",
+                )
+            )
+        else:
+            namespace = raw_ns
+    rv = metadata.get("resourceVersion")
+    return namespace, "" if rv is None else str(rv)
+
+
+def _preset_of(
+    name: str, namespace: str, kind: Kind, *, resource_version: str, parsed: _Spec, source: str
+) -> PodPreset:
     return PodPreset(
         name=name,
         namespace=namespace,
@@ -436,6 +446,56 @@ class _Spec:
     on_conflict: ConflictPolicy = "SkipAll"
 
 
+def _parse_list(raw: object, path: str, found: list[tuple[str, str]]) -> tuple[dict[str, Any], ...]:
+    """The mappings of a list field; each other item, or another type, is a problem."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        found.append((path, f"expected a list, got {json_type(raw)}"))
+        return ()
+    good = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            found.append((f"{path}[{i}]", f"expected a mapping, got {json_type(item)}"))
+        else:
+            good.append(item)
+    return tuple(good)
+
+
+def _parse_pod_metadata(metadata: object, parsed: _Spec, found: list[tuple[str, str]]) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        found.append(("spec.podMetadata", f"expected a mapping, got {json_type(metadata)}"))
+        return
+    for key in metadata:
+        if key not in ("labels", "annotations"):
+            found.append((f"spec.podMetadata.{key}", "unknown field (expected labels or annotations)"))
+    parsed.labels = _parse_map(metadata.get("labels"), "spec.podMetadata.labels", "label", found)
+    parsed.annotations = _parse_map(
+        metadata.get("annotations"), "spec.podMetadata.annotations", "annotation", found
+    )
+
+
+def _parse_order(spec: dict[str, Any], parsed: _Spec, found: list[tuple[str, str]]) -> None:
+    """``priority`` and ``onConflict``: where the preset stands, and what its conflicts do."""
+    priority = spec.get("priority")
+    if priority is not None:
+        low, high = PRIORITY_RANGE
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            found.append(("spec.priority", f"expected an integer, got {json_type(priority)}"))
+        elif not low <= priority <= high:
+            found.append(("spec.priority", f"{priority} is outside the 32-bit range {low}..{high}"))
+        else:
+            parsed.priority = priority
+    policy = spec.get("onConflict")
+    if policy is not None:
+        if policy not in POLICIES:
+            found.append(("spec.onConflict", f"must be one of {', '.join(POLICIES)}, got {policy!r}"))
+        else:
+            parsed.on_conflict = cast(ConflictPolicy, policy)
+
+
 def _parse_spec(spec: dict[str, Any], kind: Kind, found: list[tuple[str, str]]) -> _Spec:
     parsed = _Spec()
     known = CLUSTER_SPEC_FIELDS if kind == CLUSTER_KIND else SPEC_FIELDS
@@ -452,50 +512,11 @@ def _parse_spec(spec: dict[str, Any], kind: Kind, found: list[tuple[str, str]]) 
         )
         found.extend(ns_problems)
     for key in LIST_FIELDS:
-        raw = spec.get(key)
-        if raw is None:
-            continue
-        if not isinstance(raw, list):
-            found.append((f"spec.{key}", f"expected a list, got {json_type(raw)}"))
-            continue
-        good = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict):
-                found.append((f"spec.{key}[{i}]", f"expected a mapping, got {json_type(item)}"))
-            else:
-                good.append(item)
-        parsed.items[key] = tuple(good)
+        parsed.items[key] = _parse_list(spec.get(key), f"spec.{key}", found)
     parsed.container_selector = _parse_container_selector(spec.get("containerSelector"), found)
     parsed.node_selector = _parse_map(spec.get("nodeSelector"), "spec.nodeSelector", "label", found)
-    metadata = spec.get("podMetadata")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            found.append(("spec.podMetadata", f"expected a mapping, got {json_type(metadata)}"))
-        else:
-            for key in metadata:
-                if key not in ("labels", "annotations"):
-                    found.append(
-                        (f"spec.podMetadata.{key}", "unknown field (expected labels or annotations)")
-                    )
-            parsed.labels = _parse_map(metadata.get("labels"), "spec.podMetadata.labels", "label", found)
-            parsed.annotations = _parse_map(
-                metadata.get("annotations"), "spec.podMetadata.annotations", "annotation", found
-            )
-    priority = spec.get("priority")
-    if priority is not None:
-        low, high = PRIORITY_RANGE
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            found.append(("spec.priority", f"expected an integer, got {json_type(priority)}"))
-        elif not low <= priority <= high:
-            found.append(("spec.priority", f"{priority} is outside the 32-bit range {low}..{high}"))
-        else:
-            parsed.priority = priority
-    policy = spec.get("onConflict")
-    if policy is not None:
-        if policy not in POLICIES:
-            found.append(("spec.onConflict", f"must be one of {', '.join(POLICIES)}, got {policy!r}"))
-        else:
-            parsed.on_conflict = cast(ConflictPolicy, policy)
+    _parse_pod_metadata(spec.get("podMetadata"), parsed, found)
+    _parse_order(spec, parsed, found)
     injects = any(parsed.items[k] for k in LIST_FIELDS) or parsed.node_selector or parsed.labels
     if not injects and not parsed.annotations and not any(p.startswith("spec.") for p, _ in found):
         found.append(("spec", "injects nothing: set at least one of " + ", ".join(INJECTION_FIELDS)))
@@ -651,6 +672,40 @@ def _require_string(item: dict[str, Any], key: str, path: str) -> list[tuple[str
     return []
 
 
+def _check_value_from(value_from: object, has_value: bool, path: str) -> list[tuple[str, str]]:
+    if not isinstance(value_from, dict):
+        return [(path, f"expected a mapping, got {json_type(value_from)}")]
+    found: list[tuple[str, str]] = []
+    if has_value:
+        found.append((path, "may not be set together with value"))
+    sources = [k for k in _VALUE_FROM_SOURCES if value_from.get(k) is not None]
+    unknown = [k for k in value_from if k not in _VALUE_FROM_SOURCES]
+    if unknown:
+        found.append(
+            (f"{path}.{unknown[0]}", "unknown field (expected one of " + ", ".join(_VALUE_FROM_SOURCES) + ")")
+        )
+        return found
+    if len(sources) != 1:
+        found.append((path, "must set exactly one of " + ", ".join(_VALUE_FROM_SOURCES)))
+        return found
+    source = sources[0]
+    ref = value_from[source]
+    if not isinstance(ref, dict):
+        found.append((f"{path}.{source}", f"expected a mapping, got {json_type(ref)}"))
+    elif source in _VALUE_FROM_REQUIRED:
+        found.extend(_require_string(ref, _VALUE_FROM_REQUIRED[source], f"{path}.{source}"))
+    return found
+
+
+_VALUE_FROM_REQUIRED = {
+    "fieldRef": "fieldPath",
+    "resourceFieldRef": "resource",
+    "configMapKeyRef": "key",
+    "secretKeyRef": "key",
+}
+"""The field each ``valueFrom`` source must set."""
+
+
 def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
@@ -677,36 +732,7 @@ def _check_env(env: tuple[dict[str, Any], ...]) -> list[tuple[str, str]]:
             )
         value_from = var.get("valueFrom")
         if value_from is not None:
-            if not isinstance(value_from, dict):
-                found.append((f"{path}.valueFrom", f"expected a mapping, got {json_type(value_from)}"))
-            else:
-                if var.get("value"):
-                    found.append((f"{path}.valueFrom", "may not be set together with value"))
-                sources = [k for k in _VALUE_FROM_SOURCES if value_from.get(k) is not None]
-                unknown = [k for k in value_from if k not in _VALUE_FROM_SOURCES]
-                if unknown:
-                    found.append(
-                        (
-                            f"{path}.valueFrom.{unknown[0]}",
-                            "unknown field (expected one of " + ", ".join(_VALUE_FROM_SOURCES) + ")",
-                        )
-                    )
-                elif len(sources) != 1:
-                    found.append(
-                        (f"{path}.valueFrom", "must set exactly one of " + ", ".join(_VALUE_FROM_SOURCES))
-                    )
-                else:
-                    ref = value_from[sources[0]]
-                    if not isinstance(ref, dict):
-                        found.append(
-                            (f"{path}.valueFrom.{sources[0]}", f"expected a mapping, got {json_type(ref)}")
-                        )
-                    elif sources[0] == "fieldRef":
-                        found.extend(_require_string(ref, "fieldPath", f"{path}.valueFrom.fieldRef"))
-                    elif sources[0] == "resourceFieldRef":
-                        found.extend(_require_string(ref, "resource", f"{path}.valueFrom.resourceFieldRef"))
-                    elif sources[0] in ("configMapKeyRef", "secretKeyRef"):
-                        found.extend(_require_string(ref, "key", f"{path}.valueFrom.{sources[0]}"))
+            found.extend(_check_value_from(value_from, bool(var.get("value")), f"{path}.valueFrom"))
     return found
 
 

@@ -108,31 +108,42 @@ def parse_selector(raw: object, path: str) -> tuple[Selector, list[tuple[str, st
     for field in raw:
         if field not in ("matchLabels", "matchExpressions"):
             problems.append((f"{path}.{field}", "unknown field (expected matchLabels or matchExpressions)"))
-    match_labels = raw.get("matchLabels")
-    if match_labels is not None:
-        if not isinstance(match_labels, dict):
-            problems.append((f"{path}.matchLabels", f"expected a mapping, got {json_type(match_labels)}"))
-        else:
-            for key, value in match_labels.items():
-                where = f"{path}.matchLabels[{key}]"
-                problem = label_key_problem(key) or label_value_problem(value)
-                if problem:
-                    problems.append((where, problem))
-                else:
-                    requirements.append(Requirement(key=key, operator="In", values=frozenset([value])))
-    expressions = raw.get("matchExpressions")
-    if expressions is not None:
-        if not isinstance(expressions, list):
-            problems.append((f"{path}.matchExpressions", f"expected a list, got {json_type(expressions)}"))
-        else:
-            for i, expr in enumerate(expressions):
-                req, expr_problems = _parse_expression(expr, f"{path}.matchExpressions[{i}]")
-                problems.extend(expr_problems)
-                if req is not None:
-                    requirements.append(req)
+    _parse_match_labels(raw.get("matchLabels"), f"{path}.matchLabels", requirements, problems)
+    _parse_match_expressions(raw.get("matchExpressions"), f"{path}.matchExpressions", requirements, problems)
     if problems:
         return EVERYTHING, problems
     return Selector(requirements=tuple(requirements)), problems
+
+
+def _parse_match_labels(
+    match_labels: object, path: str, requirements: list[Requirement], problems: list[tuple[str, str]]
+) -> None:
+    if match_labels is None:
+        return
+    if not isinstance(match_labels, dict):
+        problems.append((path, f"expected a mapping, got {json_type(match_labels)}"))
+        return
+    for key, value in match_labels.items():
+        problem = label_key_problem(key) or label_value_problem(value)
+        if problem:
+            problems.append((f"{path}[{key}]", problem))
+        else:
+            requirements.append(Requirement(key=key, operator="In", values=frozenset([value])))
+
+
+def _parse_match_expressions(
+    expressions: object, path: str, requirements: list[Requirement], problems: list[tuple[str, str]]
+) -> None:
+    if expressions is None:
+        return
+    if not isinstance(expressions, list):
+        problems.append((path, f"expected a list, got {json_type(expressions)}"))
+        return
+    for i, expr in enumerate(expressions):
+        req, expr_problems = _parse_expression(expr, f"{path}[{i}]")
+        problems.extend(expr_problems)
+        if req is not None:
+            requirements.append(req)
 
 
 def _parse_expression(expr: object, path: str) -> tuple[Requirement | None, list[tuple[str, str]]]:

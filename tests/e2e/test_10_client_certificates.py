@@ -221,6 +221,9 @@ def test_the_api_server_without_a_kubeconfig_entry_for_the_webhook_is_refused(
             f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{doc['metadata']['name']}"
         )
     assert "no-client-cert." in message
-    assert "tls: certificate required" in message, message  # in the handshake, not unreachable
+    # Refused in the handshake, not unreachable: the API server reads the alert ("tls: certificate
+    # required") or, when the server has already closed, a reset while it writes the request.
+    assert "certificate required" in message or "reset by peer" in message, message
+    assert "connection refused" not in message
     log = Path(authenticated.webhook.process.log).read_text(errors="replace")
-    assert "TLS handshake with 127.0.0.1" in log
+    assert "failed: PEER_DID_NOT_RETURN_A_CERTIFICATE" in log

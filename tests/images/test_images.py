@@ -245,7 +245,7 @@ def test_webhook_runs_as_the_deployment_non_root_user_with_serve_as_its_command(
     assert settings["Cmd"][0] == "serve"
     (container,) = pod["containers"]
     assert container["args"][0] == "serve"  # the Deployment's args replace Cmd, not the entrypoint
-    assert "8443/tcp" in settings["ExposedPorts"]
+    assert {"8443/tcp", "8080/tcp"} <= set(settings["ExposedPorts"])
     assert archives["webhook"].env["PYTHONDONTWRITEBYTECODE"] == "1"
 
 

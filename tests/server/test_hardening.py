@@ -210,16 +210,22 @@ def _answer(sock: ssl.SSLSocket) -> tuple[int, dict[str, object]]:
 def test_a_body_past_the_workers_decoding_bound_gets_a_429_and_small_reviews_still_pass(
     own_server: GunicornServer,
 ) -> None:
-    own_server.args += ["--workers", "1", "--threads", "8"]
+    # A long timeout: the paused sender below must keep its reservation while the test runs.
+    own_server.args += ["--workers", "1", "--threads", "8", "--handshake-timeout", "60"]
     own_server.start()
     body = _large_review("big", int(2.5 * MiB))
     assert len(body) < 3 * MiB
     # A body being read holds 2.5 MiB of the 4 MiB bound while its sender pauses ...
     first = _send_head_and_part(own_server, body, MiB)
     try:
-        time.sleep(0.5)  # let it reach the app (ordering, not a timing assertion)
-        # ... so another large one is refused at once, with a JSON error saying why ...
-        status, headers, answer = own_server.request("POST", "/mutate", body, JSON)
+        # ... so another large one is refused at once, with a JSON error saying why (asked
+        # again until the first has reached the app: an ordering, not a timing assertion).
+        deadline = time.monotonic() + 30
+        while True:
+            status, headers, answer = own_server.request("POST", "/mutate", body, JSON)
+            if status != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert status == 429
         assert headers["retry-after"] == "1"
         error = json.loads(answer)

@@ -1,15 +1,15 @@
 """The engine's walk against a plain walk written from docs/semantics.md.
 
 ``plan_presets`` takes shortcuts: containers that hold none of the presets' keys share one state
-(a lane), items that are all new are added without checks (a lane's ``distinct``, the volumes,
-tolerations and pull secrets "all new" paths), canonical forms are computed only for keys two
-items share, protected items are found once per preset set, and what the presets alone decide is
-remembered per preset set. The reference walk below takes none of them: per preset, every item is
-checked against fresh per-field states (one per container and list, one per pod field) holding
-the pod's items and the items accepted so far; then the preset's ``onConflict`` decides. It must
-give the same statuses, conflicts, added items and counts as the engine, on the same pods and
-presets as the property suites, with ``plan_presets`` called twice (the second call reuses what
-the first remembered).
+(a lane), items that are all new are added without checks (a lane or pod field with no state),
+canonical forms are computed only for keys two items share, protected items are found once per
+preset set, and what the presets alone decide is remembered per preset set (``PresetSets``). The
+reference walk below takes none of them: per preset, every item is checked against fresh
+per-field states (one per container and list, one per pod field) holding the pod's items and the
+items accepted so far; then the preset's ``onConflict`` decides. It must give the same statuses,
+conflicts, added items and counts as the engine, on the same pods and presets as the property
+suites, with ``plan_presets`` called twice on one memo shared by every example (the second call
+reuses what the first derived).
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from presets.defaults import (
     canonical_volume,
     canonical_volume_mount,
 )
-from presets.engine import plan_presets
 from presets.merge import POD_OWNER, Conflict, env_from_key
 from presets.model import DEFAULT_PROTECTED, PodPreset, Protected, order_key, protected_items
+from presets.plan import plan_presets
+from presets.selection import PresetSets
 
+MEMO: PresetSets[Any] = PresetSets()
+"""Shared by every example, as an index snapshot's is by every pod: a stale entry would show."""
 WALKS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # The rules, one row per keyed list: its keys (tagged, so a mount's name and path never meet), how
@@ -220,9 +223,9 @@ def reference_walk(pod: dict[str, Any], presets: list[PodPreset], protected: Pro
 
 
 def engine_walk(
-    pod: dict[str, Any], presets: list[PodPreset], protected: Protected, count: bool
+    pod: dict[str, Any], presets: list[PodPreset], protected: Protected, count: bool, memo: PresetSets[Any]
 ) -> dict[str, Any]:
-    plan = plan_presets(pod, presets, protected=protected, count=count)
+    plan = plan_presets(pod, presets, protected=protected, count=count, preset_sets=memo)
     added: dict[Any, tuple[Any, ...]] = {change.pointer: change.added for change in plan.lists}
     added.update({change.path: change.added for change in plan.maps})
     results = [
@@ -241,10 +244,10 @@ def engine_walk(
 def assert_walks_agree(pod: dict[str, Any], presets: list[PodPreset], protected: Protected) -> None:
     ordered = sorted(presets, key=order_key)
     expected = reference_walk(pod, ordered, protected)
-    uncounted = engine_walk(pod, ordered, protected, count=False)
+    uncounted = engine_walk(pod, ordered, protected, count=False, memo=MEMO)
     assert uncounted["added"] == expected["added"]
     assert [r[:3] + r[4:] for r in uncounted["results"]] == [r[:3] + r[4:] for r in expected["results"]]
-    counted = engine_walk(pod, ordered, protected, count=True)  # the second walk of these presets
+    counted = engine_walk(pod, ordered, protected, count=True, memo=MEMO)  # memo hit: derived once
     assert counted == expected
 
 

@@ -1,0 +1,420 @@
+"""The plan step: walk the matching presets in order against the pod, building the result.
+
+Per preset, in named steps: ``propose`` checks its items against the state of every place they go
+(each targeted container's env, envFrom and volumeMounts; the pod's fields), with the rules of
+``presets.merge``; ``settle`` reads its policy and conflicts off a table (``SETTLE``); ``commit``
+records what it contributes, which counts as existing for later presets. Then ``derive_changes``
+says what is added where. The plan is a plain value; ``PresetResult.added`` (``--explain``) is
+derived from it.
+
+The shortcuts sit beside the steps they speed up, never inside the rules, and
+tests/unit/test_reference_walk.py compares the walk with one that takes none of them:
+
+- a *lane*: containers that hold none of the presets' keys for a field, and that the same
+  presets target, share one state (the walk is the same for each of them);
+- *all new*: where no two preset items share a key and the pod holds none, every item is new
+  whatever was accepted before: such a place has no state, and takes items unchecked;
+- the *preset set* (``_PresetSet``): what the presets alone decide, derived once per combination
+  of presets and protected names and remembered by the index snapshot (``PresetSets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from presets.merge import (
+    CONTAINER_FIELDS,
+    FIELDS,
+    POD_FIELDS,
+    Conflict,
+    Field,
+    FieldRow,
+    Places,
+    PresetKeys,
+    Shortcut,
+    State,
+)
+from presets.model import ConflictPolicy, PodPreset, Protected, protected_items
+from presets.selection import PresetSets
+
+Status = Literal["applied", "kept-existing", "skipped-preset", "conflict"]
+"""What the walk did with one matching preset: applied whole; applied without its conflicting
+items (KeepExisting); left out (SkipPreset); conflicted under SkipAll or Reject."""
+Path = tuple[str | int, ...]
+_CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
+_POD: Places = (None,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresetResult:
+    """What the walk did with one matching preset (for ``--explain``)."""
+
+    preset: PodPreset
+    status: Status
+    conflicts: tuple[Conflict, ...] = ()
+    skipped_containers: tuple[tuple[str, str], ...] = ()
+    """``(container label, reason)`` for containers its containerSelector leaves out."""
+    accepted: tuple[Sequence[Any], ...] = ()
+    """What the walk accepted from this preset, a chunk per place (kept when counting)."""
+
+    @property
+    def added(self) -> Mapping[str, int]:
+        """Per field, how many of its items the walk accepted (somewhere in the pod)."""
+        ids = {id(item) for chunk in self.accepted for item in chunk}
+        if not ids:
+            return {}
+        return {row.name: sum(id(i) in ids for i in row.items_of(self.preset)) for row in FIELDS}
+
+
+@dataclass(slots=True, kw_only=True)
+class ListChange:
+    """Items to add to one list of the pod (at ``pointer``); ``current`` is what the pod has there.
+
+    Not frozen, unlike the other values here, and never changed once made: a plan holds one per
+    container and list, made on every admission, and a frozen dataclass takes 2.4 times as long
+    to construct."""
+
+    pointer: str
+    """Where the list is, as a JSON pointer: ``/spec/volumes``, ``/spec/containers/0/env``."""
+    field: str
+    """The list's field name: ``env``, ``volumes``..."""
+    current: Any
+    added: tuple[dict[str, Any], ...]
+    container: str = ""
+    """The container's label, for a container's list."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapChange:
+    """Keys to add to one map of the pod (nodeSelector, labels, annotations)."""
+
+    path: Path
+    current: Any
+    added: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """The walk's result: what would be added where, and what happened to each preset."""
+
+    results: tuple[PresetResult, ...]
+    lists: tuple[ListChange, ...]
+    maps: tuple[MapChange, ...]
+
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]:
+        return tuple(c for r in self.results for c in r.conflicts)
+
+    @property
+    def applied(self) -> tuple[PodPreset, ...]:
+        return tuple(r.preset for r in self.results if r.status in ("applied", "kept-existing"))
+
+
+SETTLE: Mapping[tuple[ConflictPolicy, bool], tuple[Status, bool]] = {
+    **{(policy, False): ("applied", True) for policy in ("SkipAll", "SkipPreset", "KeepExisting", "Reject")},
+    ("SkipAll", True): ("conflict", False),
+    ("SkipPreset", True): ("skipped-preset", False),
+    ("KeepExisting", True): ("kept-existing", True),
+    ("Reject", True): ("conflict", False),
+}
+"""``(policy, whether the preset conflicted)`` → its status, and whether what it proposed is
+committed. What a conflict then does to the whole pod is ``engine.decide``'s."""
+
+
+def plan_presets(
+    pod: Mapping[str, Any],
+    presets: Sequence[PodPreset],
+    *,
+    protected: Protected,
+    count: bool = False,
+    preset_sets: PresetSets[Any] | None = None,
+) -> Plan:
+    """Walk ``presets`` in order against the pod: per preset, propose, settle, commit.
+
+    ``count`` keeps what each preset contributed, for ``PresetResult.added`` (``--explain``);
+    ``preset_sets`` remembers what the presets alone decide (the index snapshot's).
+    """
+    if preset_sets is None:
+        walk = _PresetSet.build(tuple(presets), protected)
+    else:
+        walk = preset_sets.get(presets, protected, _PresetSet.build)
+    spec = _mapping(pod.get("spec"))
+    pod_places = _pod_places(pod, walk)
+    targets = _targets(spec)
+    every_lane = _assign_lanes(targets, walk)
+    results: list[PresetResult] = []
+    for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
+        lanes, skipped = _lanes_of(preset, targets, every_lane)
+        accepted, conflicts = propose(preset, [*pod_places, *lanes], blocked, protected_conflicts)
+        status, committed = SETTLE[preset.on_conflict, bool(conflicts)]
+        if committed:
+            commit(preset, accepted)
+        results.append(
+            PresetResult(
+                preset=preset,
+                status=status,
+                conflicts=tuple(conflicts),
+                skipped_containers=skipped,
+                accepted=tuple(items for _, items in accepted) if committed and count else (),
+            )
+        )
+    lists, maps = derive_changes(pod, pod_places, targets)
+    return Plan(results=tuple(results), lists=lists, maps=maps)
+
+
+@dataclass(slots=True)
+class _Target:
+    """One container: where it is, and its lane for each container field."""
+
+    label: str
+    name: str
+    init: bool
+    pointer: str
+    """Where the container is, as a JSON pointer: ``/spec/containers/0``."""
+    container: dict[str, Any]
+    lanes: list[_Place] = field(default_factory=list)
+    """Per row of ``CONTAINER_FIELDS``, the place holding this container's state."""
+    skipped_by: dict[int, str] = field(default_factory=dict)
+    """Why each preset (by id) whose containerSelector leaves this container out does so."""
+
+
+@dataclass(slots=True)
+class _Place:
+    """One list or map of the pod during the walk: a pod field, or a lane (a container field
+    shared by the containers in ``members``)."""
+
+    row: FieldRow
+    state: State | None
+    """None when every preset item is new here (*all new*): nothing to check or to hold."""
+    members: list[_Target] = field(default_factory=list)
+    added: list[Any] = field(default_factory=list)
+    """What the walk adds here, in order."""
+
+    def places(self) -> Places:
+        """Who a conflict here is reported for: each member container, or the pod."""
+        return [m.label for m in self.members] if self.row.level == "container" else _POD
+
+
+def propose(
+    preset: PodPreset,
+    places: Sequence[_Place],
+    blocked: frozenset[int],
+    protected_conflicts: Sequence[Conflict],
+) -> tuple[list[tuple[_Place, Sequence[Any]]], list[Conflict]]:
+    """The items ``preset`` would add at each place, and its conflicts (its protected items
+    first). Changes nothing."""
+    conflicts = list(protected_conflicts)
+    accepted: list[tuple[_Place, Sequence[Any]]] = []
+    for place in places:
+        row = place.row
+        items = row.items_of(preset)
+        if not items:
+            continue
+        if blocked and row.level == "container":
+            items = tuple(i for i in items if id(i) not in blocked)
+        if place.state is None:
+            accepted.append((place, items))
+            continue
+        new = place.state.propose(items, preset, place.places(), conflicts)
+        if new:
+            accepted.append((place, new))
+    return accepted, conflicts
+
+
+def commit(preset: PodPreset, accepted: Sequence[tuple[_Place, Sequence[Any]]]) -> None:
+    """Record what ``preset`` contributes: later presets find it as existing."""
+    for place, items in accepted:
+        if place.state is not None:
+            place.state.commit(items, preset)
+        place.added.extend(items)
+
+
+def derive_changes(
+    pod: Mapping[str, Any], pod_places: Sequence[_Place], targets: Sequence[_Target]
+) -> tuple[tuple[ListChange, ...], tuple[MapChange, ...]]:
+    """What the walk adds where: the pod's lists, each container's lists, the pod's maps."""
+    lists: list[ListChange] = []
+    maps: list[MapChange] = []
+    for place in pod_places:
+        if not place.added:
+            continue
+        row = place.row
+        current = _mapping(pod.get(row.path[0])).get(row.path[1])
+        if row.is_map:
+            maps.append(MapChange(path=row.path, current=current, added=tuple(place.added)))
+        else:
+            pointer = "/" + "/".join(row.path)
+            lists.append(
+                ListChange(pointer=pointer, field=row.name, current=current, added=tuple(place.added))
+            )
+    shared: dict[int, tuple[Any, ...]] = {}  # a lane's items, made once for all its members
+    for target in targets:
+        for lane in target.lanes:
+            if lane.added:
+                name = lane.row.name
+                added = shared.get(id(lane)) or shared.setdefault(id(lane), tuple(lane.added))
+                lists.append(
+                    ListChange(
+                        pointer=f"{target.pointer}/{name}",
+                        field=name,
+                        current=target.container.get(name),
+                        added=added,
+                        container=target.label,
+                    )
+                )
+    return tuple(lists), tuple(maps)
+
+
+def _pod_places(pod: Mapping[str, Any], walk: _PresetSet) -> list[_Place]:
+    """A place per pod field some preset fills; without a state where every item is new."""
+    places: list[_Place] = []
+    for row, shortcut in walk.pod_fields:
+        value = _mapping(pod.get(row.path[0])).get(row.path[1])
+        existing = _mapping(value) if row.is_map else _items(value)
+        places.append(_Place(row, None if shortcut.all_new(existing) else row.state(existing)))
+    return places
+
+
+def _lanes_of(
+    preset: PodPreset, targets: Sequence[_Target], every_lane: list[_Place]
+) -> tuple[list[_Place], tuple[tuple[str, str], ...]]:
+    """The lanes of the containers ``preset`` targets, and why it skips the others."""
+    if preset.container_selector.targets_all:
+        return every_lane, ()
+    targeted: dict[int, _Place] = {}
+    skipped: list[tuple[str, str]] = []
+    for target in targets:
+        why = target.skipped_by.get(id(preset))
+        if why:
+            skipped.append((target.label, why))
+            continue
+        for lane in target.lanes:
+            targeted.setdefault(id(lane), lane)
+    return list(targeted.values()), tuple(skipped)
+
+
+def _targets(spec: Mapping[str, Any]) -> list[_Target]:
+    targets: list[_Target] = []
+    for list_name, noun in _CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if not isinstance(containers, list):
+            continue
+        for index, container in enumerate(containers):
+            if not isinstance(container, dict):
+                continue
+            name = container.get("name")
+            targets.append(
+                _Target(
+                    label=f"{noun} {name!r}",
+                    name=name if isinstance(name, str) else "",
+                    init=list_name == "initContainers",
+                    pointer=f"/spec/{list_name}/{index}",
+                    container=container,
+                )
+            )
+    return targets
+
+
+def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
+    """Give every container, per field, a lane: its own when it holds a key some preset injects
+    there, else the one shared by the containers the same presets target. Returns every lane,
+    by container then field."""
+    selective = walk.selective
+    signatures = []
+    for target in targets:
+        for preset in selective:
+            why = preset.container_selector.skip_reason(target.name, init=target.init)
+            if why:
+                target.skipped_by[id(preset)] = why
+        signatures.append(tuple(id(p) not in target.skipped_by for p in selective) if selective else ())
+    shared: dict[tuple[int, tuple[bool, ...]], _Place] = {}
+    for index, (row, keys) in enumerate(zip(CONTAINER_FIELDS, walk.container_keys, strict=True)):
+        for target, signature in zip(targets, signatures, strict=True):
+            current = target.container.get(row.name)
+            existing = _items(current) if current else ()
+            if existing and keys.shared_by(existing):
+                target.lanes.append(_Place(row, row.state(existing), [target]))
+                continue
+            lane = shared.get((index, signature))
+            if lane is None:
+                lane = shared[index, signature] = _Place(row, None if keys.distinct else row.state(()))
+            lane.members.append(target)
+            target.lanes.append(lane)
+    return list({id(lane): lane for target in targets for lane in target.lanes}.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _PresetSet:
+    """What the walk needs from the matching presets alone, derived once per combination of
+    presets and protected names (``PresetSets``): pods of one workload match the same presets."""
+
+    presets: tuple[PodPreset, ...]
+    container_keys: tuple[PresetKeys, ...]
+    """Per row of ``CONTAINER_FIELDS``: the keys its items hold (lanes are chosen by them)."""
+    pod_fields: tuple[tuple[FieldRow, Shortcut], ...]
+    """The pod fields some preset fills, each with what its items let the walk skip."""
+    selective: tuple[PodPreset, ...]
+    """The presets whose containerSelector leaves some containers out."""
+    blocked: tuple[tuple[frozenset[int], tuple[Conflict, ...]], ...]
+    """Per preset: the ids of its env and envFrom items ``protected`` forbids, and their conflicts."""
+
+    @classmethod
+    def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
+        container_keys = []
+        for row in CONTAINER_FIELDS:
+            keys = row.shortcut([item for p in presets for item in row.items_of(p)])
+            assert isinstance(keys, PresetKeys)
+            container_keys.append(keys)
+        pod_fields = []
+        for row in POD_FIELDS:
+            items = [item for p in presets for item in row.items_of(p)]
+            if items:
+                pod_fields.append((row, row.shortcut(items)))
+        return cls(
+            presets,
+            tuple(container_keys),
+            tuple(pod_fields),
+            tuple(p for p in presets if not p.container_selector.targets_all),
+            tuple(_protected_items(p, protected) for p in presets),
+        )
+
+
+def _protected_items(preset: PodPreset, protected: Protected) -> tuple[frozenset[int], tuple[Conflict, ...]]:
+    """Ids of the preset's env and envFrom items that ``protected`` forbids; one conflict each."""
+    if not (protected.names or protected.prefixes) or not (preset.env or preset.env_from):
+        return frozenset(), ()
+    blocked: set[int] = set()
+    conflicts: list[Conflict] = []
+    for field_name, _, item, why in protected_items(preset, protected):
+        blocked.add(id(item))
+        key = repr(item.get("name")) if field_name == "env" else f"prefix {item.get('prefix')!r}"
+        conflicts.append(_protected_conflict(preset, field_name, key, why))
+    return frozenset(blocked), tuple(conflicts)
+
+
+def _protected_conflict(preset: PodPreset, field_name: Field, key: str, why: str) -> Conflict:
+    return Conflict(
+        preset=preset.name,
+        kind=preset.kind,
+        field=field_name,
+        key=key,
+        policy=preset.on_conflict,
+        reason="protected",
+        why=why,
+    )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: object) -> list[dict[str, Any]]:
+    """The objects of a list (the list itself when they all are: only read, never changed)."""
+    if type(value) is not list:
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    for item in value:
+        if type(item) is not dict:
+            return [v for v in value if isinstance(v, dict)]
+    return value
