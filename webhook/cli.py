@@ -1,14 +1,15 @@
-"""The ``podpreset`` command: apply, review, validate (offline) and serve.
+"""The ``podpreset`` command: apply, review, validate, migrate (offline) and serve.
 
-``apply``, ``review`` and ``validate`` import neither Flask nor the Kubernetes client, so they
-start fast; ``serve`` imports the server lazily. Input and usage errors exit 2 with one line per
-problem on stderr, never a traceback.
+``apply``, ``review``, ``validate`` and ``migrate`` (without ``--kubeconfig``) import neither Flask
+nor the Kubernetes client, so they start fast; ``serve`` imports the server lazily. Input and usage
+errors exit 2 with one line per problem on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -23,9 +24,19 @@ from presets.admission import (
 )
 from presets.engine import Outcome, PresetResult, apply_presets
 from presets.limits import MAX_DEPTH
+from presets.migrate import Migrated, MigrationError, migrate_document
 from presets.model import DEFAULT_PROTECTED, Problem, Protected, protected_problems
+from presets.names import is_dns_label
 from presets.namespaces import NamespaceLabels, labels_of
-from webhook.files import LoadResult, SourceError, files_of, load_presets, parse_documents, read_text
+from webhook.files import (
+    LoadResult,
+    SourceError,
+    files_of,
+    load_presets,
+    parse_documents,
+    read_documents,
+    read_text,
+)
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -82,6 +93,35 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
     _add_protected(validate)
     validate.add_argument("paths", nargs="+", metavar="PRESETS")
 
+    migrate = commands.add_parser(
+        "migrate",
+        help="convert settings.k8s.io and redhat-cop PodPresets and Kubeflow PodDefaults to podpreset.dev/v1",
+    )
+    origin = migrate.add_mutually_exclusive_group(required=True)
+    origin.add_argument(
+        "-f",
+        "--filename",
+        dest="paths",
+        action="append",
+        metavar="FILE|DIR|-",
+        help="a file, a directory, or - for standard input (repeatable)",
+    )
+    origin.add_argument(
+        "--kubeconfig", metavar="PATH", help="list the objects in this cluster instead (read-only)"
+    )
+    migrate.add_argument("--context", metavar="NAME", help="the kubeconfig context to use with --kubeconfig")
+    migrate.add_argument(
+        "-n",
+        "--namespace",
+        help="files: the namespace of objects that name none; a cluster: list only this namespace",
+    )
+    migrate.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1, printing no objects, when any field cannot be expressed",
+    )
+    migrate.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+
     serve = commands.add_parser("serve", help="serve the webhook over TLS with gunicorn")
     if with_serve:
         from webhook.serve import add_serve_arguments
@@ -127,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_review(args, sys.stdout)
         if args.command == "validate":
             return run_validate(args.paths, sys.stdout, sys.stderr, protected=protected_of(args.protected))
+        if args.command == "migrate":
+            return run_migrate(args, sys.stdout, sys.stderr)
         from webhook.serve import run_serve
 
         return int(run_serve(args))
@@ -381,6 +423,115 @@ def _explain_result(result: PresetResult, outcome: Outcome) -> str:
         dropped = len(result.conflicts)
         return f"applied keeping {dropped} existing item(s) (KeepExisting); adds {added}{tail}"
     return f"applied; adds {added}{tail}"
+
+
+def run_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Convert every object read, print them, and name on stderr each field left behind. Any
+    object that cannot be converted at all fails the run (exit 2) before anything is printed."""
+    if args.context and not args.kubeconfig:
+        raise UsageError("--context: only with --kubeconfig")
+    if args.namespace is not None and not is_dns_label(args.namespace):
+        raise UsageError(
+            f"-n {args.namespace!r}: a namespace is a DNS label (lowercase letters, digits, '-')"
+        )
+    originals = _migrate_inputs(args, err)
+    failures: list[str] = []
+    results: list[tuple[str, Migrated]] = []
+    for where, content in originals:
+        try:
+            results.append((where, migrate_document(content, namespace=args.namespace)))
+        except MigrationError as exc:
+            named = f"{where} ({_shown_name(exc.name)})" if exc.name and _is_document(where) else where
+            failures.extend(f"{named}: {f}: {m}" if f else f"{named}: {m}" for f, m in exc.problems)
+        except RecursionError:
+            failures.append(f"{where}: nests deeper than {MAX_DEPTH} levels")
+    seen: dict[tuple[str, str, str], str] = {}
+    for where, migrated in results:
+        if migrated.converted is None:
+            continue
+        key = (migrated.converted["kind"], migrated.namespace, migrated.name)
+        if key in seen:
+            failures.append(
+                f"{_named(where, migrated)}: metadata.name: becomes the same {key[0]} "
+                f"{'/'.join(filter(None, key[1:]))} as {seen[key]}; rename one of them"
+            )
+        seen.setdefault(key, _named(where, migrated))
+    if len(failures) == 1:
+        raise UsageError(failures[0])
+    if failures:
+        for line in failures:
+            print(line, file=err)
+        raise UsageError(f"{len(failures)} problems; nothing was converted")
+    lost = left_out = 0
+    converted: list[dict[str, Any]] = []
+    for where, migrated in results:
+        named = _named(where, migrated)
+        for dropped in migrated.dropped:
+            lost += 1
+            print(f"{named}: {dropped.field}: not expressible in podpreset.dev/v1: {dropped.why}", file=err)
+        if migrated.converted is None:
+            left_out += 1
+            print(
+                f"{named}: not converted: nothing it injects can be expressed in podpreset.dev/v1", file=err
+            )
+        else:
+            converted.append(migrated.converted)
+    summary = f"{len(converted)} object(s) converted, {lost} field(s) not expressible"
+    if left_out:
+        summary += f", {left_out} object(s) left out with nothing to inject"
+    if args.strict and (lost or left_out):
+        print(f"{summary}; --strict: nothing printed", file=err)
+        return EXIT_INVALID
+    print(summary, file=err)
+    if args.output == "json":
+        value: Any = (
+            converted[0] if len(converted) == 1 else {"apiVersion": "v1", "kind": "List", "items": converted}
+        )
+        out.write(json.dumps(value, indent=2) + "\n")
+    elif converted:
+        write_output(converted, "yaml", out)
+    return EXIT_OK
+
+
+def _migrate_inputs(args: argparse.Namespace, err: TextIO) -> list[tuple[str, Any]]:
+    """``(where, object)`` for every document of ``-f`` paths, or every object listed in the cluster."""
+    if not args.kubeconfig:
+        documents = [(f"{d.source}: document {d.number}", d.content) for d in read_documents(args.paths)]
+        if not documents:
+            raise UsageError(
+                f"{', '.join(args.paths)}: no documents found (files are *.yaml, *.yml or *.json)"
+            )
+        return documents
+    # Imported here: the offline paths never load the Kubernetes client.
+    from webhook.legacy import ClusterError, list_legacy
+
+    try:
+        listed = list_legacy(args.kubeconfig, args.context, args.namespace)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from exc
+    if listed.absent:
+        print(f"not served by this cluster (skipped): {', '.join(listed.absent)}", file=err)
+    found: list[tuple[str, Any]] = []
+    for resource, obj in listed.objects:
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        assert isinstance(metadata, dict)
+        key = "/".join(str(metadata.get(k) or "") for k in ("namespace", "name"))
+        found.append((f"{resource.name} {_shown_name(key)}", obj))
+    return found
+
+
+def _named(where: str, migrated: Migrated) -> str:
+    """A file document's position gets its name, as validate prints it; a listed object's
+    position is its name already."""
+    return f"{where} ({_shown_name(migrated.name)})" if migrated.name and _is_document(where) else where
+
+
+def _is_document(where: str) -> bool:
+    return re.search(r": document \d+$", where) is not None
+
+
+def _shown_name(name: str) -> str:
+    return name if len(name) <= 253 and name.isprintable() else repr(name[:253])
 
 
 def write_output(results: list[Any], output: str, out: TextIO) -> None:

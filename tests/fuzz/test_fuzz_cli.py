@@ -35,8 +35,12 @@ FILES = [
     "-",
 ]
 TOKENS = st.one_of(
-    st.sampled_from(["apply", "review", "validate", "-f", "--filename", "-n", "--namespace", "-o"]),
-    st.sampled_from(["yaml", "json", "patch", "xml", "--explain", "--", "-x", "--protected", "", " "]),
+    st.sampled_from(
+        ["apply", "review", "validate", "migrate", "-f", "--filename", "-n", "--namespace", "-o"]
+    ),
+    st.sampled_from(
+        ["yaml", "json", "patch", "xml", "--explain", "--strict", "--", "-x", "--protected", "", " "]
+    ),
     st.sampled_from(FILES),
     unicode_text.filter(lambda t: "\x00" not in t),
 )
