@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Self-signed bootstrap for the webhook's serving certificate, with nothing but openssl and kubectl.
-# Run after `kubectl apply -k deploy/overlays/self-signed` (or fail-closed).
+# Run after applying deploy/overlays/self-signed (or fail-closed); hack/install.sh shows the order.
 #
 #   hack/bootstrap-certs.sh                 first run: make a CA (Secret podpreset-webhook-ca), a serving
 #                                           certificate for podpreset-webhook.podpreset-system.svc (Secret
@@ -92,9 +92,17 @@ if ! openssl x509 -in ca.crt -noout -checkend $((DAYS * 86400)) >/dev/null; then
 fi
 
 # Trust first: the caBundle never lacks the CA of a certificate that is being served.
+# At a first install the configuration does not exist yet: hack/install.sh creates it last, with the
+# caBundle taken from the CA Secret's ca-bundle.crt.
 ca_bundle=$(base64 < ca-bundle.crt | tr -d '\n')
-"$KUBECTL" patch mutatingwebhookconfiguration "$WEBHOOK_CONFIG" --type=json \
-  -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]" >/dev/null
+if "$KUBECTL" get mutatingwebhookconfiguration "$WEBHOOK_CONFIG" >/dev/null 2>&1; then
+  "$KUBECTL" patch mutatingwebhookconfiguration "$WEBHOOK_CONFIG" --type=json \
+    -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]" >/dev/null
+  bundle_note="caBundle set on $WEBHOOK_CONFIG"
+else
+  bundle_note="no MutatingWebhookConfiguration $WEBHOOK_CONFIG yet: create it with the caBundle from secret $NAMESPACE/$CA_SECRET (key ca-bundle.crt)"
+  [ "$mode" = renew ] || { echo "$bundle_note" >&2; exit 0; }
+fi
 case "$mode" in
   drop-old-cas) echo "caBundle on $WEBHOOK_CONFIG now trusts only the current CA" >&2; exit 0 ;;
   rotate-ca) echo "caBundle on $WEBHOOK_CONFIG now trusts the old and the new CA" >&2; exit 0 ;;
@@ -109,4 +117,4 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl 
 
 "$KUBECTL" -n "$NAMESPACE" create secret tls "$SECRET" --cert=tls.crt --key=tls.key \
   --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
-echo "certificate for $SERVICE.$NAMESPACE.svc stored in secret $NAMESPACE/$SECRET; caBundle set on $WEBHOOK_CONFIG" >&2
+echo "certificate for $SERVICE.$NAMESPACE.svc stored in secret $NAMESPACE/$SECRET; $bundle_note" >&2

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A one-node Kubernetes cluster on this machine, for `make e2e-cluster`: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, containerd (its own config, root, state and socket),
-# kubelet, kube-proxy (iptables) and a CNI bridge whose address is the node IP. Needs root.
+# kubelet, kube-proxy (iptables), a CNI bridge whose address is the node IP, and kube-router's
+# network-policy controller (--run-firewall only, a host process) enforcing NetworkPolicies, which
+# the bridge alone does not. Needs root (and Debian's ipset for kube-router).
 #
 #   hack/cluster.sh up RUN_DIR LOG_DIR [IMAGE.tar...]   bring it up; images are imported into containerd
 #   hack/cluster.sh down RUN_DIR                        tear everything down, then check nothing is left
@@ -11,8 +13,8 @@
 # whose pid files are in RUN_DIR, or whose command line names RUN_DIR, or that sit in this run's
 # cgroups are ever stopped. Pods reach nothing but the pod and service ranges and the node IP: the
 # bridge has no masquerading, pods get no default route, and IP forwarding stays as it was.
-# kubelet changes some sysctls and both kubelet and kube-proxy add iptables chains: `down` puts
-# back the values and rules saved by `up`.
+# kubelet changes some sysctls, kubelet, kube-proxy and kube-router add iptables chains and
+# kube-router ipsets: `down` puts back the values, rules and sets saved by `up`.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -141,6 +143,7 @@ save_host_state() {
     "$tool-save" 2>/dev/null | normalize_rules > "$RUN/host/$tool.rules" || true
   done
   nft list tables 2>/dev/null | sort > "$RUN/host/nft.tables" || true
+  ipset list -n 2>/dev/null | sort > "$RUN/host/ipsets" || true
   for p in "${HOST_PATHS[@]}"; do
     [ -e "$p" ] || echo "$p"
   done > "$RUN/host/created-paths"
@@ -204,6 +207,12 @@ restore_host_state() {
     done < "$RUN/host/sysctls"
   fi
   restore_iptables
+  # kube-router's sets, once no rule refers to them.
+  if [ -f "$RUN/host/ipsets" ]; then
+    ipset list -n 2>/dev/null | sort | comm -23 - "$RUN/host/ipsets" | while IFS= read -r p; do
+      ipset destroy "$p" 2>/dev/null || log "could not destroy ipset $p"
+    done
+  fi
   if [ -f "$RUN/host/existing-entries" ]; then
     for p in /var/log/containers /var/lib/cni; do
       [ -d "$p" ] || continue
@@ -472,6 +481,14 @@ EOF
     "https://$KUBERNETES_SERVICE_IP/readyz"
 }
 
+start_netpol() {
+  # NetworkPolicy only: no routing, no service proxy (kube-proxy does that), no CNI changes.
+  start kube-router "$NETPOL" --kubeconfig="$RUN/admin.kubeconfig" --hostname-override="$NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --enable-ipv6=false --service-cluster-ip-range="$SERVICE_CIDR" --health-port=0 --metrics-port=0 --v=1
+  wait_for 60 "kube-router's network policy chains" iptables -w -S KUBE-ROUTER-FORWARD
+}
+
 # --- commands -----------------------------------------------------------------------------------
 
 setup_vars() {
@@ -495,6 +512,8 @@ cmd_up() {
   BIN=$("$top/hack/build-cluster.sh" 2>> "$LOGS/build.log" | tail -n 1)
   echo "$CP" > "$RUN/cp-dir"
   echo "$BIN" > "$RUN/bin-dir"
+  NETPOL=$("$top/hack/build-netpol.sh" 2>> "$LOGS/build.log" | tail -n 1)
+  command -v ipset >/dev/null || die "kube-router needs ipset (Debian package ipset)"
   CNI_BIN=${CNI_BIN:-/usr/lib/cni}
   [ -x "$CNI_BIN/bridge" ] || die "no CNI bridge plugin in $CNI_BIN (Debian package containernetworking-plugins)"
 
@@ -515,6 +534,7 @@ cmd_up() {
   make_cgroups
   start_kubelet
   start_proxy
+  start_netpol
   wait_for 60 "the default ServiceAccount" kc -n default get serviceaccount default
   log "up in $((SECONDS - t0)) s: node $NODE_NAME ($NODE_IP), API server https://$NODE_IP:$(cat "$RUN/apiserver-port")"
   log "admin kubeconfig: $RUN/admin.kubeconfig; logs: $LOGS"
@@ -543,6 +563,7 @@ cmd_down() {
       "! ctr --address '$RUN/containerd.sock' -n k8s.io tasks ls | grep -qw RUNNING" || true
     log "pods stopped after $((SECONDS - t0)) s"
   fi
+  stop kube-router
   stop kube-proxy
   stop kubelet
   stop kube-apiserver 120
@@ -574,7 +595,7 @@ cmd_down() {
   log "down in $((SECONDS - t0)) s"
   if check_leftovers; then
     rm -rf "$RUN"
-    log "teardown check: no process, mount, network device, iptables rule, cgroup or sysctl left behind"
+    log "teardown check: no process, mount, network device, iptables rule, ipset, cgroup or sysctl left behind"
   else
     log "teardown check FAILED (run directory kept: $RUN)"
     return 1
@@ -634,6 +655,9 @@ check_leftovers() {
       log "$tool differs from before the run:"; cat "$RUN/host/$tool.diff" >&2; ok=1
     fi
   done
+  if [ -f "$RUN/host/ipsets" ] && ! diff "$RUN/host/ipsets" <(ipset list -n 2>/dev/null | sort) >&2; then
+    log "ipsets differ from before the run"; ok=1
+  fi
   if [ -f "$RUN/host/nft.tables" ] && ! diff "$RUN/host/nft.tables" <(nft list tables 2>/dev/null | sort) >&2; then
     log "nftables tables differ from before the run"; ok=1
   fi

@@ -30,6 +30,7 @@ fi
 declare -A packages=(
   [containerd]=containerd [runc]=runc [ctr]=containerd [iptables]=iptables [ip6tables]=iptables
   [conntrack]=conntrack [openssl]=openssl [curl]=curl [ip]=iproute2 [nft]=nftables [setsid]=util-linux
+  [ipset]=ipset
 )
 missing=()
 for cmd in "${!packages[@]}"; do command -v "$cmd" >/dev/null || missing+=("${packages[$cmd]}"); done
@@ -60,6 +61,8 @@ timed "build kube-apiserver and etcd (hack/build-controlplane.sh)" \
   bash -c "'$top/hack/build-controlplane.sh' >/dev/null 2>>'$logs/build.log'"
 timed "build kubelet, kube-proxy, kube-controller-manager, kube-scheduler, kubectl (hack/build-cluster.sh)" \
   bash -c "'$top/hack/build-cluster.sh' >/dev/null 2>>'$logs/build.log'"
+timed "build kube-router, the NetworkPolicy enforcer (hack/build-netpol.sh)" \
+  bash -c "'$top/hack/build-netpol.sh' >/dev/null 2>>'$logs/build.log'"
 bin=$("$top/hack/build-cluster.sh" 2>/dev/null | tail -n 1)
 timed "build helm (hack/build-helm.sh)" bash -c "'$top/hack/build-helm.sh' >/dev/null 2>>'$logs/build.log'"
 HELM=$("$top/hack/build-helm.sh" 2>/dev/null | tail -n 1)

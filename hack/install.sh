@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Installs podpreset into the cluster of $KUBECONFIG exactly as deploy/README.md tells a user to:
-# the self-signed overlay with `kubectl apply -k`, hack/bootstrap-certs.sh, `kubectl rollout status`.
+# Installs podpreset into the cluster of $KUBECONFIG exactly as deploy/README.md tells a user to, in
+# this order: everything but the MutatingWebhookConfiguration (`kubectl apply --server-side` of the
+# overlay without the objects labelled podpreset.dev/apply-last), the serving certificate
+# (hack/bootstrap-certs.sh, or cert-manager's Certificate when the overlay has one), `kubectl rollout
+# status`, and last the webhook configuration with its caBundle in the same request. So no pod
+# creation is ever sent to a webhook that has no Secret, no ready replica or no caBundle yet: under
+# overlays/fail-closed, pods created while this runs are admitted as before (make e2e-cluster checks).
 # Shared by hack/e2e-cluster.sh (make e2e-cluster) and hack/e2e-kind.sh (make e2e-kind), so both run
 # the same steps. The image podpreset:dev must already be on the node(s).
 #   OVERLAY=deploy/overlays/fail-closed hack/install.sh     # another overlay
@@ -10,16 +15,47 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 KUBECTL=${KUBECTL:-kubectl}
 OVERLAY=${OVERLAY:-$top/deploy/overlays/self-signed}
 TIMEOUT=${ROLLOUT_TIMEOUT:-180s}
+NAMESPACE=podpreset-system
 export KUBECTL
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 start=$SECONDS
-"$KUBECTL" apply --server-side -k "$OVERLAY"
-"$KUBECTL" wait --for=condition=Established crd/podpresets.podpreset.dev --timeout=60s
-"$top/hack/bootstrap-certs.sh"
-if ! "$KUBECTL" -n podpreset-system rollout status deployment/podpreset-webhook --timeout="$TIMEOUT"; then
+"$KUBECTL" kustomize "$OVERLAY" > "$work/manifests.yaml"
+awk 'BEGIN { RS = "\n---\n"; ORS = "\n" } /(^|\n)kind: MutatingWebhookConfiguration\n/' "$work/manifests.yaml" \
+  > "$work/webhook.yaml"
+grep -q '^kind: MutatingWebhookConfiguration$' "$work/webhook.yaml" ||
+  { echo "install: $OVERLAY renders no MutatingWebhookConfiguration" >&2; exit 1; }
+
+# 1. Everything but the webhook configuration.
+"$KUBECTL" apply --server-side -f "$work/manifests.yaml" -l 'podpreset.dev/apply-last!=true'
+"$KUBECTL" wait --for=condition=Established crd/podpresets.podpreset.dev crd/clusterpodpresets.podpreset.dev \
+  --timeout=60s
+
+# 2. The serving certificate, and the CA the caBundle must trust.
+if grep -q '^kind: Certificate$' "$work/manifests.yaml"; then
+  # cert-manager: the serving certificate comes from the overlay's CA; the caBundle is that CA
+  # (cainjector keeps it the same, deploy/overlays/cert-manager).
+  "$KUBECTL" -n "$NAMESPACE" wait --for=condition=Ready certificate/podpreset-ca certificate/podpreset-webhook \
+    --timeout=120s
+  ca_bundle=$("$KUBECTL" -n "$NAMESPACE" get secret podpreset-ca -o 'jsonpath={.data.ca\.crt}')
+else
+  "$top/hack/bootstrap-certs.sh"
+  ca_bundle=$("$KUBECTL" -n "$NAMESPACE" get secret podpreset-webhook-ca -o 'jsonpath={.data.ca-bundle\.crt}')
+fi
+[ -n "$ca_bundle" ] || { echo "install: no CA to put in the webhook's caBundle" >&2; exit 1; }
+
+# 3. Replicas ready to answer.
+if ! "$KUBECTL" -n "$NAMESPACE" rollout status deployment/podpreset-webhook --timeout="$TIMEOUT"; then
   echo "install: the webhook Deployment did not become ready; its pods:" >&2
-  "$KUBECTL" -n podpreset-system get pods -o wide >&2 || true
-  "$KUBECTL" -n podpreset-system describe pods >&2 || true
+  "$KUBECTL" -n "$NAMESPACE" get pods -o wide >&2 || true
+  "$KUBECTL" -n "$NAMESPACE" describe pods >&2 || true
   exit 1
 fi
+
+# 4. Last, the webhook configuration, created (or updated) with its caBundle in one request.
+"$KUBECTL" patch --local -f "$work/webhook.yaml" --type=json -o yaml \
+  -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]" \
+  > "$work/webhook-with-ca.yaml"
+"$KUBECTL" apply --server-side -f "$work/webhook-with-ca.yaml"
 echo "install: podpreset installed and rolled out in $((SECONDS - start)) s" >&2

@@ -13,6 +13,10 @@ got that far ``handshake_timeout`` seconds after it was accepted (or became read
 Slow or silent sockets then cost a file descriptor and a few bytes each, never a thread, and
 an honest request waits for nothing but a free thread. In the thread, every read of the body and
 every write of the response is bounded by the same timeout (a socket timeout per operation).
+
+It builds on the internals of gunicorn 27's gthread worker (``TConn``, ``enqueue_req``,
+``murder_pending``, ``_keepalive_after``), hence the pin of gunicorn to 27.x in pyproject.toml;
+tests/server/test_hardening.py fails when a gunicorn upgrade changes them under it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ import jsonpatch
 import pytest
 import yaml
 
+from webhook.settings import Settings
+
 from .conftest import ANNOTATION_PREFIX, NORMAL_BOUND, RECOVERY_BOUND, Cluster, LocalWebhook, create_preset
 from .rest import Kube
 from .tcpproxy import TcpProxy
@@ -114,7 +116,7 @@ def own_webhook(cluster: Cluster, tmp_path: Path) -> Iterator[LocalWebhook]:
 
 
 @pytest.mark.local_only
-def test_at_default_settings_sigterm_ends_a_watching_webhook_within_3_seconds_of_the_last_request(
+def test_at_default_settings_sigterm_ends_a_watching_webhook_without_waiting_out_the_graceful_timeout(
     own_webhook: LocalWebhook, namespace: str
 ) -> None:
     own_webhook.start()
@@ -138,7 +140,14 @@ def test_at_default_settings_sigterm_ends_a_watching_webhook_within_3_seconds_of
     print(f"watch mode: exit {seconds:.2f}s after the last request")
     for conn in connections:
         conn.close()
-    assert seconds < 3.0, f"exited {seconds:.1f}s after the last request:\n{own_webhook.process.tail()}"
+    # The behaviour under test: the watch does not hold the exit until gunicorn's graceful timeout
+    # (25 s by default) forces it. Unloaded it takes under 3 s; the bound sits well below 25 s so a
+    # busy machine cannot turn it into a timing test.
+    graceful = Settings().graceful_timeout
+    assert seconds < graceful / 2, (
+        f"exited {seconds:.1f}s after the last request (graceful timeout {graceful:.0f}s):\n"
+        f"{own_webhook.process.tail()}"
+    )
 
 
 @pytest.mark.local_only

@@ -31,6 +31,8 @@ from serverkit import (
     write_cert,
 )
 
+from webhook.settings import Settings
+
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}
 
@@ -353,14 +355,17 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
         assert process.wait(timeout=30) == 0
 
 
-def test_at_default_settings_sigterm_ends_the_process_within_3_seconds_of_the_last_request(
+def test_at_default_settings_sigterm_ends_the_process_without_waiting_out_the_graceful_timeout(
     tmp_path: Path, ca: trustme.CA, client_context: ssl.SSLContext
 ) -> None:
     # No --graceful-timeout: the 25 s default must only bound requests in flight, never an idle exit.
     server = GunicornServer(tmp_path, ca, client_context, graceful_timeout=None).start()
     seconds = sigterm_with_kept_alive_connections(server.connection, server.terminate, server.process)
     print(f"file mode: exit {seconds:.2f}s after the last request")
-    assert seconds < 3.0, f"exited {seconds:.1f}s after the last request:\n{server.log()}"
+    # Unloaded this takes under 3 s; the bound only has to tell an idle exit from one that waited
+    # for the graceful timeout, so a busy machine cannot turn it into a timing test.
+    graceful = Settings().graceful_timeout
+    assert seconds < graceful / 2, f"exited {seconds:.1f}s after the last request:\n{server.log()}"
 
 
 def sigterm_with_kept_alive_connections(
