@@ -157,6 +157,7 @@ PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" \
   "$python" -m pytest -q -rs -s --junitxml="$helm_junit" \
   "$top/tests/e2e/test_2_injection.py" "$top/tests/e2e/test_3_conflicts_and_skips.py" \
   "$top/tests/e2e/test_4_reinvocation.py" "$top/tests/e2e/test_7_richer_presets.py" \
+  "$top/tests/e2e/test_9_network_policy.py" "$top/tests/e2e/test_9_opt_out_and_mandatory.py" \
   "$top/tests/e2e/test_helm_release.py" ${HELM_PYTEST_ARGS:-} 2>&1 | tee "$logs/helm-phase.log" || status=$?
 grep -E '^helm (upgrade|rollback): ' "$logs/helm-phase.log" >> "$timings" || true
 if [ $status -eq 0 ]; then

@@ -92,7 +92,11 @@ RENDERINGS: dict[str, dict[str, Any]] = {
         "podLabels": {"team": "platform"},
         "podAnnotations": {"example.com/owner": "platform"},
         "namespace": {"create": True},
-        "networkPolicy": {"enabled": True},
+        "networkPolicy": {
+            "enabled": True,
+            "webhookFrom": [{"ipBlock": {"cidr": "10.0.0.0/28"}}],
+            "metricsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}],
+        },
         "serviceMonitor": {
             "enabled": True,
             "labels": {"release": "prometheus"},
@@ -202,6 +206,7 @@ def render_error(values: dict[str, Any]) -> str:
 
 
 def kustomize(overlay: str = "self-signed") -> list[dict[str, Any]]:
+    """``kubectl kustomize deploy/overlays/OVERLAY``: its objects."""
     done = subprocess.run(
         [kubectl(), "kustomize", str(TOP / "deploy" / "overlays" / overlay)],
         check=True,

@@ -3,7 +3,9 @@ renders, object for object, field for field. Allowed differences, each named her
 Helm's own labels; the certificate objects (certificates.mode=helm makes the Secrets and the caBundle
 that hack/bootstrap-certs.sh makes for deploy/); the Namespace, which the chart makes only with
 namespace.create=true (Helm's way is --create-namespace), checked on its own below; and the two
-labels kustomize puts on the CRDs, which Helm installs from crds/ as they are.
+labels kustomize puts on the CRDs, which Helm installs from crds/ as they are. With
+certificates.mode=cert-manager the chart is compared with deploy/overlays/cert-manager, certificate
+objects included (bar the two labels the overlay's own objects lack).
 """
 
 from __future__ import annotations
@@ -54,19 +56,36 @@ def diff(a: Any, b: Any) -> str:
     return "\n".join(difflib.unified_diff(left, right, "kustomize", "chart", lineterm=""))
 
 
-def test_the_chart_at_its_defaults_renders_what_kustomize_renders() -> None:
+def compare(chart_docs: list[dict[str, Any]], deploy_docs: list[dict[str, Any]]) -> None:
     chart = {
         k: normalized_chart(d)
-        for k, d in by_key(render(include_crds=True)).items()
+        for k, d in by_key(chart_docs).items()
         if not (d["kind"] == "Secret" and d["metadata"]["name"] in CERTIFICATE_SECRETS)
     }
-    deploy = {k: normalized_kustomize(d) for k, d in by_key(kustomize()).items() if d["kind"] != "Namespace"}
+    deploy = {k: normalized_kustomize(d) for k, d in by_key(deploy_docs).items() if d["kind"] != "Namespace"}
     assert sorted(chart) == sorted(deploy), (
         f"only in the chart: {sorted(set(chart) - set(deploy))}; "
         f"only in deploy/: {sorted(set(deploy) - set(chart))}"
     )
     differences = {k: diff(deploy[k], chart[k]) for k in deploy if deploy[k] != chart[k]}
     assert not differences, "\n\n".join(f"{k}:\n{text}" for k, text in differences.items())
+
+
+def test_the_chart_at_its_defaults_renders_what_kustomize_renders() -> None:
+    compare(render(include_crds=True), kustomize("self-signed"))
+
+
+def test_the_charts_cert_manager_mode_renders_what_the_cert_manager_overlay_renders() -> None:
+    """The same comparison with cert-manager making the certificates: here the chart's certificate
+    objects (the Issuers and Certificates, the caBundle's injection) are compared too."""
+    docs = render({"certificates": {"mode": "cert-manager"}}, include_crds=True)
+    assert [d for d in docs if d["kind"] == "Secret"] == []
+    for doc in docs:
+        # The overlay adds them beside the base, whose labels they do not get; the chart labels
+        # every object it makes.
+        if doc["apiVersion"] == "cert-manager.io/v1":
+            doc["metadata"]["labels"] = without_labels(doc["metadata"]["labels"], KUSTOMIZE_LABELS)
+    compare(docs, kustomize("cert-manager"))
 
 
 def test_the_namespace_the_chart_makes_is_deploys() -> None:

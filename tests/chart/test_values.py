@@ -170,11 +170,24 @@ def test_namespace_create() -> None:
 
 
 def test_network_policy() -> None:
-    assert "NetworkPolicy" not in kinds(render())
-    policy = find(render({"networkPolicy": {"enabled": True}}), "NetworkPolicy")
+    policy = find(render(), "NetworkPolicy")
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "webhook"}}
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == ["https"]
+    webhook_rule, metrics_rule = policy["spec"]["ingress"]
+    assert webhook_rule["ports"] == [{"port": "https", "protocol": "TCP"}]
+    assert webhook_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    ]
+    assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"podpreset.dev/metrics-reader": "true"}}}
+    ]
+    peers = [{"ipBlock": {"cidr": "10.0.0.0/28"}}]
+    policy = find(render({"networkPolicy": {"webhookFrom": peers, "metricsFrom": []}}), "NetworkPolicy")
+    webhook_rule, metrics_rule = policy["spec"]["ingress"]
+    assert webhook_rule["from"] == peers
+    assert "from" not in metrics_rule  # an empty list: from anywhere, as in a NetworkPolicy
+    assert "NetworkPolicy" not in kinds(render({"networkPolicy": {"enabled": False}}))
 
 
 def test_service_monitor_scrapes_the_metrics_port_through_a_service_of_its_own() -> None:
@@ -219,8 +232,11 @@ def test_webhook_failure_policy_and_timeout_and_reinvocation() -> None:
 
 
 def test_webhook_namespace_selector_adds_to_the_built_in_exclusions() -> None:
-    builtin = {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "tools"]}
-    assert webhook(render(namespace="tools"))["namespaceSelector"] == {"matchExpressions": [builtin]}
+    builtin = [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "tools"]},
+        {"key": "podpreset.dev/ignore", "operator": "DoesNotExist"},
+    ]
+    assert webhook(render(namespace="tools"))["namespaceSelector"] == {"matchExpressions": builtin}
     extra = {"key": "env", "operator": "In", "values": ["prod"]}
     selector = webhook(
         render(
@@ -232,7 +248,7 @@ def test_webhook_namespace_selector_adds_to_the_built_in_exclusions() -> None:
             namespace="tools",
         )
     )["namespaceSelector"]
-    assert selector == {"matchLabels": {"presets": "on"}, "matchExpressions": [builtin, extra]}
+    assert selector == {"matchLabels": {"presets": "on"}, "matchExpressions": [*builtin, extra]}
 
 
 def test_webhook_object_selector() -> None:
@@ -329,17 +345,18 @@ def test_cert_manager_mode_chains_a_ca_and_injects_it() -> None:
     assert [d for d in docs if d["kind"] == "Secret"] == []
     mwc = find(docs, "MutatingWebhookConfiguration")
     assert mwc["metadata"]["annotations"] == {
-        "cert-manager.io/inject-ca-from": "podpreset-system/podpreset-webhook"
+        "cert-manager.io/inject-ca-from": "podpreset-system/podpreset-ca"
     }
     assert "caBundle" not in mwc["webhooks"][0]["clientConfig"]
-    ca = find(docs, "Certificate", "podpreset-webhook-ca")["spec"]
+    ca = find(docs, "Certificate", "podpreset-ca")["spec"]
     serving = find(docs, "Certificate", "podpreset-webhook")["spec"]
-    ca_issuer = find(docs, "Issuer", "podpreset-webhook-ca")["spec"]
-    selfsigned = find(docs, "Issuer", "podpreset-webhook-selfsigned")["spec"]
+    ca_issuer = find(docs, "Issuer", "podpreset-ca")["spec"]
+    selfsigned = find(docs, "Issuer", "podpreset-selfsigned")["spec"]
     assert selfsigned == {"selfSigned": {}}
-    assert ca["isCA"] is True and ca["issuerRef"]["name"] == "podpreset-webhook-selfsigned"
+    assert ca["isCA"] is True and ca["issuerRef"]["name"] == "podpreset-selfsigned"
+    assert ca["privateKey"]["rotationPolicy"] == "Never"
     assert ca_issuer == {"ca": {"secretName": ca["secretName"]}}
-    assert serving["issuerRef"] == {"kind": "Issuer", "name": "podpreset-webhook-ca"}
+    assert serving["issuerRef"] == {"kind": "Issuer", "name": "podpreset-ca"}
     assert serving["secretName"] == "podpreset-webhook-tls"
     assert serving["dnsNames"] == [
         "podpreset-webhook.podpreset-system.svc",
