@@ -104,6 +104,12 @@ MAX_ITEMS = {
 }
 MAX_MAP_KEYS = 64
 MAX_GLOBS = 32
+MAX_VALUE_LENGTH = 32 * 1024
+"""Characters of an env value or a podMetadata annotation value: the large strings a preset
+carries; a whole preset is bounded apart (``--max-preset-bytes``, 256 KiB by default)."""
+MAX_STRING_LENGTH = 4096
+"""Characters of every other string of the injected items that has no tighter bound (paths,
+names, keys of volume sources): far beyond any real one (PATH_MAX is 4096)."""
 # The engine's rules (presets/selector.py label_key_problem, label_value_problem): a key is an
 # optional DNS-subdomain prefix of at most 253 characters and '/', then a name of 1-63 characters;
 # a value is empty or 1-63 characters. The regexes bound the name and value lengths themselves;
@@ -247,17 +253,17 @@ def rule(
     return out
 
 
-def label_map(description: str, *, values: bool = True) -> dict[str, Any]:
-    """A map of label keys (CEL-checked) to strings; label values too when ``values``."""
+def label_map(description: str, *, values: bool = True, max_value: int = 63) -> dict[str, Any]:
+    """A map of label keys (CEL-checked) to strings of at most ``max_value`` characters; label
+    values too when ``values``."""
     rules = [
         rule(
             "self.all(k, size(k) <= 317 && " + label_key_rule("k") + ")",
             "invalid key: a key is " + LABEL_KEY_MESSAGE,
         )
     ]
-    value: dict[str, Any] = {"type": "string"}
+    value: dict[str, Any] = {"type": "string", "maxLength": max_value}
     if values:
-        value["maxLength"] = 63
         rules.append(rule(f"self.all(k, self[k].matches('{LABEL_VALUE_RE}'))", LABEL_VALUE_MESSAGE))
     return {
         "description": description,
@@ -266,6 +272,19 @@ def label_map(description: str, *, values: bool = True) -> dict[str, Any]:
         "additionalProperties": value,
         "x-kubernetes-validations": rules,
     }
+
+
+def bound_strings(schema: Any, limit: int) -> None:
+    """Give every string property and list item under ``schema`` without a ``maxLength`` (or an
+    enum) that bound. Maps' values (``additionalProperties``: CSI attributes, an ephemeral claim's
+    labels) are left as the API server has them."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and "maxLength" not in schema and "enum" not in schema:
+        schema["maxLength"] = limit
+    for child in (schema.get("properties") or {}).values():
+        bound_strings(child, limit)
+    bound_strings(schema.get("items"), limit)
 
 
 def glob_list(description: str) -> dict[str, Any]:
@@ -341,7 +360,7 @@ def richer_fields() -> dict[str, Any]:
             "properties": {
                 "labels": label_map("Labels added to the pod."),
                 "annotations": {
-                    **label_map("Annotations added to the pod.", values=False),
+                    **label_map("Annotations added to the pod.", values=False, max_value=MAX_VALUE_LENGTH),
                     "x-kubernetes-validations": [
                         rule(
                             "self.all(k, size(k) <= 317 && " + label_key_rule("k") + ")",
@@ -431,6 +450,7 @@ def spec_schema(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, 
 
     env = items["env"]
     env["properties"]["name"]["maxLength"] = 1024
+    env["properties"]["value"]["maxLength"] = MAX_VALUE_LENGTH
     env["x-kubernetes-validations"] = [
         rule(
             "!self.name.contains('=')",
@@ -504,6 +524,9 @@ def spec_schema(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, 
             field_path=".tolerationSeconds",
         ),
     ]
+
+    for field in ("env", "envFrom", "volumes", "volumeMounts", "tolerations"):
+        bound_strings(items[field], MAX_STRING_LENGTH)
 
     properties: dict[str, Any] = {"selector": selector}
     if cluster:

@@ -18,7 +18,7 @@ import orjson
 
 from presets.engine import Outcome, apply_presets
 from presets.limits import MAX_DEPTH, within_depth
-from presets.model import DEFAULT_PROTECTED, Protected
+from presets.model import DEFAULT_PROTECTED, DEFAULT_VOLUME_TYPES, Protected, VolumeTypes
 from presets.names import json_type
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
 from presets.selection import PresetIndex
@@ -90,12 +90,13 @@ def admit(
     *,
     namespaces: NamespaceLabels = NO_NAMESPACES,
     protected: Protected = DEFAULT_PROTECTED,
+    namespaced_volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
 ) -> Decision:
     """Answer one AdmissionReview. Raises ``BadReview`` for a malformed one.
 
     ``namespaces`` gives namespace labels for ClusterPodPresets' namespace selectors (a namespace
     missing from it has only ``kubernetes.io/metadata.name``); ``protected`` lists the env names
-    no preset may inject.
+    no preset may inject, ``namespaced_volume_types`` the volume types a PodPreset may.
     """
     request = parse_review(review)
     outcome: Outcome | None = None
@@ -113,6 +114,7 @@ def admit(
             namespace=request.namespace,
             namespaces=namespaces,
             protected=protected,
+            namespaced_volume_types=namespaced_volume_types,
             preset_sets=index.preset_sets,
         )
         if outcome.verdict == "reject":
@@ -273,7 +275,7 @@ def _check_metadata(metadata: object, where: str) -> None:
         _expect(values, dict, f"{where}.{name}")
         for key, value in values.items():
             if not isinstance(value, str):
-                raise BadReview(f"{where}.{name}[{key}]: expected a string, got {_json_type(value)}")
+                raise BadReview(f"{where}.{name}[{_clip(key)}]: expected a string, got {_json_type(value)}")
     for name in ("name", "generateName", "namespace"):
         if metadata.get(name) is not None:
             _expect(metadata[name], str, f"{where}.{name}")
@@ -315,6 +317,11 @@ def _echo(value: object) -> str:
     if len(value) <= ECHO_LIMIT:
         return repr(value)
     return f"{value[:ECHO_LIMIT]!r}... ({len(value)} characters)"
+
+
+def _clip(text: str) -> str:
+    """``text`` (a key inside a field path) cut at ``ECHO_LIMIT`` characters, unquoted."""
+    return text if len(text) <= ECHO_LIMIT else f"{text[:ECHO_LIMIT]}... ({len(text)} characters)"
 
 
 def _json_type(value: object) -> str:

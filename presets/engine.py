@@ -7,6 +7,8 @@ function a test can call alone:
 
 - ``select_presets``: which presets match (namespace selector, then pod selector), in the one
   preset order (``presets.model.order_key``);
+- ``refuse_presets``: the matching PodPresets that inject a volume type namespaced presets may
+  not (``VolumeTypes``) are left out, each with a warning;
 - ``plan_presets``: walk them, building the result field by field (``presets.merge``), each
   preset's conflicts resolved by its policy; protected env names and container targeting apply
   here; the plan is a plain value;
@@ -31,9 +33,11 @@ from presets.model import (
     ANNOTATION_NAME_PREFIXES,
     ANNOTATION_PREFIX,
     DEFAULT_PROTECTED,
+    DEFAULT_VOLUME_TYPES,
     KIND,
     PodPreset,
     Protected,
+    VolumeTypes,
 )
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
 from presets.plan import ListChange, MapChange, Path, Plan, PresetResult, Status, plan_presets
@@ -47,6 +51,7 @@ __all__ = [  # the pipeline's names, and those of its steps' modules it is read 
     "Outcome",
     "Plan",
     "PresetResult",
+    "Refusal",
     "Selection",
     "Status",
     "apply_presets",
@@ -56,6 +61,7 @@ __all__ = [  # the pipeline's names, and those of its steps' modules it is read 
     "patched",
     "plan_presets",
     "references",
+    "refuse_presets",
     "render",
     "select_presets",
     "skip_reason",
@@ -69,6 +75,23 @@ APPLIED_ANNOTATION_PREFIX = ANNOTATION_PREFIX + ANNOTATION_NAME_PREFIXES[KIND]
 Action = Literal["mutated", "unchanged", "conflict", "rejected", "skipped"]
 Verdict = Literal["apply", "skip-all", "reject"]
 PatchOp = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A matching PodPreset left out because it injects volumes of types it may not."""
+
+    preset: PodPreset
+    volumes: tuple[tuple[str, str], ...]
+    """``(volume name, type)`` of each such volume."""
+
+    def warning(self) -> str:
+        """One line for the admission warning and the log; names and types, never contents."""
+        volumes = ", ".join(f"volume {name!r} is of type {kind}" for name, kind in self.volumes)
+        return (
+            f"podpreset {self.preset.name!r} is not applied: {volumes}, which a PodPreset may not "
+            "inject (the webhook's --namespaced-volume-types); a ClusterPodPreset may"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,17 +113,36 @@ class Outcome:
     results: tuple[PresetResult, ...] = ()
     notes: tuple[str, ...] = ()
     """Warnings that are not conflicts (env references forming a cycle)."""
+    refusals: tuple[Refusal, ...] = ()
+    """Matching PodPresets left out for the volume types they inject (``refuse_presets``)."""
     rejection: str = ""
     """When rejected: the message for the API server's refusal (names preset, container, key)."""
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return (*(c.warning() for c in self.conflicts), *self.notes)
+        return (*(r.warning() for r in self.refusals), *(c.warning() for c in self.conflicts), *self.notes)
 
     @property
     def pod(self) -> dict[str, Any]:
         """The pod the patch makes: built when asked (the webhook needs only the patch)."""
         return patched(self.received, self.patch) if self.patch else self.received
+
+
+def refuse_presets(
+    matched: tuple[PodPreset, ...], volume_types: VolumeTypes
+) -> tuple[tuple[PodPreset, ...], tuple[Refusal, ...]]:
+    """``matched`` without the PodPresets that inject a volume type ``volume_types`` does not
+    allow, and a ``Refusal`` for each of those. A refused preset is left out as if it had not
+    matched: it is no conflict, its ``onConflict`` plays no part, and the others still apply."""
+    refusals = tuple(
+        Refusal(preset=preset, volumes=refused)
+        for preset in matched
+        if (refused := volume_types.refused(preset))
+    )
+    if not refusals:
+        return matched, ()
+    left_out = {id(r.preset) for r in refusals}
+    return tuple(p for p in matched if id(p) not in left_out), refusals
 
 
 def skip_reason(pod: Mapping[str, Any]) -> str | None:
@@ -354,6 +396,7 @@ def apply_presets(
     namespace: str = "",
     namespaces: NamespaceLabels = NO_NAMESPACES,
     protected: Protected = DEFAULT_PROTECTED,
+    namespaced_volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
     explain: bool = False,
     preset_sets: PresetSets[Any] | None = None,
 ) -> Outcome:
@@ -361,9 +404,11 @@ def apply_presets(
 
     ``presets`` may be every preset that could apply or only the candidates (see
     ``PresetIndex.candidates``); ClusterPodPresets' namespace selectors are checked against
-    ``namespaces``. ``explain`` also records why each other preset did not match, which only
-    ``podpreset apply --explain`` reads. ``preset_sets`` is the index snapshot's memo of what
-    the walk derives from a combination of presets (``PresetIndex.preset_sets``).
+    ``namespaces``; PodPresets that inject a volume type ``namespaced_volume_types`` does not
+    allow are left out with a warning. ``explain`` also records why each other preset did not
+    match, which only ``podpreset apply --explain`` reads. ``preset_sets`` is the index
+    snapshot's memo of what the walk derives from a combination of presets
+    (``PresetIndex.preset_sets``).
     """
     reason = skip_reason(pod)
     if reason:
@@ -374,18 +419,22 @@ def apply_presets(
     labels = dict(arrival_labels(labels, _mapping(metadata.get("annotations")), presets))
     namespace_labels = labels_of(namespaces, namespace) if any(p.is_cluster for p in presets) else None
     selection = select_presets(labels, presets, namespace_labels=namespace_labels, explain=explain)
-    if not selection.matched:
+    matched, refusals = refuse_presets(selection.matched, namespaced_volume_types)
+    if not matched:
         return Outcome(
             action="unchanged",
-            reason="no preset selects this pod",
+            reason="no preset selects this pod" if not refusals else "every preset selecting it was refused",
             received=pod,
             mismatches=selection.mismatches,
+            refusals=refusals,
         )
-    plan = plan_presets(pod, selection.matched, protected=protected, count=explain, preset_sets=preset_sets)
-    return _outcome(pod, selection, plan, explain=explain)
+    plan = plan_presets(pod, matched, protected=protected, count=explain, preset_sets=preset_sets)
+    return _outcome(pod, selection, plan, refusals, explain=explain)
 
 
-def _outcome(pod: dict[str, Any], selection: Selection, plan: Plan, *, explain: bool) -> Outcome:
+def _outcome(
+    pod: dict[str, Any], selection: Selection, plan: Plan, refusals: tuple[Refusal, ...], *, explain: bool
+) -> Outcome:
     """Decide on the plan, and render it when it applies."""
     verdict = decide(plan)
     conflicts = plan.conflicts
@@ -394,6 +443,7 @@ def _outcome(pod: dict[str, Any], selection: Selection, plan: Plan, *, explain: 
         "mismatches": selection.mismatches,
         "verdict": verdict,
         "results": plan.results,
+        "refusals": refusals,
     }
     if verdict == "reject":
         refusing = [c for c in conflicts if c.policy == "Reject"]

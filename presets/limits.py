@@ -10,12 +10,20 @@ deeper than the depth bound, so deep input is refused with a message, not a ``Re
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 MAX_DEPTH = 100
 """Levels of lists and mappings. The deepest path of a Pod is about 12; a review adds 3."""
 MAX_OBJECT_BYTES = 3 * 1024 * 1024 // 2
 """1.5 MiB, etcd's default request limit: no Kubernetes object can be larger."""
+DEFAULT_MAX_PRESET_BYTES = 256 * 1024
+"""The default bound on one preset's size (``preset_bytes``): ``--max-preset-bytes``."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 class LimitExceeded(ValueError):
@@ -112,3 +120,37 @@ def within_depth(value: object, max_depth: int = MAX_DEPTH) -> bool:
         if (kind is dict or kind is list) and not within_depth(child, max_depth - 1):
             return False
     return True
+
+
+def preset_bytes(obj: Mapping[str, Any]) -> int:
+    """The size of a preset object as the preset-size bound measures it: the length in bytes of
+    its compact JSON encoding (UTF-8, no whitespace), leaving out what tools and the API server
+    write beside the author's object and the webhook never keeps: ``metadata.managedFields``, the
+    ``kubectl.kubernetes.io/last-applied-configuration`` annotation (a second copy of the
+    object) and ``status``. So a file and the object ``kubectl apply`` makes of it measure the
+    same, within the few bytes of fields the API server adds (uid, timestamps)."""
+    trimmed = {k: v for k, v in obj.items() if k != "status"}
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping):
+        kept = {k: v for k, v in metadata.items() if k != "managedFields"}
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+            kept["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        trimmed["metadata"] = kept
+    try:
+        return len(orjson.dumps(trimmed))
+    except (orjson.JSONEncodeError, TypeError):
+        # Integers beyond 64 bits, or what YAML can hold and JSON cannot: the files' own checks
+        # name those; measured here as json writes them.
+        return len(json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def preset_size_problem(obj: Mapping[str, Any], max_bytes: int) -> str | None:
+    """Why ``obj`` is too large to serve (``--max-preset-bytes``), or None."""
+    size = preset_bytes(obj)
+    if size <= max_bytes:
+        return None
+    return (
+        f"is {size} bytes as compact JSON, over the limit of {describe_bytes(max_bytes)} "
+        f"({max_bytes} bytes, --max-preset-bytes); split it into smaller presets"
+    )

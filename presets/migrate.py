@@ -389,43 +389,70 @@ def _settle(
             return converted
         if any(f == "spec" and m.startswith("injects nothing") for f, m in problems):
             return None
-        items: dict[str, set[int]] = {}
-        entries: dict[str, set[str]] = {}
-        fatal: list[tuple[str, str]] = []
-        for field, message in problems:
-            item, entry = _ITEM_PATH.match(field), _MAP_PATH.fullmatch(field)
-            if item and item["field"] in origins and int(item["index"]) < len(origins[item["field"]]):
-                key, index = item["field"], int(item["index"])
-                if index not in items.setdefault(key, set()):
-                    items[key].add(index)
-                    rest = field[item.end() :].lstrip(".")
-                    why = f"{rest}: {_reworded(message)}" if rest else _reworded(message)
-                    where = f"spec.{key}[{origins[key][index]}]"
-                    dropped.append(Dropped(field=where, why=why))
-            elif entry:
-                path, key = entry["field"], entry["key"]
-                entries.setdefault(path, set()).add(key)
-                where = renamed.get(path, path)
-                dropped.append(Dropped(field=f"spec.{where}[{key}]", why=message))
-            else:
-                fatal.append((field, message))
-        if fatal:
-            raise MigrationError(name, [(f, f"cannot be converted: {m}") for f, m in fatal])
-        for key, indexes in items.items():
-            spec[key] = [v for i, v in enumerate(spec[key]) if i not in indexes]
-            origins[key] = [o for i, o in enumerate(origins[key]) if i not in indexes]
-            if not spec[key]:
-                del spec[key]
-        for path, keys in entries.items():
-            holder = spec
-            *parents, last = path.split(".")
-            for part in parents:
-                holder = holder[part]
-            holder[last] = {k: v for k, v in holder[last].items() if k not in keys}
-            if not holder[last]:
-                del holder[last]
-        if "podMetadata" in spec and not spec["podMetadata"]:
-            del spec["podMetadata"]
+        refused = _sort_problems(problems, origins, renamed, dropped)
+        if refused.fatal:
+            raise MigrationError(name, [(f, f"cannot be converted: {m}") for f, m in refused.fatal])
+        _drop_items(spec, origins, refused.items)
+        _drop_entries(spec, refused.entries)
     raise MigrationError(
         name, [("spec", "cannot be converted: still invalid after dropping what was refused")]
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Refused:
+    """One validation round's problems: list items and map entries to drop, and what cannot be."""
+
+    items: dict[str, set[int]]
+    entries: dict[str, set[str]]
+    fatal: list[tuple[str, str]]
+
+
+def _sort_problems(
+    problems: list[tuple[str, str]],
+    origins: dict[str, list[int]],
+    renamed: dict[str, str],
+    dropped: list[Dropped],
+) -> _Refused:
+    """Sort a round's problems into droppable items and entries (each named once in ``dropped``,
+    by its place in the original) and fatal ones."""
+    refused = _Refused(items={}, entries={}, fatal=[])
+    for field, message in problems:
+        item, entry = _ITEM_PATH.match(field), _MAP_PATH.fullmatch(field)
+        if item and item["field"] in origins and int(item["index"]) < len(origins[item["field"]]):
+            key, index = item["field"], int(item["index"])
+            if index not in refused.items.setdefault(key, set()):
+                refused.items[key].add(index)
+                rest = field[item.end() :].lstrip(".")
+                why = f"{rest}: {_reworded(message)}" if rest else _reworded(message)
+                dropped.append(Dropped(field=f"spec.{key}[{origins[key][index]}]", why=why))
+        elif entry:
+            path, key = entry["field"], entry["key"]
+            refused.entries.setdefault(path, set()).add(key)
+            dropped.append(Dropped(field=f"spec.{renamed.get(path, path)}[{key}]", why=message))
+        else:
+            refused.fatal.append((field, message))
+    return refused
+
+
+def _drop_items(spec: dict[str, Any], origins: dict[str, list[int]], items: dict[str, set[int]]) -> None:
+    """Remove the refused list items (and a list left empty), keeping ``origins`` in step."""
+    for key, indexes in items.items():
+        spec[key] = [v for i, v in enumerate(spec[key]) if i not in indexes]
+        origins[key] = [o for i, o in enumerate(origins[key]) if i not in indexes]
+        if not spec[key]:
+            del spec[key]
+
+
+def _drop_entries(spec: dict[str, Any], entries: dict[str, set[str]]) -> None:
+    """Remove the refused map entries (and a map, or podMetadata, left empty)."""
+    for path, keys in entries.items():
+        holder = spec
+        *parents, last = path.split(".")
+        for part in parents:
+            holder = holder[part]
+        holder[last] = {k: v for k, v in holder[last].items() if k not in keys}
+        if not holder[last]:
+            del holder[last]
+    if "podMetadata" in spec and not spec["podMetadata"]:
+        del spec["podMetadata"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Final, Literal, cast
 
+from presets.limits import DEFAULT_MAX_PRESET_BYTES, preset_size_problem
 from presets.names import is_dns_label, is_dns_subdomain, json_type
 from presets.selector import EVERYTHING, Selector, label_key_problem, label_value_problem, parse_selector
 
@@ -277,8 +278,110 @@ class Protected:
         return ", ".join([*sorted(self.names), *(p + "*" for p in self.prefixes)]) or "nothing"
 
 
-DEFAULT_PROTECTED = Protected(prefixes=("KUBERNETES_",))
+DEFAULT_PROTECTED_ENTRIES = (
+    "KUBERNETES_*",
+    # The dynamic loader: a library to preload, where to find libraries, an audit library.
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    # Language runtimes read these at start to load an agent, code or options into the process.
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "DOTNET_STARTUP_HOOKS",
+    "CORECLR_PROFILER_PATH",
+    # Non-interactive bash runs the file this names before its script.
+    "BASH_ENV",
+)
+"""The one default list of env names (and ``PREFIX*``) no preset may inject, for ``serve`` and
+the CLI alike: the API server's service variables, and every variable that makes the dynamic
+loader or a language runtime load code the variable names (docs/semantics.md says why each).
+``--protected`` replaces the whole list."""
+DEFAULT_PROTECTED = Protected.parse(DEFAULT_PROTECTED_ENTRIES)
 NOTHING_PROTECTED = Protected()
+
+
+RESTRICTED_VOLUME_TYPES = (
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+)
+"""The volume types the Pod Security "restricted" level allows: the default of what a
+namespaced PodPreset may inject (``--namespaced-volume-types``)."""
+ANY_VOLUME_TYPE = "*"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeTypes:
+    """The volume types a PodPreset (namespaced) may inject; a server setting, passed in.
+    ClusterPodPresets may inject any. ``allowed`` None: any type."""
+
+    allowed: frozenset[str] | None = None
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> VolumeTypes:
+        """Volume type names as in a pod's ``volumes[]`` (``hostPath``), or ``*`` for any.
+        Raises ``ValueError`` naming an entry that is no volume type."""
+        allowed: set[str] = set()
+        for entry in entries:
+            text = entry.strip()
+            if text == ANY_VOLUME_TYPE:
+                return cls(allowed=None)
+            if text not in VOLUME_SOURCES:
+                raise ValueError(
+                    f"{_shown(text)!r} is not a volume type; expected '*' or names such as "
+                    f"{', '.join(RESTRICTED_VOLUME_TYPES)}"
+                )
+            allowed.add(text)
+        return cls(allowed=frozenset(allowed))
+
+    def refused(self, preset: PodPreset) -> tuple[tuple[str, str], ...]:
+        """``(volume name, type)`` of each volume of ``preset`` whose type it may not inject."""
+        if self.allowed is None or preset.kind == CLUSTER_KIND or not preset.volumes:
+            return ()
+        found = ((str(v.get("name", "")), volume_type(v)) for v in preset.volumes)
+        return tuple((name, kind) for name, kind in found if kind not in self.allowed)
+
+    def describe(self) -> str:
+        return "any" if self.allowed is None else ", ".join(sorted(self.allowed)) or "none"
+
+
+DEFAULT_VOLUME_TYPES = VolumeTypes(allowed=frozenset(RESTRICTED_VOLUME_TYPES))
+ANY_VOLUME_TYPES = VolumeTypes(allowed=None)
+
+
+def volume_type(volume: Mapping[str, Any]) -> str:
+    """The type of a volume (the key of its source); ``emptyDir`` when it names none, as the API
+    server's defaulting makes it."""
+    for key, value in volume.items():
+        if key != "name" and value is not None and key in VOLUME_SOURCES:
+            return key
+    return "emptyDir"
+
+
+def volume_type_problems(preset: PodPreset, volume_types: VolumeTypes) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every volume of ``preset`` of a type it may not inject."""
+    index = {str(v.get("name", "")): i for i, v in enumerate(preset.volumes)}
+    return [
+        (
+            f"spec.volumes[{index[name]}].{kind}",
+            f"volume {name!r} is of type {kind}, which a PodPreset may not inject (allowed: "
+            f"{volume_types.describe()}; --namespaced-volume-types); a ClusterPodPreset may",
+        )
+        for name, kind in volume_types.refused(preset)
+    ]
 
 
 def protected_items(
@@ -624,9 +727,12 @@ def _check_image_pull_secrets(secrets: tuple[dict[str, Any], ...]) -> list[tuple
     return found
 
 
-def parse_api_object(obj: object) -> tuple[PodPreset | None, tuple[str, ...]]:
+def parse_api_object(
+    obj: object, *, max_bytes: int = DEFAULT_MAX_PRESET_BYTES
+) -> tuple[PodPreset | None, tuple[str, ...]]:
     """One PodPreset or ClusterPodPreset object as the API (a watch) delivers it: the preset, or
-    None and its problems, one line each, starting ``podpreset NS/NAME`` or ``clusterpodpreset NAME``."""
+    None and its problems, one line each, starting ``podpreset NS/NAME`` or ``clusterpodpreset NAME``.
+    An object larger than ``max_bytes`` (``presets.limits.preset_bytes``) is not parsed at all."""
     if not isinstance(obj, Mapping):
         return None, (f"podpreset ?: expected a PodPreset or ClusterPodPreset object, got {json_type(obj)}",)
     metadata = obj.get("metadata")
@@ -634,6 +740,9 @@ def parse_api_object(obj: object) -> tuple[PodPreset | None, tuple[str, ...]]:
     namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
     namespace, name = _shown(namespace), _shown(name)
     where = f"clusterpodpreset {name}" if obj.get("kind") == CLUSTER_KIND else f"podpreset {namespace}/{name}"
+    too_large = preset_size_problem(obj, max_bytes)
+    if too_large:
+        return None, (f"{where}: {too_large}",)
     try:
         return parse_preset(dict(obj), source=where, document=1, default_namespace=namespace), ()
     except InvalidPreset as exc:

@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from presets.admission import BadReview, Decision, admit, decode_review, encode_review
 from presets.limits import MAX_DEPTH
-from presets.model import Protected
+from presets.model import Protected, VolumeTypes
 from webhook.health import health_of
 from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.metrics import Metrics
@@ -113,6 +113,7 @@ def create_app(
         settings, source, Metrics(), stopping or threading.Event(), DecodeBudget(settings.max_decoding_bytes)
     )
     protected = Protected.parse(settings.protected)
+    volume_types = VolumeTypes.parse(settings.namespaced_volume_types)
     app.extensions["podpreset"] = state
 
     @app.post(MUTATE_PATH)
@@ -127,7 +128,13 @@ def create_app(
             review = _decode(_read_body(settings.max_body_bytes))
             try:
                 snapshot = source.snapshot()
-                decision = admit(review, snapshot.index, namespaces=snapshot.namespaces, protected=protected)
+                decision = admit(
+                    review,
+                    snapshot.index,
+                    namespaces=snapshot.namespaces,
+                    protected=protected,
+                    namespaced_volume_types=volume_types,
+                )
             except RecursionError:
                 raise BadBody("the AdmissionReview nests too deeply") from None
             del review

@@ -23,9 +23,18 @@ from presets.admission import (
     encode_review,
 )
 from presets.engine import Outcome, PresetResult, apply_presets
-from presets.limits import MAX_DEPTH
+from presets.limits import DEFAULT_MAX_PRESET_BYTES, MAX_DEPTH
 from presets.migrate import Migrated, MigrationError, migrate_document
-from presets.model import DEFAULT_PROTECTED, Problem, Protected, protected_problems
+from presets.model import (
+    DEFAULT_PROTECTED,
+    DEFAULT_VOLUME_TYPES,
+    RESTRICTED_VOLUME_TYPES,
+    Problem,
+    Protected,
+    VolumeTypes,
+    protected_problems,
+    volume_type_problems,
+)
 from presets.names import is_dns_label
 from presets.namespaces import NamespaceLabels, labels_of
 from webhook.files import (
@@ -82,15 +91,18 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
         "--explain", action="store_true", help="say on stderr why each preset did or did not apply"
     )
     _add_protected(apply)
+    _add_limits(apply)
     apply.add_argument("object", metavar="OBJECT", help="a Pod or workload file, or - for standard input")
 
     review = commands.add_parser("review", help="print the AdmissionReview response the webhook would return")
     review.add_argument("-f", "--filename", dest="presets", action="append", required=True, metavar="PRESETS")
     _add_protected(review)
+    _add_limits(review)
     review.add_argument("review", metavar="REVIEW", help="an AdmissionReview file, or - for standard input")
 
     validate = commands.add_parser("validate", help="check preset files; exit 1 listing every problem")
     _add_protected(validate)
+    _add_limits(validate)
     validate.add_argument("paths", nargs="+", metavar="PRESETS")
 
     migrate = commands.add_parser(
@@ -141,6 +153,45 @@ def _add_protected(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespaced-volume-types",
+        action="append",
+        metavar="TYPE",
+        help="volume types a PodPreset may inject (repeatable or comma-separated, '*' for any; "
+        f"ClusterPodPresets may inject any); default {','.join(RESTRICTED_VOLUME_TYPES)}, as for serve",
+    )
+    parser.add_argument(
+        "--max-preset-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_PRESET_BYTES,
+        metavar="N",
+        help=f"a preset larger than this (compact JSON) is invalid; default {DEFAULT_MAX_PRESET_BYTES}, "
+        "as for serve",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def volume_types_of(values: Sequence[str] | None) -> VolumeTypes:
+    """The ``--namespaced-volume-types`` values, or the default when the flag was not given.
+    An empty value (``--namespaced-volume-types=``) allows no volume in a PodPreset, as for serve."""
+    if values is None:
+        return DEFAULT_VOLUME_TYPES
+    try:
+        return VolumeTypes.parse(part for value in values for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise UsageError(f"--namespaced-volume-types: {exc}") from None
+
+
 def protected_of(values: Sequence[str] | None) -> Protected:
     """The ``--protected`` values, or the default when the flag was not given at all.
 
@@ -166,7 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "review":
             return run_review(args, sys.stdout)
         if args.command == "validate":
-            return run_validate(args.paths, sys.stdout, sys.stderr, protected=protected_of(args.protected))
+            return run_validate(
+                args.paths,
+                sys.stdout,
+                sys.stderr,
+                protected=protected_of(args.protected),
+                volume_types=volume_types_of(args.namespaced_volume_types),
+                max_preset_bytes=args.max_preset_bytes,
+            )
         if args.command == "migrate":
             return run_migrate(args, sys.stdout, sys.stderr)
         from webhook.serve import run_serve
@@ -181,9 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def load_or_fail(paths: Sequence[str], default_namespace: str) -> LoadResult:
+def load_or_fail(
+    paths: Sequence[str], default_namespace: str, max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES
+) -> LoadResult:
     """Valid presets and Namespace labels of ``paths``, or ``UsageError`` listing every problem."""
-    result = load_presets(paths, default_namespace)
+    result = load_presets(paths, default_namespace, max_preset_bytes=max_preset_bytes)
     if result.problems:
         lines = "\n".join(str(p) for p in result.problems)
         raise UsageError(f"invalid presets (fix them or run podpreset validate):\n{lines}")
@@ -193,7 +253,13 @@ def load_or_fail(paths: Sequence[str], default_namespace: str) -> LoadResult:
 
 
 def run_validate(
-    paths: Sequence[str], out: TextIO, err: TextIO, *, protected: Protected = DEFAULT_PROTECTED
+    paths: Sequence[str],
+    out: TextIO,
+    err: TextIO,
+    *,
+    protected: Protected = DEFAULT_PROTECTED,
+    volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
+    max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES,
 ) -> int:
     for path in paths:
         files_of(path)  # a path that does not exist is a usage error (exit 2), not a finding
@@ -201,7 +267,7 @@ def run_validate(
     count = 0
     for path in paths:
         try:
-            result = load_presets([path])
+            result = load_presets([path], max_preset_bytes=max_preset_bytes)
         except SourceError as exc:
             problems.append(str(exc))
             continue
@@ -212,7 +278,10 @@ def run_validate(
                 str(Problem(source=preset.source, document=0, name=preset.name, field=f, message=m)).replace(
                     ": document 0", ""
                 )
-                for f, m in protected_problems(preset, protected)
+                for f, m in (
+                    *protected_problems(preset, protected),
+                    *volume_type_problems(preset, volume_types),
+                )
             )
     if not problems and count == 0:
         problems.append(
@@ -228,7 +297,7 @@ def run_validate(
 
 
 def run_review(args: argparse.Namespace, out: TextIO) -> int:
-    loaded = load_or_fail(args.presets, "default")
+    loaded = load_or_fail(args.presets, "default", args.max_preset_bytes)
     index = PresetIndex.build(loaded.presets)
     text = read_text(args.review)
     try:
@@ -239,7 +308,13 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
         ) from exc
     except RecursionError:
         raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels") from None
-    decision = admit(body, index, namespaces=loaded.namespaces, protected=protected_of(args.protected))
+    decision = admit(
+        body,
+        index,
+        namespaces=loaded.namespaces,
+        protected=protected_of(args.protected),
+        namespaced_volume_types=volume_types_of(args.namespaced_volume_types),
+    )
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():
         out.write("\n")
@@ -253,13 +328,13 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetInde
     if args.context and not args.kubeconfig:
         raise UsageError("--context: only with --kubeconfig")
     if not args.kubeconfig:
-        loaded = load_or_fail(args.presets, args.namespace or "default")
+        loaded = load_or_fail(args.presets, args.namespace or "default", args.max_preset_bytes)
         return PresetIndex.build(loaded.presets), loaded.namespaces, "default"
     # Imported here: the offline paths never load the Kubernetes client.
     from webhook.live import ClusterError, read_cluster
 
     try:
-        state = read_cluster(args.kubeconfig, args.context)
+        state = read_cluster(args.kubeconfig, args.context, max_preset_bytes=args.max_preset_bytes)
     except ClusterError as exc:
         raise UsageError(str(exc)) from exc
     for line in state.problems:
@@ -270,6 +345,7 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetInde
 def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     index, namespaces, default_namespace = presets_for_apply(args, err)
     protected = protected_of(args.protected)
+    volume_types = volume_types_of(args.namespaced_volume_types)
     source = "<stdin>" if args.object == "-" else args.object
     documents = parse_documents(read_text(args.object), source)
     if not documents:
@@ -287,6 +363,7 @@ def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             where,
             namespaces=namespaces,
             protected=protected,
+            volume_types=volume_types,
             default_namespace=default_namespace,
         )
         if args.explain:
@@ -304,6 +381,7 @@ def apply_to_object(
     *,
     namespaces: NamespaceLabels | None = None,
     protected: Protected = DEFAULT_PROTECTED,
+    volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
     default_namespace: str = "default",
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Outcome, str]:
     """Mutate a Pod, or a workload's pod template, as a pod of its namespace would be."""
@@ -338,6 +416,7 @@ def apply_to_object(
         namespace=namespace,
         namespaces=namespaces or {},
         protected=protected,
+        namespaced_volume_types=volume_types,
         explain=True,
     )
     prefix = "".join("/" + part for part in path)
@@ -389,6 +468,11 @@ def explain(
             if mismatch.preset.startswith("clusterpodpreset/"):
                 why = "its namespaceSelector matches, but " + why
         print(f"  {mismatch.preset}: not selected: {why}", file=err)
+    for refusal in outcome.refusals:
+        print(
+            f"  {refusal.preset.ref}: selected, but not applied: {refusal.warning().partition(': ')[2]}",
+            file=err,
+        )
     for result in outcome.results:
         print(f"  {result.preset.ref}: {_explain_result(result, outcome)}", file=err)
         for container, reason in result.skipped_containers:

@@ -19,7 +19,15 @@ from typing import Any
 
 import yaml
 
-from presets.limits import MAX_DEPTH, MAX_OBJECT_BYTES, LimitExceeded, Meter, describe_bytes
+from presets.limits import (
+    DEFAULT_MAX_PRESET_BYTES,
+    MAX_DEPTH,
+    MAX_OBJECT_BYTES,
+    LimitExceeded,
+    Meter,
+    describe_bytes,
+    preset_size_problem,
+)
 from presets.model import InvalidPreset, PodPreset, Problem, parse_preset
 from presets.namespaces import NamespaceLabels, parse_namespace
 
@@ -166,9 +174,15 @@ def read_documents(paths: Iterable[str]) -> Iterator[Document]:
             yield from parse_documents(read_text(str(file)), str(file))
 
 
-def load_presets(paths: Iterable[str], default_namespace: str = "default") -> LoadResult:
+def load_presets(
+    paths: Iterable[str],
+    default_namespace: str = "default",
+    *,
+    max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES,
+) -> LoadResult:
     """Parse and validate every PodPreset, ClusterPodPreset and Namespace in ``paths``; invalid
-    documents become problems.
+    documents become problems, and so does a preset larger than ``max_preset_bytes``
+    (``presets.limits.preset_bytes``).
 
     Other documents are problems too, as are two presets of one kind, namespace and name.
     Raises ``SourceError`` only when a path cannot be read or parsed.
@@ -186,6 +200,22 @@ def load_presets(paths: Iterable[str], default_namespace: str = "default") -> Lo
             )
             if name and not found:
                 namespaces[name] = labels
+            continue
+        too_large = (
+            preset_size_problem(doc.content, max_preset_bytes) if isinstance(doc.content, dict) else None
+        )
+        if too_large:
+            metadata = doc.content.get("metadata")
+            raw_name = metadata.get("name") if isinstance(metadata, dict) else None
+            problems.append(
+                Problem(
+                    source=doc.source,
+                    document=doc.number,
+                    name=raw_name if isinstance(raw_name, str) else "",
+                    field="",
+                    message=f"the preset {too_large}",
+                )
+            )
             continue
         try:
             preset = parse_preset(

@@ -3,8 +3,9 @@
 ``start`` loads the paths (synchronously: they are local files) and starts a daemon thread that
 checks ``fingerprint`` every ``interval`` seconds and reloads on any change. A load is all or
 nothing: when any document is invalid or a file cannot be parsed, the last good presets keep
-serving, each problem is logged with its file and field, and the snapshot's ``problems`` (and
-so the metrics) show them until an edit fixes them. A load that fails unexpectedly (a bug, a
+serving, each problem is logged with its file and field once when it starts and once when it
+ends (by the source's health, which ``/readyz`` lists), and the snapshot's ``problems`` (and so
+the metrics) show them until an edit fixes them. A load that fails unexpectedly (a bug, a
 ``RecursionError``, ``MemoryError``) is published the same way, and retried on every poll rather
 than only after the next edit, since the files may well be fine. Presets without a namespace go
 to ``default``. ``Namespace`` documents among the files give namespace labels (for cluster
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from presets.admission import PresetIndex
+from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.namespaces import NamespaceLabels
 from webhook.files import LoadResult, SourceError, fingerprint, load_presets
 from webhook.health import SourceHealth
@@ -34,11 +36,16 @@ Preloaded = tuple[object, PresetIndex, NamespaceLabels]
 """The fingerprint taken before a load, and the index and namespace labels that load built."""
 
 
-def preload(paths: Iterable[str], default_namespace: str = "default") -> tuple[Preloaded, LoadResult]:
+def preload(
+    paths: Iterable[str],
+    default_namespace: str = "default",
+    *,
+    max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES,
+) -> tuple[Preloaded, LoadResult]:
     """Load once before gunicorn forks; the workers' sources start from it (shared pages)."""
     paths = tuple(paths)
     seen = fingerprint(paths)
-    result = load_presets(paths, default_namespace)
+    result = load_presets(paths, default_namespace, max_preset_bytes=max_preset_bytes)
     return (seen, PresetIndex.build(result.presets), result.namespaces), result
 
 
@@ -53,8 +60,11 @@ class FileSource:
         interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         preloaded: Preloaded | None = None,
+        max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES,
     ) -> None:
         self.paths = tuple(paths)
+        self.max_preset_bytes = max_preset_bytes
+        """A preset larger than this is a problem of its file, as an invalid one is."""
         self._preloaded = preloaded
         self.default_namespace = default_namespace
         self.interval = interval
@@ -98,10 +108,9 @@ class FileSource:
         current = self._snapshot
         index: PresetIndex | None = None
         namespaces: NamespaceLabels = {}
-        logged = False
         by_file: dict[str, list[str]] = {}
         try:
-            result = load_presets(self.paths, self.default_namespace)
+            result = load_presets(self.paths, self.default_namespace, max_preset_bytes=self.max_preset_bytes)
             problems = tuple(str(problem) for problem in result.problems)
             for found in result.problems:
                 by_file.setdefault(found.source, []).append(str(found).removeprefix(found.source + ": "))
@@ -120,21 +129,14 @@ class FileSource:
                     problems[0],
                     extra={"fields": {"problem": problems[0], "paths": list(self.paths)}},
                 )
-            logged = True
             # Not the files' fault (as far as we know): load them again on the next poll.
             seen = None
             by_file["preset files"] = list(problems)
         self._fingerprint = seen
+        # The one report of each problem: the health logs it when it starts and when it ends
+        # (and lists it in /readyz), not this method on every reload.
         self.health.set_problems("files", {source: "; ".join(lines) for source, lines in by_file.items()})
         if index is None:
-            verb = "keeping the last good presets" if current.synced else "no presets loaded yet"
-            for problem in () if logged else problems:
-                logger.error(
-                    "preset files not loaded (%s): %s",
-                    verb,
-                    problem,
-                    extra={"fields": {"problem": problem, "paths": list(self.paths)}},
-                )
             self._snapshot = replace(current, problems=problems)
         else:
             self._publish(index, namespaces)

@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 from presets.admission import PresetIndex
+from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import CLUSTER_KIND, KIND, PodPreset, parse_api_object
 from webhook.health import SourceHealth
 from webhook.sources import Snapshot
@@ -66,6 +67,11 @@ Parsed = tuple[T | None, tuple[str, ...]]
 class _Settings(Protocol):
     @property
     def kubeconfig(self) -> str | None: ...
+
+
+class _SourceSettings(_Settings, Protocol):
+    @property
+    def max_preset_bytes(self) -> int: ...
 
 
 class WatchExpired(Exception):
@@ -115,14 +121,16 @@ def object_key(obj: Mapping[str, Any]) -> Key:
     return (namespace if isinstance(namespace, str) else ""), (name if isinstance(name, str) else "")
 
 
-def _kind_parser(kind: str) -> Callable[[Mapping[str, Any]], Parsed[PodPreset]]:
+def _kind_parser(
+    kind: str, max_bytes: int = DEFAULT_MAX_PRESET_BYTES
+) -> Callable[[Mapping[str, Any]], Parsed[PodPreset]]:
     """The parser for objects of one resource; ``kind`` and ``apiVersion`` filled in when a list
-    leaves them out of its items."""
+    leaves them out of its items. An object over ``max_bytes`` is skipped as invalid."""
 
     def parse(obj: Mapping[str, Any]) -> Parsed[PodPreset]:
         if isinstance(obj, Mapping) and (not obj.get("kind") or not obj.get("apiVersion")):
             obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, **obj}
-        return parse_api_object(obj)
+        return parse_api_object(obj, max_bytes=max_bytes)
 
     return parse
 
@@ -174,6 +182,14 @@ CLUSTERPODPRESETS: Resource[PodPreset] = Resource(
     CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), _kind_parser(CLUSTER_KIND)
 )
 NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, parse_namespace)
+
+
+def preset_resources(max_bytes: int) -> tuple[Resource[PodPreset], Resource[PodPreset]]:
+    """PodPresets and ClusterPodPresets, each object over ``max_bytes`` skipped as invalid."""
+    return (
+        Resource(PLURAL, PODPRESETS.call, _kind_parser(KIND, max_bytes)),
+        Resource(CLUSTER_PLURAL, CLUSTERPODPRESETS.call, _kind_parser(CLUSTER_KIND, max_bytes)),
+    )
 
 
 LIST_PAGE = 500
@@ -443,7 +459,7 @@ class KubeSource:
 
     def __init__(
         self,
-        settings: _Settings | None,
+        settings: _SourceSettings | None,
         *,
         api_client: Any = None,
         backoff: Backoff = Backoff(),
@@ -464,8 +480,10 @@ class KubeSource:
             "lock": threading.Lock(),
             "health": self.health,
         }
-        self.presets = Watch(PODPRESETS, self._changed, self._client, **options)
-        self.cluster_presets = Watch(CLUSTERPODPRESETS, self._changed, self._client, **options)
+        max_bytes = settings.max_preset_bytes if settings is not None else DEFAULT_MAX_PRESET_BYTES
+        presets, cluster_presets = preset_resources(max_bytes)
+        self.presets = Watch(presets, self._changed, self._client, **options)
+        self.cluster_presets = Watch(cluster_presets, self._changed, self._client, **options)
         self.namespaces = Watch(NAMESPACES, self._changed, self._client, **options)
         self.watches: tuple[Watch[Any], ...] = (self.presets, self.cluster_presets, self.namespaces)
 

@@ -12,17 +12,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import PodPreset
 from presets.namespaces import NamespaceLabels
 from webhook.kube import (
-    CLUSTERPODPRESETS,
     NAMESPACES,
-    PODPRESETS,
     Resource,
     describe_error,
     list_objects,
     make_api_client,
     object_key,
+    preset_resources,
 )
 
 
@@ -47,8 +47,11 @@ class _Config:
     kubeconfig: str
 
 
-def read_cluster(kubeconfig: str, context: str | None = None) -> ClusterState:
-    """List the presets and namespaces with ``kubeconfig`` (and ``context``). Raises ``ClusterError``."""
+def read_cluster(
+    kubeconfig: str, context: str | None = None, *, max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES
+) -> ClusterState:
+    """List the presets and namespaces with ``kubeconfig`` (and ``context``); a preset over
+    ``max_preset_bytes`` is skipped as invalid, as the webhook skips it. Raises ``ClusterError``."""
     if not os.path.isfile(kubeconfig):
         raise ClusterError(f"--kubeconfig {kubeconfig}: no such file")
     try:
@@ -58,10 +61,11 @@ def read_cluster(kubeconfig: str, context: str | None = None) -> ClusterState:
         where = f" (context {context!r})" if context else ""
         raise ClusterError(f"--kubeconfig {kubeconfig}{where}: {exc}") from exc
     problems: list[str] = []
+    podpresets, clusterpodpresets = preset_resources(max_preset_bytes)
     try:
         presets = [
-            *_items(api_client, PODPRESETS, problems),
-            *_items(api_client, CLUSTERPODPRESETS, problems),
+            *_items(api_client, podpresets, problems),
+            *_items(api_client, clusterpodpresets, problems),
         ]
         namespaces = {name: labels for (_, name), labels in _keyed(api_client, NAMESPACES, problems)}
     finally:

@@ -23,6 +23,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from presets.admission import Decision
+from presets.engine import Outcome
 from webhook.health import ERROR_KINDS, SourceHealth, WatchState
 from webhook.sources import Snapshot
 
@@ -45,7 +46,15 @@ class Metrics:
         )
         self.conflicts = Counter(
             "podpreset_conflicts",
-            "Preset conflicts that left a pod unchanged, by preset.",
+            "Preset conflicts that left a pod unchanged, by preset (namespace: the preset's own, "
+            "empty for a ClusterPodPreset).",
+            ["namespace", "preset"],
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "podpreset_presets_refused",
+            "Selected PodPresets not applied because they inject a volume type PodPresets may not "
+            "(--namespaced-volume-types), by preset.",
             ["namespace", "preset"],
             registry=self.registry,
         )
@@ -129,8 +138,12 @@ class Metrics:
         outcome = decision.outcome
         self._admitted[outcome.action if outcome is not None else "skipped"].inc()
         if outcome is not None:
-            for preset in sorted({c.preset for c in outcome.conflicts}):
-                self.conflicts.labels(decision.request.namespace, preset).inc()
+            # Labels come from the presets (objects the cluster holds), never from the review: a
+            # made-up review can name any namespace, and each name would be a new series.
+            for namespace, name in conflicting_presets(outcome):
+                self.conflicts.labels(namespace, name).inc()
+            for refusal in outcome.refusals:
+                self.refused.labels(refusal.preset.namespace, refusal.preset.name).inc()
         self.latency.observe(seconds)
 
     def record_error(self) -> None:
@@ -178,6 +191,11 @@ class Metrics:
             prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def conflicting_presets(outcome: Outcome) -> list[tuple[str, str]]:
+    """``(namespace, name)`` of each preset with a conflict, namespace ``""`` for a ClusterPodPreset."""
+    return sorted({(r.preset.namespace, r.preset.name) for r in outcome.results if r.conflicts})
 
 
 def multiprocess_dir() -> str | None:

@@ -242,7 +242,12 @@ def make_source(settings: Settings, preloaded: Preloaded | None = None) -> Prese
         return source
     from webhook.filesource import FileSource
 
-    return FileSource(settings.preset_paths, interval=settings.reload_interval, preloaded=preloaded)
+    return FileSource(
+        settings.preset_paths,
+        interval=settings.reload_interval,
+        preloaded=preloaded,
+        max_preset_bytes=settings.max_preset_bytes,
+    )
 
 
 def check_presets(settings: Settings) -> Preloaded | None:
@@ -254,7 +259,7 @@ def check_presets(settings: Settings) -> Preloaded | None:
     from webhook.filesource import preload
 
     try:
-        preloaded, result = preload(settings.preset_paths)
+        preloaded, result = preload(settings.preset_paths, max_preset_bytes=settings.max_preset_bytes)
     except SourceError as exc:
         raise StartupError(str(exc)) from None
     if result.problems:

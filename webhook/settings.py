@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from presets.model import PROTECTED_ENTRY
+from presets.limits import DEFAULT_MAX_PRESET_BYTES
+from presets.model import DEFAULT_PROTECTED_ENTRIES, PROTECTED_ENTRY, RESTRICTED_VOLUME_TYPES, VolumeTypes
 from webhook import cpus
 
 LogFormat = Literal["text", "json"]
@@ -22,7 +23,7 @@ ENV_PREFIX = "PODPRESET_"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
 DEFAULT_MAX_DECODING_BYTES = DEFAULT_MAX_BODY_BYTES + 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
-DEFAULT_PROTECTED = ("KUBERNETES_*",)
+DEFAULT_PROTECTED = DEFAULT_PROTECTED_ENTRIES
 """Env names no preset may inject: exact names, or prefixes written with a trailing ``*``."""
 _N = TypeVar("_N", int, float)
 
@@ -72,6 +73,10 @@ class Settings:
     protected: tuple[str, ...] = DEFAULT_PROTECTED
     """Env names (``NAME``) and prefixes (``PREFIX*``) no preset may inject; a preset that
     would is treated as in conflict. Given entries replace the default."""
+    max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES
+    """A preset larger than this (``presets.limits.preset_bytes``) is skipped as invalid."""
+    namespaced_volume_types: tuple[str, ...] = RESTRICTED_VOLUME_TYPES
+    """Volume types a PodPreset may inject (``*``: any); ClusterPodPresets may inject any."""
 
     @property
     def uses_kubernetes(self) -> bool:
@@ -102,6 +107,8 @@ _OPTIONS: tuple[tuple[str, str], ...] = (
     ("keepalive", "KEEPALIVE"),
     ("reload_interval", "RELOAD_INTERVAL"),
     ("protected", "PROTECTED"),
+    ("max_preset_bytes", "MAX_PRESET_BYTES"),
+    ("namespaced_volume_types", "NAMESPACED_VOLUME_TYPES"),
 )
 ENV_VARS: Mapping[str, str] = {dest: ENV_PREFIX + suffix for dest, suffix in _OPTIONS}
 
@@ -223,6 +230,21 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         f"separated, replaces the default {','.join(defaults.protected)}; --protected= protects "
         f"nothing {env('protected')}",
     )
+    parser.add_argument(
+        "--max-preset-bytes",
+        metavar="N",
+        help=f"a preset larger than this (compact JSON, without managedFields and kubectl's "
+        f"last-applied annotation) is skipped as invalid, default {defaults.max_preset_bytes} "
+        f"{env('max_preset_bytes')}",
+    )
+    parser.add_argument(
+        "--namespaced-volume-types",
+        action="append",
+        metavar="TYPE",
+        help=f"volume types a PodPreset may inject (ClusterPodPresets: any); repeatable or comma "
+        f"separated, '*' for any, default {','.join(defaults.namespaced_volume_types)} "
+        f"{env('namespaced_volume_types')}",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
@@ -271,6 +293,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
 
     values: dict[str, object] = {
         "protected": protected_entries(raw("protected")),
+        "namespaced_volume_types": volume_type_entries(raw("namespaced_volume_types")),
+        "max_preset_bytes": number("max_preset_bytes", int, 1),
         "preset_paths": paths,
         "insecure_http": bool(insecure),
         "log_format": log_format,
@@ -312,6 +336,21 @@ def protected_entries(value: object) -> tuple[str, ...] | None:
                 f"{_where('protected')}: {entry!r} is not an env name (letters, digits, '_', '-', '.', "
                 f"not starting with a digit), optionally ending in '*' for a prefix"
             )
+    return tuple(dict.fromkeys(entries))
+
+
+def volume_type_entries(value: object) -> tuple[str, ...] | None:
+    """``--namespaced-volume-types`` values (each possibly a comma list) or
+    ``PODPRESET_NAMESPACED_VOLUME_TYPES``; None when unset. Raises ``SettingsError`` naming an
+    entry that is no volume type."""
+    if value is None:
+        return None
+    parts = value if isinstance(value, list) else [value]
+    entries = tuple(e.strip() for part in parts for e in str(part).split(",") if e.strip())
+    try:
+        VolumeTypes.parse(entries)
+    except ValueError as exc:
+        raise SettingsError(f"{_where('namespaced_volume_types')}: {exc}") from None
     return tuple(dict.fromkeys(entries))
 
 

@@ -511,3 +511,75 @@ def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protect
     digit = run("validate", "--protected", "1FOO", presets)
     assert digit.returncode == 2, "the same entry syntax as serve --protected"
     assert "--protected: protected env name '1FOO'" in digit.stderr
+
+
+def test_validate_refuses_loader_and_agent_variables_by_default(tmp_path):
+    for name in ("LD_PRELOAD", "JAVA_TOOL_OPTIONS", "NODE_OPTIONS", "DOTNET_STARTUP_HOOKS"):
+        agent = write(tmp_path, "agent.yaml", PRESET.replace("HTTPS_PROXY", name))
+        result = run("validate", agent)
+        assert result.returncode == 1, name
+        assert f"spec.env[0].name: '{name}' is protected; no preset may inject it" in result.stdout
+    replaced = run("validate", "--protected", "KUBERNETES_*", agent)
+    assert replaced.returncode == 0, "--protected replaces the list"
+
+
+HOST_PATH_PRESET = """
+apiVersion: podpreset.dev/v1
+kind: {kind}
+metadata: {{name: node-logs}}
+spec:
+  volumes: [{{name: logs, hostPath: {{path: /var/log}}}}, {{name: cache, emptyDir: {{}}}}]
+  volumeMounts: [{{name: logs, mountPath: /logs}}]
+"""
+
+
+def test_validate_refuses_a_podpreset_volume_type_outside_the_setting_and_lets_cluster_presets_use_any(
+    tmp_path,
+):
+    namespaced = write(tmp_path, "ns.yaml", HOST_PATH_PRESET.format(kind="PodPreset"))
+    result = run("validate", namespaced)
+    assert result.returncode == 1
+    assert (
+        "ns.yaml (node-logs): spec.volumes[0].hostPath: volume 'logs' is of type hostPath, which a "
+        "PodPreset may not inject (allowed: configMap, csi, downwardAPI, emptyDir, ephemeral, "
+        "persistentVolumeClaim, projected, secret; --namespaced-volume-types); a ClusterPodPreset may"
+    ) in result.stdout
+    assert run("validate", "--namespaced-volume-types", "emptyDir,hostPath", namespaced).returncode == 0
+    assert run("validate", "--namespaced-volume-types", "*", namespaced).returncode == 0
+    narrow = run("validate", "--namespaced-volume-types=hostPath", namespaced)
+    assert narrow.returncode == 1 and "volume 'cache' is of type emptyDir" in narrow.stdout
+    cluster = write(tmp_path, "cluster.yaml", HOST_PATH_PRESET.format(kind="ClusterPodPreset"))
+    assert run("validate", cluster).returncode == 0, run("validate", cluster).stdout
+    bad = run("validate", "--namespaced-volume-types", "hostpath", cluster)
+    assert bad.returncode == 2 and "'hostpath' is not a volume type" in bad.stderr
+
+
+def test_apply_leaves_out_a_podpreset_with_a_host_path_volume_and_says_why(tmp_path):
+    presets = write(tmp_path, "p.yaml", HOST_PATH_PRESET.format(kind="PodPreset"))
+    result = run("apply", "-f", presets, WEB_POD, "--explain", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert "volumes" not in json.loads(result.stdout)["spec"]
+    assert "node-logs: selected, but not applied: volume 'logs' is of type hostPath" in result.stderr
+    allowed = run("apply", "-f", presets, WEB_POD, "-o", "json", "--namespaced-volume-types", "*")
+    assert [v["name"] for v in json.loads(allowed.stdout)["spec"]["volumes"]] == ["logs", "cache"]
+
+
+def big_preset(name, values, length):
+    env = ", ".join(f"{{name: V{i}, value: {'x' * length}}}" for i in range(values))
+    head = f"apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {{name: {name}}}\n"
+    return f"{head}spec:\n  env: [{env}]\n"
+
+
+def test_validate_refuses_a_preset_over_the_size_limit_naming_its_size(tmp_path):
+    big = write(tmp_path, "big.yaml", big_preset("big", 9, 30_000) + "---\n" + PRESET)
+    result = run("validate", big)
+    assert result.returncode == 1
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("big.yaml: document 1 (big): the preset is ") or line.startswith(
+        f"{big}: document 1 (big): the preset is "
+    ), line
+    assert "bytes as compact JSON, over the limit of 256 KiB (262144 bytes, --max-preset-bytes)" in line
+    assert run("validate", "--max-preset-bytes", "300000", big).returncode == 0
+    assert run("validate", "--max-preset-bytes", "100", write(tmp_path, "p.yaml", PRESET)).returncode == 1
+    refused = run("apply", "-f", big, WEB_POD)
+    assert refused.returncode == 2 and "over the limit of 256 KiB" in refused.stderr

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, metric_value, write_cert
 
 from presets.admission import Decision
-from presets.model import parse_preset
+from presets.model import DEFAULT_PROTECTED, RESTRICTED_VOLUME_TYPES, Protected, VolumeTypes, parse_preset
 from webhook.app import create_app
 from webhook.files import load_presets
 from webhook.filesource import FileSource
@@ -237,13 +237,34 @@ def test_every_flag_falls_back_to_its_environment_variable_and_a_flag_wins(tmp_p
     assert flagged.workers == 5 and flagged.preset_paths == ("c",)
 
 
-def test_protected_names_default_to_the_kubernetes_prefix_and_given_ones_replace_it() -> None:
-    assert _parse("--insecure-http").protected == ("KUBERNETES_*",)
+def test_protected_names_default_to_kubernetes_and_loader_variables_and_given_ones_replace_them() -> None:
+    default = _parse("--insecure-http").protected
+    assert default[0] == "KUBERNETES_*"
+    assert {"LD_PRELOAD", "LD_LIBRARY_PATH", "JAVA_TOOL_OPTIONS", "NODE_OPTIONS"} <= set(default)
+    assert Protected.parse(default) == DEFAULT_PROTECTED, "serve and the CLI share one default list"
     environ = {"PODPRESET_PROTECTED": "HTTPS_PROXY, KUBERNETES_*"}
     assert _parse("--insecure-http", environ=environ).protected == ("HTTPS_PROXY", "KUBERNETES_*")
     flagged = _parse("--insecure-http", "--protected", "A,B*", "--protected", "C", environ=environ)
     assert flagged.protected == ("A", "B*", "C")
     assert _parse("--insecure-http", "--protected=", environ=environ).protected == ()
+
+
+def test_namespaced_volume_types_default_to_the_restricted_set_and_given_ones_replace_it() -> None:
+    assert _parse("--insecure-http").namespaced_volume_types == RESTRICTED_VOLUME_TYPES
+    environ = {"PODPRESET_NAMESPACED_VOLUME_TYPES": "secret, hostPath"}
+    assert _parse("--insecure-http", environ=environ).namespaced_volume_types == ("secret", "hostPath")
+    flagged = _parse("--insecure-http", "--namespaced-volume-types", "*", environ=environ)
+    assert VolumeTypes.parse(flagged.namespaced_volume_types).allowed is None
+    assert _parse("--insecure-http", "--namespaced-volume-types=").namespaced_volume_types == ()
+    with pytest.raises(SettingsError, match="'hostpath' is not a volume type"):
+        _parse("--insecure-http", "--namespaced-volume-types", "secret,hostpath")
+
+
+def test_max_preset_bytes_defaults_to_256_kib_and_must_be_a_positive_number() -> None:
+    assert _parse("--insecure-http").max_preset_bytes == 262144
+    assert _parse("--insecure-http", environ={"PODPRESET_MAX_PRESET_BYTES": "1000"}).max_preset_bytes == 1000
+    with pytest.raises(SettingsError, match="PODPRESET_MAX_PRESET_BYTES: must be at least 1"):
+        _parse("--insecure-http", "--max-preset-bytes", "0")
 
 
 def test_the_serving_defaults_of_issue_16() -> None:

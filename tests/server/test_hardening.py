@@ -156,7 +156,9 @@ def test_with_a_client_ca_only_clients_with_its_certificates_are_served_and_it_i
     apiserver_ca, other_ca = trustme.CA(), trustme.CA()
     ca_file = tmp_path / "client-ca.crt"
     apiserver_ca.cert_pem.write_to_path(str(ca_file))
-    own_server.args += ["--client-ca", str(ca_file)]
+    # One worker: each worker re-reads the file on its own, so with two a connection could reach
+    # the one that has not yet seen the new CA after the other has.
+    own_server.args += ["--client-ca", str(ca_file), "--workers", "1"]
     own_server.start()
     assert _mutate_with(own_server, _client(ca, apiserver_ca)) == 200
     for who in (None, other_ca):  # refused in the TLS handshake: no HTTP answer at all

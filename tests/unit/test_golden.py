@@ -4,7 +4,9 @@ Each folder holds ``pod.yaml`` (the pod as the API server sends it), ``presets.y
 and ClusterPodPreset documents, and Namespace documents giving namespace labels) and
 ``expected.yaml`` (the pod after admission), and optionally ``request.yaml`` (overrides for the
 AdmissionReview request) and ``conflicts.yaml`` (the conflicts the outcome must report, each a
-mapping of ``preset``, ``field``, ``key`` and optionally ``container``/``other``).
+mapping of ``preset``, ``field``, ``key`` and optionally ``container``/``other``), ``warnings.yaml``
+(further admission warnings that are not conflicts, each a substring of one), and ``settings.yaml``
+(server settings other than the defaults: ``namespacedVolumeTypes``, a list).
 
 The expectations were written by hand from the original plugin's semantics
 (``podpreset-semantics.md``) and DESIGN.md's deviations, never produced by the engine. Every case
@@ -25,6 +27,7 @@ import pytest
 import yaml
 
 from presets.admission import Decision, PresetIndex, admit
+from presets.model import DEFAULT_VOLUME_TYPES, VolumeTypes
 from presets.namespaces import NamespaceLabels
 from webhook.files import load_presets
 
@@ -43,6 +46,14 @@ def load_index(case: Path) -> tuple[PresetIndex, NamespaceLabels]:
     result = load_presets([str(case / "presets.yaml")], DEFAULT_NAMESPACE)
     assert not result.problems, [str(p) for p in result.problems]
     return PresetIndex.build(result.presets), result.namespaces
+
+
+def load_volume_types(case: Path) -> VolumeTypes:
+    """``--namespaced-volume-types`` for the case: its ``settings.yaml``, else the server's default."""
+    path = case / "settings.yaml"
+    settings = load_yaml(path) if path.exists() else {}
+    types = settings.get("namespacedVolumeTypes")
+    return DEFAULT_VOLUME_TYPES if types is None else VolumeTypes.parse(types)
 
 
 def make_review(pod: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -102,10 +113,11 @@ def test_golden_case(case: Path) -> None:
     expected = load_yaml(case / "expected.yaml")
     overrides = load_yaml(case / "request.yaml") if (case / "request.yaml").exists() else {}
     index, namespaces = load_index(case)
+    volume_types = load_volume_types(case)
     review = make_review(pod, overrides)
     pristine = copy.deepcopy(review)
 
-    decision = admit(review, index, namespaces=namespaces)
+    decision = admit(review, index, namespaces=namespaces, namespaced_volume_types=volume_types)
 
     assert review == pristine, "admit must never mutate its input"
     assert decision.response["response"]["uid"] == "0a1b2c3d-golden"
@@ -123,8 +135,15 @@ def test_golden_case(case: Path) -> None:
     assert normalized(got_entries, fields) == normalized(wanted_conflicts, fields), [
         c.describe() for c in got
     ]
-    assert len(decision.warnings) == len(wanted_conflicts)
-    if wanted_conflicts:
+    wanted_warnings = load_yaml(case / "warnings.yaml") if (case / "warnings.yaml").exists() else []
+    others = [w for w in decision.warnings if w not in {c.warning() for c in got}]
+    assert len(others) == len(wanted_warnings), others
+    for text in wanted_warnings:
+        assert any(text in w for w in others), (text, others)
+    assert len(decision.warnings) == len(wanted_conflicts) + len(wanted_warnings)
+    if wanted_warnings and not wanted_conflicts:
+        assert "warnings" in decision.response["response"]
+    elif wanted_conflicts:
         assert decision.outcome is not None
         if decision.outcome.verdict == "skip-all":
             assert ops == [], "a conflict of a SkipAll preset leaves the pod unchanged"
@@ -136,5 +155,7 @@ def test_golden_case(case: Path) -> None:
     else:
         assert "warnings" not in decision.response["response"]
 
-    again = admit(make_review(result, overrides), index, namespaces=namespaces)
+    again = admit(
+        make_review(result, overrides), index, namespaces=namespaces, namespaced_volume_types=volume_types
+    )
     assert decoded_patch(again) == [], "admitting our own output again must change nothing"
