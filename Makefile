@@ -17,7 +17,7 @@ export K8S_VERSION
 # The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
 ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
-.PHONY: install test unit fuzz lint run bench e2e e2e-matrix e2e-kind e2e-cluster cluster-binaries controlplane kubectl crd crd-fetch clean images
+.PHONY: install test unit fuzz lint run bench e2e e2e-matrix e2e-kind e2e-cluster cluster-binaries controlplane kubectl helm crd crd-fetch clean images
 
 install: $(STAMP)
 
@@ -30,15 +30,17 @@ $(STAMP): pyproject.toml
 # kubectl at kube-apiserver's version (built and cached with the node binaries), first on PATH
 # for the scenarios that check what kubectl shows a user.
 KUBECTL_PATH = PATH="$$(hack/build-cluster.sh kubectl 2>/dev/null | tail -n 1):$$PATH"
+# helm, built from its Go module and cached by version (hack/build-helm.sh), for the chart's tests.
+HELM_BIN = HELM="$$(hack/build-helm.sh 2>/dev/null | tail -n 1)"
 
-# Every test: the pure engine, the CLI, a real gunicorn over TLS, and the end-to-end suite
-# against a kube-apiserver + etcd built from their Go modules.
-test: install controlplane kubectl
-	$(ASSETS) $(KUBECTL_PATH) $(BIN)/pytest -q tests
+# Every test: the pure engine, the CLI, a real gunicorn over TLS, the Helm chart, and the
+# end-to-end suite against a kube-apiserver + etcd built from their Go modules.
+test: install controlplane kubectl helm
+	$(ASSETS) $(KUBECTL_PATH) $(HELM_BIN) $(BIN)/pytest -q tests
 
-# Everything but the end-to-end suite (no Go needed).
+# Everything but the end-to-end suite and the chart's tests (no Go needed).
 unit: install
-	$(BIN)/pytest -q tests --ignore=tests/e2e
+	$(BIN)/pytest -q tests --ignore=tests/e2e --ignore=tests/chart
 
 # The fuzz tests (tests/fuzz: /mutate of a real gunicorn, preset documents through every reader,
 # the CLI's arguments) with many more examples than `make test` gives them: a few minutes.
@@ -70,6 +72,9 @@ controlplane:
 kubectl:
 	hack/build-cluster.sh kubectl >/dev/null
 
+helm:
+	hack/build-helm.sh >/dev/null
+
 # Latency and throughput of /mutate against a no-op app on the same stack, the engine in-process,
 # memory with 10,000 presets, pod creations through a real kube-apiserver (no webhook, no-op,
 # fixed patch, podpreset) and one replica's PSS in kube mode; writes build/bench.json.
@@ -84,8 +89,8 @@ $(BENCH_STAMP): pyproject.toml
 	touch $@
 
 # The end-to-end suite against a local kube-apiserver + etcd: make e2e K8S_VERSION=1.36.
-e2e: install controlplane kubectl
-	$(ASSETS) $(KUBECTL_PATH) $(BIN)/pytest -q tests/e2e
+e2e: install controlplane kubectl helm
+	$(ASSETS) $(KUBECTL_PATH) $(HELM_BIN) $(BIN)/pytest -q tests/e2e
 
 # The end-to-end suite against each supported Kubernetes version in turn (each built and cached on
 # first use: a cold build is 10-30 minutes per version), then a table of version, passed, failed,

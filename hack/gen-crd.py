@@ -2,7 +2,8 @@
 """Generate the PodPreset and ClusterPodPreset CRDs from the Kubernetes API server's own OpenAPI.
 
     hack/gen-crd.py            # write deploy/crd/podpresets.podpreset.dev.yaml and
-                               # deploy/crd/clusterpodpresets.podpreset.dev.yaml from hack/openapi/*.json
+                               # deploy/crd/clusterpodpresets.podpreset.dev.yaml from hack/openapi/*.json,
+                               # and the same two files into the Helm chart's charts/podpreset/crds/
     hack/gen-crd.py --fetch    # first start kube-apiserver + etcd ($KUBEBUILDER_ASSETS) and refresh the
                                # stored OpenAPI snippet from GET /openapi/v3/api/v1
     hack/gen-crd.py --check    # exit 1 when a committed CRD differs from what would be generated
@@ -65,6 +66,8 @@ K8S_VERSION = newest_kubernetes()
 SNIPPET = TOP / "hack" / "openapi" / f"core-v1-{K8S_VERSION}.json"
 OUTPUT = TOP / "deploy" / "crd" / "podpresets.podpreset.dev.yaml"
 CLUSTER_OUTPUT = TOP / "deploy" / "crd" / "clusterpodpresets.podpreset.dev.yaml"
+CHART_CRDS = TOP / "charts" / "podpreset" / "crds"
+"""Helm installs the files of a chart's crds/ as they are (no templating): the same bytes."""
 
 CORE = "io.k8s.api.core.v1."
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -770,15 +773,16 @@ def main() -> None:
             "(tools/); run make crd-fetch to store its OpenAPI"
         )
     schemas = json.loads(SNIPPET.read_text())["schemas"]
-    for output, cluster in ((OUTPUT, False), (CLUSTER_OUTPUT, True)):
+    for generated, cluster in ((OUTPUT, False), (CLUSTER_OUTPUT, True)):
         text = render(schemas, cluster=cluster)
-        if args.check:
-            if not output.exists() or output.read_text() != text:
-                sys.exit(f"{output.relative_to(TOP)} is out of date: run make crd")
-            continue
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-        print(f"wrote {output.relative_to(TOP)} ({len(text) // 1024} KiB)", file=sys.stderr)
+        for output in (generated, CHART_CRDS / generated.name):
+            if args.check:
+                if not output.exists() or output.read_text() != text:
+                    sys.exit(f"{output.relative_to(TOP)} is out of date: run make crd")
+                continue
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+            print(f"wrote {output.relative_to(TOP)} ({len(text) // 1024} KiB)", file=sys.stderr)
 
 
 if __name__ == "__main__":

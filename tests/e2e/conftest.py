@@ -49,6 +49,8 @@ HOST_ADDRESS = os.environ.get("PODPRESET_E2E_HOST_ADDRESS", "127.0.0.1")
 TEST_IMAGE = os.environ.get("PODPRESET_E2E_TEST_IMAGE", "docker.io/library/busybox:1.36")
 """An image with a POSIX shell, for pods whose output the cluster-only scenarios read back."""
 RESTART_APISERVER = os.environ.get("PODPRESET_E2E_RESTART_APISERVER")
+HELM_RELEASE = os.environ.get("PODPRESET_E2E_HELM_RELEASE")
+"""Set by make e2e-cluster's Helm phase, once the webhook runs from the chart's release of this name."""
 LOG_DIR = os.environ.get("PODPRESET_E2E_LOG_DIR")
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +63,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     are deselected, and ``make e2e-cluster`` runs them. In cluster mode (``make e2e-cluster``,
     ``make e2e-kind``) the scenarios that start a webhook process of their own beside the local
     control plane are deselected, and ``make test`` runs them. So every scenario runs in one of
-    the two, and neither shows a skip.
+    the two, and neither shows a skip. The Helm release's scenarios (``helm_release``) run only
+    in ``make e2e-cluster``'s Helm phase, which sets ``PODPRESET_E2E_HELM_RELEASE``.
     """
     kept, dropped = [], []
     for item in items:
@@ -71,8 +74,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.e2e)
         needs_kubelet = "kubelet_cluster" in getattr(item, "fixturenames", ())
         local_only = item.get_closest_marker("local_only") is not None
+        helm_release = item.get_closest_marker("helm_release") is not None
         (
-            dropped if (needs_kubelet and not KIND_KUBECONFIG) or (local_only and KIND_KUBECONFIG) else kept
+            dropped
+            if (needs_kubelet and not KIND_KUBECONFIG)
+            or (local_only and KIND_KUBECONFIG)
+            or (helm_release and not HELM_RELEASE)
+            else kept
         ).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
