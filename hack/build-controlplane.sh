@@ -35,8 +35,8 @@ else
   done
   start=$SECONDS
   (cd "$K8S_MODULE" && go build -trimpath -pgo=off -ldflags "$ldflags" \
-      -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
+      -o "$bin/kube-apiserver.tmp.$$" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$bin/kube-apiserver.tmp.$$" "$bin/kube-apiserver"
   echo "built kube-apiserver $K8S_VERSION in $((SECONDS - start)) s" >&2
 fi
 
@@ -46,8 +46,8 @@ else
   echo "building etcd $ETCD_VERSION into $bin" >&2
   start=$SECONDS
   (cd "$ETCD_MODULE" && go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
-      -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3)
-  mv "$bin/etcd.tmp" "$bin/etcd"
+      -o "$bin/etcd.tmp.$$" go.etcd.io/etcd/server/v3)
+  mv "$bin/etcd.tmp.$$" "$bin/etcd"
   echo "built etcd $ETCD_VERSION in $((SECONDS - start)) s" >&2
 fi
 

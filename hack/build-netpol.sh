@@ -22,8 +22,8 @@ else
   export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
   start=$SECONDS
   (cd "$top/tools/kube-router" && go build -trimpath -ldflags "-s -w -X $module/pkg/version.Version=$VERSION" \
-    -o "$bin.tmp" "$module/cmd/kube-router")
-  mv "$bin.tmp" "$bin"
+    -o "$bin.tmp.$$" "$module/cmd/kube-router")
+  mv "$bin.tmp.$$" "$bin"
   echo "built kube-router $VERSION in $((SECONDS - start)) s" >&2
 fi
 echo "$bin"
