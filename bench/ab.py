@@ -16,9 +16,7 @@ import os
 import shutil
 import ssl
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from bench.run import (
     Server,
     drive,
     log,
+    spawn,
     stop_server,
     verify,
     wait_ready,
@@ -58,18 +57,7 @@ def start(
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(root)}
     log_path = workdir / f"{label}.log"
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True
-        )
-    return Server(
-        scenario=scenario,
-        port=port,
-        process=process,
-        log=log_path,
-        started=time.monotonic(),
-        health_port=health_port,
-    )
+    return spawn(scenario, command, cwd=root, env=env, log_path=log_path, port=port, health_port=health_port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -267,9 +267,23 @@ def start_server(scenario: Scenario, workdir: Path, cert: Path, key: Path, extra
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
+    return spawn(scenario, command, cwd=ROOT, env=env, log_path=log_path, port=port, health_port=health_port)
+
+
+def spawn(
+    scenario: Scenario,
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    port: int,
+    health_port: int,
+) -> Server:
+    """Start a server process in its own session, its output in ``log_path``."""
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True
+            command, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
         )
     return Server(
         scenario=scenario,
