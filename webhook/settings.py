@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import DEFAULT_PROTECTED_ENTRIES, PROTECTED_ENTRY, RESTRICTED_VOLUME_TYPES, VolumeTypes
-from webhook import cpus
+from webhook.server import cpus
 
 LogFormat = Literal["text", "json"]
 ENV_PREFIX = "PODPRESET_"
@@ -41,7 +41,7 @@ class Settings:
     health_bind: str = "0.0.0.0:8080"
     """The plain-HTTP listener for probes and scraping: ``/healthz``, ``/readyz``, ``/metrics``."""
     workers: int = field(default_factory=cpus.default_workers)
-    """One per CPU the process may use (cgroup quota, affinity), at most 2: ``webhook.cpus``."""
+    """One per CPU the process may use (cgroup quota, affinity), at most 2: ``webhook.server.cpus``."""
     threads: int = 8
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -131,7 +131,7 @@ def test_apply_reads_standard_input():
 
 def test_review_prints_exactly_what_mutate_returns():
     from presets.admission import PresetIndex, admit, encode_review
-    from webhook.files import load_presets
+    from webhook.sources.documents import load_presets
 
     result = run("review", "-f", EXAMPLES, REVIEW)
     assert result.returncode == 0, result.stderr

@@ -16,11 +16,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from presets.limits import LimitExceeded, Meter, within_depth
-from webhook.app import create_app
-from webhook.files import SourceError, parse_documents
-from webhook.filesource import FileSource
+from webhook.server.app import create_app
 from webhook.settings import Settings
-from webhook.sources import StaticSource
+from webhook.sources.documents import SourceError, parse_documents
+from webhook.sources.files import FileSource
+from webhook.sources.snapshot import StaticSource
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"

@@ -7,7 +7,7 @@ from typing import Any
 
 from presets.admission import PresetIndex, admit
 from presets.model import parse_preset
-from webhook.events import EventRecorder, conflict_events
+from webhook.observe.events import EventRecorder, conflict_events
 
 PRESET = parse_preset(
     {

@@ -1,6 +1,6 @@
 """Helpers for the server tests: preset files, reviews, certificates and a real gunicorn.
 
-``GunicornServer`` runs ``python -m webhook.serve`` in a subprocess on a free loopback port over TLS
+``GunicornServer`` runs ``python -m webhook.server.serve`` in a subprocess on a free loopback port over TLS
 with a certificate from the session CA (clients verify it against that CA only), and its health
 listener (``/healthz``, ``/readyz``, ``/metrics``, plain HTTP) on another free port.
 """
@@ -135,7 +135,7 @@ def free_port() -> int:
 
 
 class GunicornServer:
-    """``python -m webhook.serve`` in a subprocess, over TLS on a loopback port."""
+    """``python -m webhook.server.serve`` in a subprocess, over TLS on a loopback port."""
 
     def __init__(
         self,
@@ -163,7 +163,7 @@ class GunicornServer:
         self.log_file = tmp / "server.log"
         self.metrics_dir = tmp / "metrics"
         self.args = [
-            sys.executable, "-m", "webhook.serve",
+            sys.executable, "-m", "webhook.server.serve",
             "-f", str(self.presets_dir),
             "--tls-cert", str(self.cert_file),
             "--tls-key", str(self.key_file),

@@ -29,7 +29,7 @@ import yaml
 from presets.admission import Decision, PresetIndex, admit
 from presets.model import DEFAULT_VOLUME_TYPES, VolumeTypes
 from presets.namespaces import NamespaceLabels
-from webhook.files import load_presets
+from webhook.sources.documents import load_presets
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 CASES = sorted(p for p in GOLDEN.iterdir() if p.is_dir())

@@ -3,8 +3,8 @@
 A source is owned by one gunicorn worker and started after the fork. It publishes presets as a
 new ``Snapshot`` swapped in with one assignment; request handlers read ``snapshot()`` once per
 request and never see a half-updated set. Implementations: ``StaticSource`` (a fixed list, for
-tests and the CLI), the file source (``webhook.filesource``) and the Kubernetes list+watch
-source (``webhook.kube``).
+tests and the CLI), the file source (``webhook.sources.files``) and the Kubernetes list+watch
+source (``webhook.sources.kube``).
 """
 
 from __future__ import annotations

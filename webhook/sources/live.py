@@ -15,7 +15,7 @@ from typing import Any
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import PodPreset
 from presets.namespaces import NamespaceLabels
-from webhook.kube import (
+from webhook.sources.kube import (
     NAMESPACES,
     Resource,
     describe_error,

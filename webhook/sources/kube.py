@@ -36,8 +36,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from presets.admission import PresetIndex
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import CLUSTER_KIND, KIND, PodPreset, parse_api_object
-from webhook.health import SourceHealth
-from webhook.sources import Snapshot
+from webhook.sources.health import SourceHealth
+from webhook.sources.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 

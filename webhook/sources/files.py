@@ -25,9 +25,9 @@ from dataclasses import replace
 from presets.admission import PresetIndex
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.namespaces import NamespaceLabels
-from webhook.files import LoadResult, SourceError, fingerprint, load_presets
-from webhook.health import SourceHealth
-from webhook.sources import Snapshot
+from webhook.sources.documents import LoadResult, SourceError, fingerprint, load_presets
+from webhook.sources.health import SourceHealth
+from webhook.sources.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 

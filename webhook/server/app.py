@@ -34,11 +34,11 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from presets.admission import BadReview, Decision, admit, decode_review, encode_review
 from presets.limits import MAX_DEPTH
 from presets.model import Protected, VolumeTypes
-from webhook.health import health_of
-from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from webhook.metrics import Metrics
+from webhook.observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from webhook.observe.metrics import Metrics
 from webhook.settings import Settings
-from webhook.sources import PresetSource, Snapshot
+from webhook.sources.health import health_of
+from webhook.sources.snapshot import PresetSource, Snapshot
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
