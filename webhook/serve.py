@@ -152,11 +152,12 @@ def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -
         "logconfig_dict": logging_config(settings.log_format, settings.log_level),
         "logger_class": AccessLogOffLogger,
         "control_socket_disable": True,
-        # Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new
-        # connections over them. With one shared socket, a burst of keep-alive connections
-        # (the API server's) often all land on one worker, which then serves alone at about
-        # half the replica's capacity (seen in the benchmark's per-worker CPU).
-        "reuse_port": True,
+        # One listening socket, made by the arbiter and shared by the workers. With one socket per
+        # worker (SO_REUSEPORT) the kernel queues each new connection at one worker, and a worker
+        # that dies resets every connection waiting in its queue: admissions lost (see
+        # tests/server/test_lifecycle.py and docs/operations.md). The shared socket measured the
+        # same req/s in a paired run (bench.ab, typical, B/A 0.997 over 6 rounds).
+        "reuse_port": False,
         "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
