@@ -202,30 +202,59 @@ class SlotArbiter(Arbiter):  # type: ignore[misc]
 
     def start(self) -> None:
         super().start()  # with reuse_port set, gunicorn leaves the listening to the workers
-        self.slots: list[list[Any]] = []
+        self.slots: dict[int, list[Any]] = {}
         self.slot_of: dict[int, int] = {}
         self.foreign_listeners: list[Any] = []
         if self.LISTENERS:  # inherited sockets (systemd, re-exec): one shared set as gunicorn does
             return
-        self.slots = [gunicorn_sock.create_sockets(self.cfg, self.log) for _ in range(self.num_workers)]
-        self.LISTENERS = [listener for slot in self.slots for listener in slot]
-        self.cfg.set("reuse_port", False)  # workers use their slot's socket, never make one
+        for _ in range(self.num_workers):
+            self._add_slot()
+        self.log.info("Listening at: %s (%d slots)", self.slots[0][0], len(self.slots))
+
+    def _add_slot(self) -> int:
+        number = max(self.slots, default=-1) + 1
+        self.cfg.set("reuse_port", True)
+        try:
+            self.slots[number] = gunicorn_sock.create_sockets(self.cfg, self.log)
+        finally:
+            self.cfg.set("reuse_port", False)  # workers use their slot's socket, never make one
+        self._list_listeners()
+        return number
+
+    def _list_listeners(self) -> None:
+        self.LISTENERS = [listener for slot in self.slots.values() for listener in slot]
+
+    def _free_slots(self) -> list[int]:
+        used = {self.slot_of[pid] for pid in self.WORKERS if pid in self.slot_of}
+        return [number for number in self.slots if number not in used]
 
     def spawn_worker(self) -> int:
         if not self.slots:
             return int(super().spawn_worker())
-        used = {self.slot_of[pid] for pid in self.WORKERS if pid in self.slot_of}
-        free = next(i for i in range(len(self.slots)) if i not in used)
+        free = self._free_slots()
+        number = free[0] if free else self._add_slot()  # more workers than slots (SIGTTIN)
         every = self.LISTENERS
-        self.LISTENERS = self.slots[free]
-        self.foreign_listeners = [sock for i, slot in enumerate(self.slots) if i != free for sock in slot]
+        self.LISTENERS = self.slots[number]
+        self.foreign_listeners = [
+            sock for other, slot in self.slots.items() if other != number for sock in slot
+        ]
         try:
             pid = int(super().spawn_worker())  # in the worker, this never returns
         finally:
             self.LISTENERS = every
-        self.slot_of = {p: i for p, i in self.slot_of.items() if p in self.WORKERS}
-        self.slot_of[pid] = free
+        self.slot_of = {p: n for p, n in self.slot_of.items() if p in self.WORKERS}
+        self.slot_of[pid] = number
         return pid
+
+    def reap_workers(self) -> None:
+        super().reap_workers()
+        # Fewer workers than slots (SIGTTOU): a slot nobody serves would hold the connections the
+        # kernel queues at it; close free slots once their workers are gone.
+        free = self._free_slots()
+        while self.slots and len(self.slots) > max(self.num_workers, 1) and free:
+            for listener in self.slots.pop(free.pop()):
+                listener.close()
+            self._list_listeners()
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
