@@ -223,6 +223,8 @@ def test_fixed_patch_app_answers_the_captured_answer_with_each_request_uid():
     scenario = scenarios.typical()
 
     class Source:
+        health = None
+
         def start(self):
             pass
 

@@ -51,6 +51,8 @@ def client(source: StaticSource) -> FlaskClient:
 
 
 class UnsyncedSource:
+    health = None
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def snapshot(self) -> Snapshot:

@@ -54,7 +54,6 @@ from webhook.server.app import health_only, mutate_only
 from webhook.server.probes import HealthListenerError, HealthServer, open_health_socket
 from webhook.server.tls import CertificateError, CertificateReloader
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from webhook.sources.health import health_of
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -85,12 +84,18 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_format, settings.log_level)
     kube_source = _list_before_fork(settings)
-    return serve_app(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
+    return _serve(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
 
 
 def serve_app(app_factory: AppFactory, settings: Settings) -> int:
-    """Run ``app_factory`` (called once in each worker, after the fork) under production gunicorn."""
+    """Run ``app_factory`` (called once in each worker, after the fork) under production gunicorn,
+    with logging configured as ``podpreset serve`` configures it (the benchmark's other apps)."""
     configure_logging(settings.log_format, settings.log_level)
+    return _serve(app_factory, settings)
+
+
+def _serve(app_factory: AppFactory, settings: Settings) -> int:
+    """``serve_app`` once logging is configured (``run_serve`` configures it before it lists)."""
     reloader: CertificateReloader | None = None
     if not settings.insecure_http:
         assert settings.tls_cert is not None and settings.tls_key is not None
@@ -446,7 +451,7 @@ def _post_worker_init(worker: Any) -> None:
     def refresh_metrics() -> None:
         while True:
             try:
-                state.metrics.observe_snapshot(state.source.snapshot(), health_of(state.source))
+                state.metrics.observe_snapshot(state.source.snapshot(), state.source.health)
                 if reloader is not None:
                     reloader.context()  # picks up a renewed certificate with no connection needed
                     state.metrics.observe_certificate(reloader.not_after)
