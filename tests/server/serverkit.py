@@ -7,7 +7,6 @@ listener (``/healthz``, ``/readyz``, ``/metrics``, plain HTTP) on another free p
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
+from support.reviews import admission_review
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_VALUE = "s3cr3t-value-never-logged"
@@ -88,27 +88,9 @@ def make_review(
     if env is not None:
         container["env"] = env
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {"containers": [container]}}
-    gvk = {"group": "", "version": "v1", "kind": "Pod"}
-    gvr = {"group": "", "version": "v1", "resource": "pods"}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
-            "name": name or "",
-            "namespace": namespace,
-            "operation": operation,
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": pod,
-            "oldObject": copy.deepcopy(pod) if operation == "UPDATE" else None,
-            "dryRun": dry_run,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        },
-    }
+    return admission_review(
+        pod, uid=uid, namespace=namespace, operation=operation, name=name or "", dry_run=dry_run
+    )
 
 
 def encode(obj: object) -> bytes:
