@@ -2,7 +2,7 @@
 
 The webhook stays ready while it serves the last good presets, but says what is wrong, where,
 and since when. The watch here talks to a real socket that refuses it (an unreachable API
-server); the end-to-end suite (tests/e2e/test_6_own_webhook.py) cuts a real one.
+server); the end-to-end suite (tests/e2e/test_own_webhook_process.py) cuts a real one.
 """
 
 from __future__ import annotations
