@@ -152,9 +152,12 @@ def cert_manager_crds(cluster: Cluster) -> Path:
         "cert-manager.io_clusterissuers.yaml",
         "cert-manager.io_issuers.yaml",
     ]
+    # --force-conflicts: the chart's scenarios (test_chart.py) may have applied the same CRDs
+    # already, under their own field manager.
     subprocess.run(
         [
             *("kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), "apply", "--server-side"),
+            "--force-conflicts",
             *(
                 "-f",
                 str(crds / "cert-manager.io_certificates.yaml"),
