@@ -155,8 +155,6 @@ def cert_manager_crds(cluster: Cluster) -> Path:
         "cert-manager.io_clusterissuers.yaml",
         "cert-manager.io_issuers.yaml",
     ]
-    # --force-conflicts: the chart's scenarios (test_chart.py) may have applied the same CRDs
-    # already, under their own field manager.
     subprocess.run(
         [
             # --force-conflicts: the chart's e2e test may have applied its minimal stand-ins of
