@@ -141,6 +141,10 @@ def plan_presets(
     else:
         walk = preset_sets.get(presets, protected, _PresetSet.build)
     spec = _mapping(pod.get("spec"))
+    if not count:
+        unchecked = plan_unchecked(pod, spec, walk)
+        if unchecked is not None:
+            return unchecked
     pod_places = _pod_places(pod, walk)
     targets = _targets(spec)
     every_lane = _assign_lanes(targets, walk)
@@ -267,6 +271,69 @@ def derive_changes(
     return tuple(lists), tuple(maps)
 
 
+def plan_unchecked(pod: Mapping[str, Any], spec: Mapping[str, Any], walk: _PresetSet) -> Plan | None:
+    """The plan when every place takes the presets' items unchecked, or None when some place
+    must check them (a shortcut of ``plan_presets``, most pods' case).
+
+    Where no two preset items share a key, no pod field and no container holds one, and no
+    preset fills a map, each place only appends what the presets it gets propose: nothing
+    conflicts but protected items, so each preset's status, and what each place gets, follow from
+    the presets alone (``_PresetSet.unchecked``, ``lane_added``)."""
+    lists: list[ListChange] = []
+    for (row, shortcut), added in zip(walk.pod_fields, walk.unchecked_pod, strict=True):
+        current = _mapping(pod.get(row.path[0])).get(row.path[1])
+        if row.is_map or not shortcut.all_new(_items(current)):
+            return None
+        if added:
+            pointer = "/" + "/".join(row.path)
+            lists.append(ListChange(pointer=pointer, field=row.name, current=current, added=added))
+    if not all(keys.distinct for keys in walk.container_keys):
+        return None
+    skipped: list[tuple[str, tuple[str | None, ...]]] = []
+    for target in _targets(spec):
+        container = target.container
+        for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True):
+            current = container.get(row.name)
+            if current and keys.shared_by(_items(current)):
+                return None
+        signature, reasons = walk.skips(target.name, target.init)
+        if not all(signature):
+            skipped.append((target.label, reasons))
+        for row, added in zip(CONTAINER_FIELDS, walk.lane_added(signature), strict=True):
+            if added:
+                name = row.name
+                lists.append(
+                    ListChange(
+                        pointer=f"{target.pointer}/{name}",
+                        field=name,
+                        current=container.get(name),
+                        added=added,
+                        container=target.label,
+                    )
+                )
+    return Plan(results=_with_skipped(walk, skipped), lists=tuple(lists), maps=())
+
+
+def _with_skipped(
+    walk: _PresetSet, skipped: Sequence[tuple[str, tuple[str | None, ...]]]
+) -> tuple[PresetResult, ...]:
+    """``walk.unchecked``, each selective preset's result naming the containers it left out."""
+    if not skipped:
+        return walk.unchecked
+    reasons = {
+        id(preset): tuple((label, why) for label, whys in skipped if (why := whys[n]))
+        for n, preset in enumerate(walk.selective)
+    }
+    return tuple(
+        PresetResult(
+            preset=r.preset, status=r.status, conflicts=r.conflicts, skipped_containers=reasons[id(r.preset)]
+        )
+        if reasons.get(id(r.preset))
+        else r
+        for r in walk.unchecked
+    )
+
+
 def _pod_places(pod: Mapping[str, Any], walk: _PresetSet) -> list[_Place]:
     """A place per pod field some preset fills; without a state where every item is new."""
     places: list[_Place] = []
@@ -324,11 +391,11 @@ def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
     selective = walk.selective
     signatures = []
     for target in targets:
-        for preset in selective:
-            why = preset.container_selector.skip_reason(target.name, init=target.init)
+        signature, reasons = walk.skips(target.name, target.init)
+        for preset, why in zip(selective, reasons, strict=True):
             if why:
                 target.skipped_by[id(preset)] = why
-        signatures.append(tuple(id(p) not in target.skipped_by for p in selective) if selective else ())
+        signatures.append(signature)
     shared: dict[tuple[int, tuple[bool, ...]], _Place] = {}
     for index, (row, keys) in enumerate(zip(CONTAINER_FIELDS, walk.container_keys, strict=True)):
         for target, signature in zip(targets, signatures, strict=True):
@@ -345,6 +412,13 @@ def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
     return list({id(lane): lane for target in targets for lane in target.lanes}.values())
 
 
+MEMO_LIMIT = 256
+"""Entries each of a preset set's small memos (skip reasons, unchecked lanes) keeps at most."""
+Signature = tuple[bool, ...]
+"""Per selective preset of a preset set, whether it targets a container."""
+_COMMITTED = frozenset({"applied", "kept-existing"})
+
+
 @dataclass(frozen=True, slots=True)
 class _PresetSet:
     """What the walk needs from the matching presets alone, derived once per combination of
@@ -359,6 +433,13 @@ class _PresetSet:
     """The presets whose containerSelector leaves some containers out."""
     blocked: tuple[tuple[frozenset[int], tuple[Conflict, ...]], ...]
     """Per preset: the ids of its env and envFrom items ``protected`` forbids, and their conflicts."""
+    unchecked: tuple[PresetResult, ...]
+    """Each preset's result where every place takes items unchecked: only protected items
+    conflict there (``plan_unchecked``)."""
+    unchecked_pod: tuple[tuple[Any, ...], ...]
+    """Per entry of ``pod_fields``, what the presets committed in ``unchecked`` add there."""
+    _skips: dict[tuple[str, bool], tuple[Signature, tuple[str | None, ...]]] = field(default_factory=dict)
+    _lanes: dict[Signature, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
@@ -372,13 +453,53 @@ class _PresetSet:
             items = [item for p in presets for item in row.items_of(p)]
             if items:
                 pod_fields.append((row, row.shortcut(items)))
+        blocked = tuple(_protected_items(p, protected) for p in presets)
+        unchecked = tuple(
+            PresetResult(preset=p, status=SETTLE[p.on_conflict, bool(c)][0], conflicts=c)
+            for p, (_, c) in zip(presets, blocked, strict=True)
+        )
+        committed = [p for p, r in zip(presets, unchecked, strict=True) if r.status in _COMMITTED]
         return cls(
             presets,
             tuple(container_keys),
             tuple(pod_fields),
             tuple(p for p in presets if not p.container_selector.targets_all),
-            tuple(_protected_items(p, protected) for p in presets),
+            blocked,
+            unchecked,
+            tuple(tuple(i for p in committed for i in row.items_of(p)) for row, _ in pod_fields),
         )
+
+    def skips(self, name: str, init: bool) -> tuple[Signature, tuple[str | None, ...]]:
+        """For a container of this name (an init container or not): whether each selective
+        preset targets it, and why each that does not leaves it out. Remembered per name."""
+        found = self._skips.get((name, init))
+        if found is None:
+            reasons = tuple(p.container_selector.skip_reason(name, init=init) for p in self.selective)
+            found = (tuple(not why for why in reasons), reasons)
+            if len(self._skips) >= MEMO_LIMIT:
+                self._skips.clear()
+            self._skips[name, init] = found
+        return found
+
+    def lane_added(self, signature: Signature) -> tuple[tuple[Any, ...], ...]:
+        """Per row of ``CONTAINER_FIELDS``, what ``unchecked`` adds to a container of this
+        signature. Remembered per signature."""
+        found = self._lanes.get(signature)
+        if found is None:
+            targeted = {id(p) for p, hit in zip(self.selective, signature, strict=True) if hit}
+            chosen = [
+                (p, blocked)
+                for p, (blocked, _), result in zip(self.presets, self.blocked, self.unchecked, strict=True)
+                if result.status in _COMMITTED and (p.container_selector.targets_all or id(p) in targeted)
+            ]
+            found = tuple(
+                tuple(i for p, blocked in chosen for i in row.items_of(p) if id(i) not in blocked)
+                for row in CONTAINER_FIELDS
+            )
+            if len(self._lanes) >= MEMO_LIMIT:
+                self._lanes.clear()
+            self._lanes[signature] = found
+        return found
 
 
 def _protected_items(preset: PodPreset, protected: Protected) -> tuple[frozenset[int], tuple[Conflict, ...]]:
