@@ -116,6 +116,7 @@ def admit(
             protected=protected,
             namespaced_volume_types=namespaced_volume_types,
             preset_sets=index.preset_sets,
+            refusal_sets=index.refusal_sets,
         )
         if outcome.verdict == "reject":
             response["allowed"] = False
