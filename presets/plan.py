@@ -20,7 +20,7 @@ tests/unit/test_reference_walk.py compares the walk with one that takes none of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -290,25 +290,23 @@ def plan_unchecked(pod: Mapping[str, Any], spec: Mapping[str, Any], walk: _Prese
     if not all(keys.distinct for keys in walk.container_keys):
         return None
     skipped: list[tuple[str, tuple[str | None, ...]]] = []
-    for target in _targets(spec):
-        container = target.container
+    for label, name, init, pointer, container in _containers(spec):
         for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True):
             current = container.get(row.name)
             if current and keys.shared_by(_items(current)):
                 return None
-        signature, reasons = walk.skips(target.name, target.init)
+        signature, reasons = walk.skips(name, init)
         if not all(signature):
-            skipped.append((target.label, reasons))
+            skipped.append((label, reasons))
         for row, added in zip(CONTAINER_FIELDS, walk.lane_added(signature), strict=True):
             if added:
-                name = row.name
                 lists.append(
                     ListChange(
-                        pointer=f"{target.pointer}/{name}",
-                        field=name,
-                        current=container.get(name),
+                        pointer=f"{pointer}/{row.name}",
+                        field=row.name,
+                        current=container.get(row.name),
                         added=added,
-                        container=target.label,
+                        container=label,
                     )
                 )
     return Plan(results=_with_skipped(walk, skipped), lists=tuple(lists), maps=())
@@ -363,25 +361,26 @@ def _lanes_of(
 
 
 def _targets(spec: Mapping[str, Any]) -> list[_Target]:
-    targets: list[_Target] = []
+    return [
+        _Target(label=label, name=name, init=init, pointer=pointer, container=container)
+        for label, name, init, pointer, container in _containers(spec)
+    ]
+
+
+def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, bool, str, dict[str, Any]]]:
+    """Each container (init containers first): its label, name, whether it is an init
+    container, its JSON pointer, and itself."""
     for list_name, noun in _CONTAINER_LISTS:
         containers = spec.get(list_name)
         if not isinstance(containers, list):
             continue
+        init = list_name == "initContainers"
         for index, container in enumerate(containers):
             if not isinstance(container, dict):
                 continue
             name = container.get("name")
-            targets.append(
-                _Target(
-                    label=f"{noun} {name!r}",
-                    name=name if isinstance(name, str) else "",
-                    init=list_name == "initContainers",
-                    pointer=f"/spec/{list_name}/{index}",
-                    container=container,
-                )
-            )
-    return targets
+            label = f"{noun} {name!r}"
+            yield label, name if isinstance(name, str) else "", init, f"/spec/{list_name}/{index}", container
 
 
 def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
