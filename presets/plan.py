@@ -43,6 +43,9 @@ Status = Literal["applied", "kept-existing", "skipped-preset", "conflict"]
 """What the walk did with one matching preset: applied whole; applied without its conflicting
 items (KeepExisting); left out (SkipPreset); conflicted under SkipAll or Reject."""
 Path = tuple[str | int, ...]
+Container = tuple[str, str, bool, str, dict[str, Any]]
+"""A container of the pod: its label, name, whether it is an init container, its JSON pointer,
+and itself."""
 _CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
 _POD: Places = (None,)
 
@@ -140,13 +143,13 @@ def plan_presets(
         walk = _PresetSet.build(tuple(presets), protected)
     else:
         walk = preset_sets.get(presets, protected, _PresetSet.build)
-    spec = _mapping(pod.get("spec"))
+    containers = list(_containers(_mapping(pod.get("spec"))))
     if not count:
-        unchecked = plan_unchecked(pod, spec, walk)
+        unchecked = plan_unchecked(pod, containers, walk)
         if unchecked is not None:
             return unchecked
     pod_places = _pod_places(pod, walk)
-    targets = _targets(spec)
+    targets = _targets(containers)
     every_lane = _assign_lanes(targets, walk)
     results: list[PresetResult] = []
     for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
@@ -271,30 +274,33 @@ def derive_changes(
     return tuple(lists), tuple(maps)
 
 
-def plan_unchecked(pod: Mapping[str, Any], spec: Mapping[str, Any], walk: _PresetSet) -> Plan | None:
+def plan_unchecked(pod: Mapping[str, Any], containers: Sequence[Container], walk: _PresetSet) -> Plan | None:
     """The plan when every place takes the presets' items unchecked, or None when some place
     must check them (a shortcut of ``plan_presets``, most pods' case).
 
     Where no two preset items share a key, no pod field and no container holds one, and no
     preset fills a map, each place only appends what the presets it gets propose: nothing
     conflicts but protected items, so each preset's status, and what each place gets, follow from
-    the presets alone (``_PresetSet.unchecked``, ``lane_added``)."""
-    lists: list[ListChange] = []
-    for (row, shortcut), added in zip(walk.pod_fields, walk.unchecked_pod, strict=True):
-        current = _mapping(pod.get(row.path[0])).get(row.path[1])
-        if row.is_map or not shortcut.all_new(_items(current)):
-            return None
-        if added:
-            pointer = "/" + "/".join(row.path)
-            lists.append(ListChange(pointer=pointer, field=row.name, current=current, added=added))
-    if not all(keys.distinct for keys in walk.container_keys):
+    the presets alone (``_PresetSet.unchecked``, ``lane_added``). Everything is checked before
+    anything is built, so a pod that must be walked loses little here."""
+    currents = [_mapping(pod.get(row.path[0])).get(row.path[1]) for row, _ in walk.pod_fields]
+    if not all(keys.distinct for keys in walk.container_keys) or not all(
+        not row.is_map and shortcut.all_new(_items(current))
+        for (row, shortcut), current in zip(walk.pod_fields, currents, strict=True)
+    ):
         return None
-    skipped: list[tuple[str, tuple[str | None, ...]]] = []
-    for label, name, init, pointer, container in _containers(spec):
+    for *_, container in containers:
         for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True):
             current = container.get(row.name)
             if current and keys.shared_by(_items(current)):
                 return None
+    lists = [
+        ListChange(pointer="/" + "/".join(row.path), field=row.name, current=current, added=added)
+        for (row, _), current, added in zip(walk.pod_fields, currents, walk.unchecked_pod, strict=True)
+        if added
+    ]
+    skipped: list[tuple[str, tuple[str | None, ...]]] = []
+    for label, name, init, pointer, container in containers:
         signature, reasons = walk.skips(name, init)
         if not all(signature):
             skipped.append((label, reasons))
@@ -360,16 +366,15 @@ def _lanes_of(
     return list(targeted.values()), tuple(skipped)
 
 
-def _targets(spec: Mapping[str, Any]) -> list[_Target]:
+def _targets(containers: Sequence[Container]) -> list[_Target]:
     return [
         _Target(label=label, name=name, init=init, pointer=pointer, container=container)
-        for label, name, init, pointer, container in _containers(spec)
+        for label, name, init, pointer, container in containers
     ]
 
 
-def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, bool, str, dict[str, Any]]]:
-    """Each container (init containers first): its label, name, whether it is an init
-    container, its JSON pointer, and itself."""
+def _containers(spec: Mapping[str, Any]) -> Iterator[Container]:
+    """Each container of the pod, init containers first."""
     for list_name, noun in _CONTAINER_LISTS:
         containers = spec.get(list_name)
         if not isinstance(containers, list):

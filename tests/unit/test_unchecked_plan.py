@@ -13,7 +13,7 @@ from helpers import preset
 from test_reference_walk import assert_walks_agree
 
 from presets.model import PodPreset, Protected
-from presets.plan import _PresetSet, plan_presets, plan_unchecked
+from presets.plan import _containers, _PresetSet, plan_presets, plan_unchecked
 
 PROTECTED = Protected.parse(["KUBERNETES_*", "SECRET_TOKEN"])
 
@@ -94,7 +94,9 @@ CASES = [
 def test_the_unchecked_plan_agrees_with_the_reference_walk(presets: list[PodPreset]) -> None:
     pod = two_container_pod()
     walk = _PresetSet.build(tuple(presets), PROTECTED)
-    assert plan_unchecked(pod, pod["spec"], walk) is not None, "the case must take the shortcut"
+    assert plan_unchecked(pod, list(_containers(pod["spec"])), walk) is not None, (
+        "the case must take the shortcut"
+    )
     assert_walks_agree(pod, presets, PROTECTED)
 
 
@@ -106,7 +108,7 @@ def test_the_unchecked_plan_equals_the_checked_walk(presets: list[PodPreset]) ->
     walk = _PresetSet.build(tuple(presets), PROTECTED)
     checked = plan_presets(pod, presets, protected=PROTECTED, count=True)
     for _ in range(2):
-        unchecked = plan_unchecked(pod, pod["spec"], walk)
+        unchecked = plan_unchecked(pod, list(_containers(pod["spec"])), walk)
         assert unchecked is not None
         assert [(r.preset.name, r.status, r.conflicts, r.skipped_containers) for r in unchecked.results] == [
             (r.preset.name, r.status, r.conflicts, r.skipped_containers) for r in checked.results
@@ -121,4 +123,4 @@ def test_a_pod_holding_a_preset_key_takes_the_checked_walk() -> None:
     pod = two_container_pod()
     pod["spec"]["containers"][0]["env"].append({"name": "A", "value": "other"})
     walk = _PresetSet.build((preset("a", env=ENV),), PROTECTED)
-    assert plan_unchecked(pod, pod["spec"], walk) is None
+    assert plan_unchecked(pod, list(_containers(pod["spec"])), walk) is None
