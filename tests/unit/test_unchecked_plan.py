@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import preset
+from support.presets import preset
 from test_reference_walk import assert_walks_agree
 
 from presets.model import PodPreset, Protected
