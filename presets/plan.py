@@ -46,6 +46,8 @@ Path = tuple[str | int, ...]
 Container = tuple[str, str, bool, str, dict[str, Any]]
 """A container of the pod: its label, name, whether it is an init container, its JSON pointer,
 and itself."""
+Held = tuple[bool, ...]
+"""Per row of ``CONTAINER_FIELDS``, whether a container holds a key the presets inject there."""
 _CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
 _POD: Places = (None,)
 
@@ -144,13 +146,14 @@ def plan_presets(
     else:
         walk = preset_sets.get(presets, protected, _PresetSet.build)
     containers = list(_containers(_mapping(pod.get("spec"))))
+    held = hold_keys(containers, walk)
     if not count:
-        unchecked = plan_unchecked(pod, containers, walk)
+        unchecked = plan_unchecked(pod, containers, held, walk)
         if unchecked is not None:
             return unchecked
     pod_places = _pod_places(pod, walk)
     targets = _targets(containers)
-    every_lane = _assign_lanes(targets, walk)
+    every_lane = _assign_lanes(targets, held, walk)
     results: list[PresetResult] = []
     for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
         lanes, skipped = _lanes_of(preset, targets, every_lane)
@@ -274,26 +277,26 @@ def derive_changes(
     return tuple(lists), tuple(maps)
 
 
-def plan_unchecked(pod: Mapping[str, Any], containers: Sequence[Container], walk: _PresetSet) -> Plan | None:
+def plan_unchecked(
+    pod: Mapping[str, Any], containers: Sequence[Container], held: Sequence[Held], walk: _PresetSet
+) -> Plan | None:
     """The plan when every place takes the presets' items unchecked, or None when some place
     must check them (a shortcut of ``plan_presets``, most pods' case).
 
     Where no two preset items share a key, no pod field and no container holds one, and no
     preset fills a map, each place only appends what the presets it gets propose: nothing
     conflicts but protected items, so each preset's status, and what each place gets, follow from
-    the presets alone (``_PresetSet.unchecked``, ``lane_added``). Everything is checked before
-    anything is built, so a pod that must be walked loses little here."""
+    the presets alone (``_PresetSet.unchecked``, ``lane_added``). ``held`` (``hold_keys``) is
+    shared with the walk, and everything is checked before anything is built, so a pod that must
+    be walked loses little here."""
+    if any(map(any, held)) or not all(keys.distinct for keys in walk.container_keys):
+        return None
     currents = [_mapping(pod.get(row.path[0])).get(row.path[1]) for row, _ in walk.pod_fields]
-    if not all(keys.distinct for keys in walk.container_keys) or not all(
+    if not all(
         not row.is_map and shortcut.all_new(_items(current))
         for (row, shortcut), current in zip(walk.pod_fields, currents, strict=True)
     ):
         return None
-    for *_, container in containers:
-        for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True):
-            current = container.get(row.name)
-            if current and keys.shared_by(_items(current)):
-                return None
     lists = [
         ListChange(pointer="/" + "/".join(row.path), field=row.name, current=current, added=added)
         for (row, _), current, added in zip(walk.pod_fields, currents, walk.unchecked_pod, strict=True)
@@ -316,6 +319,18 @@ def plan_unchecked(pod: Mapping[str, Any], containers: Sequence[Container], walk
                     )
                 )
     return Plan(results=_with_skipped(walk, skipped), lists=tuple(lists), maps=())
+
+
+def hold_keys(containers: Sequence[Container], walk: _PresetSet) -> list[Held]:
+    """Per container, per row of ``CONTAINER_FIELDS``: whether it holds a key some preset injects
+    there (such a container gets a state of its own for that field)."""
+    return [
+        tuple(
+            bool(current := container.get(row.name)) and keys.shared_by(_items(current))
+            for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True)
+        )
+        for *_, container in containers
+    ]
 
 
 def _with_skipped(
@@ -388,7 +403,7 @@ def _containers(spec: Mapping[str, Any]) -> Iterator[Container]:
             yield label, name if isinstance(name, str) else "", init, f"/spec/{list_name}/{index}", container
 
 
-def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
+def _assign_lanes(targets: Sequence[_Target], held: Sequence[Held], walk: _PresetSet) -> list[_Place]:
     """Give every container, per field, a lane: its own when it holds a key some preset injects
     there, else the one shared by the containers the same presets target. Returns every lane,
     by container then field."""
@@ -402,11 +417,9 @@ def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
         signatures.append(signature)
     shared: dict[tuple[int, tuple[bool, ...]], _Place] = {}
     for index, (row, keys) in enumerate(zip(CONTAINER_FIELDS, walk.container_keys, strict=True)):
-        for target, signature in zip(targets, signatures, strict=True):
-            current = target.container.get(row.name)
-            existing = _items(current) if current else ()
-            if existing and keys.shared_by(existing):
-                target.lanes.append(_Place(row, row.state(existing), [target]))
+        for target, signature, holds in zip(targets, signatures, held, strict=True):
+            if holds[index]:
+                target.lanes.append(_Place(row, row.state(_items(target.container[row.name])), [target]))
                 continue
             lane = shared.get((index, signature))
             if lane is None:

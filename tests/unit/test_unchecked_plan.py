@@ -13,7 +13,7 @@ from support.presets import preset
 from test_reference_walk import assert_walks_agree
 
 from presets.model import PodPreset, Protected
-from presets.plan import _containers, _PresetSet, plan_presets, plan_unchecked
+from presets.plan import Plan, _containers, _PresetSet, hold_keys, plan_presets, plan_unchecked
 
 PROTECTED = Protected.parse(["KUBERNETES_*", "SECRET_TOKEN"])
 
@@ -39,6 +39,11 @@ ENV = [
 ]
 MOUNT = [{"name": "certs", "mountPath": "/certs"}]
 VOLUME = [{"name": "certs", "secret": {"secretName": "certs"}}]
+
+
+def unchecked_plan(pod: dict[str, Any], walk: _PresetSet) -> Plan | None:
+    containers = list(_containers(pod["spec"]))
+    return plan_unchecked(pod, containers, hold_keys(containers, walk), walk)
 
 
 CASES = [
@@ -94,9 +99,7 @@ CASES = [
 def test_the_unchecked_plan_agrees_with_the_reference_walk(presets: list[PodPreset]) -> None:
     pod = two_container_pod()
     walk = _PresetSet.build(tuple(presets), PROTECTED)
-    assert plan_unchecked(pod, list(_containers(pod["spec"])), walk) is not None, (
-        "the case must take the shortcut"
-    )
+    assert unchecked_plan(pod, walk) is not None, "the case must take the shortcut"
     assert_walks_agree(pod, presets, PROTECTED)
 
 
@@ -108,7 +111,7 @@ def test_the_unchecked_plan_equals_the_checked_walk(presets: list[PodPreset]) ->
     walk = _PresetSet.build(tuple(presets), PROTECTED)
     checked = plan_presets(pod, presets, protected=PROTECTED, count=True)
     for _ in range(2):
-        unchecked = plan_unchecked(pod, list(_containers(pod["spec"])), walk)
+        unchecked = unchecked_plan(pod, walk)
         assert unchecked is not None
         assert [(r.preset.name, r.status, r.conflicts, r.skipped_containers) for r in unchecked.results] == [
             (r.preset.name, r.status, r.conflicts, r.skipped_containers) for r in checked.results
@@ -123,4 +126,4 @@ def test_a_pod_holding_a_preset_key_takes_the_checked_walk() -> None:
     pod = two_container_pod()
     pod["spec"]["containers"][0]["env"].append({"name": "A", "value": "other"})
     walk = _PresetSet.build((preset("a", env=ENV),), PROTECTED)
-    assert plan_unchecked(pod, list(_containers(pod["spec"])), walk) is None
+    assert unchecked_plan(pod, walk) is None
