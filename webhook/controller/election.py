@@ -299,7 +299,8 @@ class LeaderElector:
         if leading != self._was_leading:
             self._was_leading = leading
             if not leading:
-                logger.warning("leader election: %s stopped leading", self.config.identity)
+                level = logging.INFO if self._stop.is_set() else logging.WARNING
+                logger.log(level, "leader election: %s stopped leading", self.config.identity)
             self._on_change(leading)
 
     def _release(self) -> None:
