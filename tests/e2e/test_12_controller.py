@@ -18,6 +18,7 @@ from .conftest import (
     label_namespace,
     pod_body,
     service_account_token,
+    wait_for_pods_to,
 )
 from .controller import FAST_ELECTION, LocalController
 from .rest import Kube, eventually
@@ -284,3 +285,35 @@ def test_cluster_preset_status_counts_across_namespaces_and_follows_edits(
         timeout=60,
     )
     assert status["matchedWorkloads"] == 0
+
+
+def test_a_status_write_does_not_change_what_the_webhook_applies(
+    admin: Kube, namespace: str, status_controller: LocalController
+) -> None:
+    created = create_preset(
+        admin,
+        namespace,
+        "steady",
+        {"selector": {"matchLabels": {"app": "steady"}}, "env": [{"name": "A", "value": "1"}]},
+    )
+    path = f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/steady"
+    eventually("the controller to write the status", lambda: status_of(admin, path), timeout=60)
+    stored = admin.get(path)
+    assert stored["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+    assert stored["metadata"]["generation"] == created["metadata"]["generation"]
+    key = "podpreset.admission.kubernetes.io/podpreset-steady"
+    wait_for_pods_to(
+        admin,
+        namespace,
+        pod_body("probe", labels={"app": "steady"}),
+        "the webhook to know the preset",
+        lambda p: key in (p["metadata"].get("annotations") or {}),
+    )
+    create_pod(admin, namespace, pod_body("steady-1", labels={"app": "steady"}))
+    pod = admin.get(f"/api/v1/namespaces/{namespace}/pods/steady-1")
+    # The webhook kept the preset it parsed at creation: the status write is no preset change.
+    assert (
+        pod["metadata"]["annotations"]["podpreset.admission.kubernetes.io/podpreset-steady"]
+        == (created["metadata"]["resourceVersion"])
+    )
+    eventually("the pod to be counted", lambda: status_of(admin, path).get("injectedPods") == 1, timeout=60)
