@@ -1,6 +1,6 @@
 """The status pass: keep every preset's ``status`` true to what the cluster holds.
 
-While leading, the pass keeps watches (``webhook.kube.Watch``: list, then watch, resuming and
+While leading, the pass keeps watches (``webhook.sources.kube.Watch``: list, then watch, resuming and
 relisting as the webhook's own do) on PodPresets, ClusterPodPresets, Namespaces (metadata only),
 the five workload kinds, Pods (metadata only: ``PartialObjectMetadata``, and each pod kept as the
 tuple of its applied annotation keys, so 10,000 pods cost little) and the webhook's
@@ -41,9 +41,9 @@ from presets.status import (
 from webhook.controller.api import MERGE_PATCH, METADATA_LIST, METADATA_ONE, ApiError, KubeApi
 from webhook.controller.election import rfc3339_micro
 from webhook.controller.loop import PassContext
-from webhook.events import FIELD_ANNOTATION, POD_ANNOTATION, REASON
-from webhook.health import SourceHealth
-from webhook.kube import Labels, Parsed, Resource, Watch, parse_namespace
+from webhook.observe.events import FIELD_ANNOTATION, POD_ANNOTATION, REASON
+from webhook.sources.health import SourceHealth
+from webhook.sources.kube import Labels, Parsed, Resource, Watch, namespace_labels
 
 if TYPE_CHECKING:
     from webhook.controller.command import ControllerSettings
@@ -73,7 +73,7 @@ _QUERY = {
 
 
 def api_call(path: str, *, metadata_only: bool = False, **fixed: str) -> Callable[..., Any]:
-    """A ``Resource.call`` over ``KubeApi``: the options ``webhook.kube`` passes become the query;
+    """A ``Resource.call`` over ``KubeApi``: the options ``webhook.sources.kube`` passes become the query;
     the answer is the open response, as ``list_objects`` and ``Watch`` read it."""
 
     def call(api: KubeApi, **options: Any) -> Any:
@@ -229,7 +229,7 @@ class StatusPass:
             )
         )
         self.namespaces: Watch[Labels] = self._watch(
-            Resource("namespaces", api_call("/api/v1/namespaces", metadata_only=True), parse_namespace)
+            Resource("namespaces", api_call("/api/v1/namespaces", metadata_only=True), namespace_labels)
         )
         self.workloads = {
             kind: self._watch(Resource(kind.lower() + "s", api_call(path), workload_parser(kind)))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from .conftest import NAMESPACE, TEST_IMAGE, Cluster, create_preset, kubectl, kubectl_output
+from .controller import LEASE, create_workload, status_of, workload
 from .rest import Kube, eventually
-from .test_12_controller import LEASE, create_workload, status_of, workload
 
 
 @pytest.fixture
