@@ -54,7 +54,7 @@ class KubeApi:
     def __init__(self, api_client: Any, registry: CollectorRegistry | None = None) -> None:
         configuration = api_client.configuration
         if (configuration.connection_pool_maxsize or 0) < POOL_SIZE:
-            # One connection per open watch (eleven) plus the Lease and status writes: the
+            # One connection per open watch (ten) plus the Lease and status writes: the
             # client's default pool (5 per CPU) would discard connections and open new ones.
             from kubernetes.client import rest
 
