@@ -142,7 +142,8 @@ def preset_bytes(obj: Mapping[str, Any]) -> int:
     except (orjson.JSONEncodeError, TypeError):
         # Integers beyond 64 bits, or what YAML can hold and JSON cannot: the files' own checks
         # name those; measured here as json writes them.
-        return len(json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        text = json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str)
+        return len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate: JSON's \\ud800
 
 
 def preset_size_problem(obj: Mapping[str, Any], max_bytes: int) -> str | None:
