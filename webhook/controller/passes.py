@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from webhook.controller.api import KubeApi
 from webhook.controller.loop import ReconcilePass
+from webhook.controller.status import StatusPass
 
 if TYPE_CHECKING:
     from webhook.controller.command import ControllerSettings
@@ -22,5 +23,5 @@ def build_passes(
     settings: ControllerSettings, api: KubeApi, registry: CollectorRegistry
 ) -> list[ReconcilePass]:
     """Every pass, in the order they run each round."""
-    passes: list[ReconcilePass] = []
+    passes: list[ReconcilePass] = [StatusPass(settings, api, registry)]
     return passes
