@@ -96,6 +96,7 @@ save_state() {
   ip6tables-save 2>/dev/null | normalize_rules > "$run/ip6tables.before" || true
   ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort > "$run/links.before"
   sysctl -n net.ipv4.ip_forward > "$run/ip_forward.before"
+  nft list tables 2>/dev/null | sort > "$run/nft.before" || true
 }
 [ ! -e "$data_root" ] || die "$data_root exists: a previous run was not cleaned up; remove it (after checking no dockerd uses it)"
 ! ip link show "$BRIDGE" >/dev/null 2>&1 || die "network device $BRIDGE exists (a leftover of a previous run?)"
@@ -132,6 +133,11 @@ teardown() {
   iptables -w -X "$CHAIN" 2>/dev/null || true
   # Docker may still set FORWARD's policy to DROP and add its chains on start: put back what was there.
   restore_iptables
+  # With iptables' nf_tables backend the tables themselves stay (iptables -N made `ip filter` if it
+  # was not there): drop those that did not exist before.
+  nft list tables 2>/dev/null | sort | comm -23 - "$run/nft.before" | while read -r _ family name; do
+    nft delete table "$family" "$name" || log "could not delete nft table $family $name"
+  done
   [ "$(sysctl -n net.ipv4.ip_forward)" = "$(cat "$run/ip_forward.before")" ] || sysctl -q -w "net.ipv4.ip_forward=$(cat "$run/ip_forward.before")"
   for dir in /sys/fs/cgroup/*/"$CGROUP"; do
     [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -152,6 +158,7 @@ teardown() {
     fi
   done
   [ "$(sysctl -n net.ipv4.ip_forward)" = "$(cat "$run/ip_forward.before")" ] || { log "net.ipv4.ip_forward changed"; ok=1; }
+  diff "$run/nft.before" <(nft list tables 2>/dev/null | sort) >&2 || { log "nftables tables differ from before the run"; ok=1; }
   m=$(ls -d /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/*/docker 2>/dev/null || true)
   [ -z "$m" ] || { log "leftover cgroups: $m"; ok=1; }
   [ ! -e "$data_root" ] || { log "leftover $data_root"; ok=1; }
@@ -258,7 +265,7 @@ for _ in $(seq 150); do /usr/bin/docker version >/dev/null 2>&1 && break; sleep 
 
 # The kind network, made here (kind uses an existing one by name): a fixed bridge name, no
 # masquerading, and nothing from it forwarded anywhere off this host.
-/usr/bin/docker network create -d bridge --subnet "$SUBNET" -o com.docker.network.bridge.name="$BRIDGE" \
+/usr/bin/docker network create -d bridge --subnet "$SUBNET" --gateway "${SUBNET%.*}.1" -o com.docker.network.bridge.name="$BRIDGE" \
   -o com.docker.network.bridge.enable_ip_masquerade=false kind >/dev/null
 iptables -w -N "$CHAIN"
 iptables -w -A "$CHAIN" -i "$BRIDGE" ! -o "$BRIDGE" -j DROP

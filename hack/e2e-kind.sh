@@ -21,13 +21,27 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cluster=${KIND_CLUSTER:-podpreset-e2e}
 
 if [ "${1:-}" = restart-apiserver ]; then
-  # kubelet restarts the static pod's container once its task is gone.
+  # Stop the kube-apiserver container's task in the node's containerd; kubelet starts the static pod's
+  # container again. Returns once the API server answers /readyz (as hack/cluster.sh restart-apiserver
+  # does): while it is down, Docker's port proxy accepts connections and resets them, which a client
+  # sees as a TLS error rather than a refused connection.
   node="${2:-$cluster}-control-plane"
-  docker exec "$node" sh -ec '
-    for id in $(ctr -n k8s.io containers ls -q "labels.\"io.kubernetes.container.name\"==kube-apiserver"); do
+  docker exec "$node" bash -ec '
+    filter="labels.\"io.kubernetes.container.name\"==kube-apiserver"
+    for id in $(ctr -n k8s.io containers ls -q "$filter"); do
       ctr -n k8s.io tasks kill -s SIGTERM "$id" 2>/dev/null || true
-    done'
-  exit 0
+    done
+    for _ in $(seq 300); do
+      ! kubectl --kubeconfig /etc/kubernetes/admin.conf get --raw /readyz >/dev/null 2>&1 || break
+      sleep 0.2
+    done
+    for _ in $(seq 600); do
+      kubectl --kubeconfig /etc/kubernetes/admin.conf get --raw /readyz >/dev/null 2>&1 && exit 0
+      sleep 0.2
+    done
+    echo "e2e-kind: kube-apiserver not ready 120 s after its restart" >&2
+    exit 1'
+  exit
 fi
 
 image=${IMAGE:-podpreset:dev}
@@ -105,12 +119,12 @@ timed "install podpreset (hack/install.sh)" env KUBECTL=kubectl "$top/hack/insta
 # The API server runs in the node container: webhooks the tests serve themselves listen on this
 # host, reached through the kind network's gateway address.
 network=${KIND_EXPERIMENTAL_DOCKER_NETWORK:-kind}
-gateway=$(docker network inspect "$network" -f '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' \
-  | tr ' ' '\n' | grep -E '^[0-9]+\.' | head -n 1)
-if [ -z "$gateway" ]; then  # Docker leaves Gateway empty for networks it made with defaults
-  gateway=$(docker network inspect "$network" -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' | tr ' ' '\n' \
-    | grep -E '^[0-9]+\.' | head -n 1 | awk -F'[./]' '{print $1"."$2"."$3"."$4+1}')
+gateway=$(docker network inspect "$network" -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' | tr ' ' '\n' |
+  grep -E '^[0-9]+\.' | head -n 1 || true)
+if [ -z "$gateway" ]; then  # Docker may leave IPAM's Gateway empty: the node's default route's then
+  gateway=$(docker exec "$cluster-control-plane" ip -4 route show default | awk '{print $3; exit}' || true)
 fi
+[ -n "$gateway" ] || { echo "e2e-kind: cannot find the gateway address of docker network $network" >&2; exit 1; }
 
 export PODPRESET_E2E_KUBECONFIG="$kubeconfig" PODPRESET_E2E_HOST_ADDRESS="$gateway" \
   PODPRESET_E2E_TEST_IMAGE="$test_image" PODPRESET_E2E_LOG_DIR="$logs" \
