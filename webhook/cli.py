@@ -1,8 +1,8 @@
-"""The ``podpreset`` command: apply, review, validate, migrate (offline) and serve.
+"""The ``podpreset`` command: apply, review, validate, migrate (offline), serve and controller.
 
 ``apply``, ``review``, ``validate`` and ``migrate`` (without ``--kubeconfig``) import neither Flask
-nor the Kubernetes client, so they start fast; ``serve`` imports the server lazily. Input and usage
-errors exit 2 with one line per problem on stderr, never a traceback.
+nor the Kubernetes client, so they start fast; ``serve`` and ``controller`` import theirs lazily.
+Input and usage errors exit 2 with one line per problem on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from presets.model import (
 )
 from presets.names import is_dns_label
 from presets.namespaces import NamespaceLabels, labels_of
-from webhook.files import (
+from webhook.sources.documents import (
     LoadResult,
     SourceError,
     files_of,
@@ -64,8 +64,9 @@ class UsageError(Exception):
     """Bad input or arguments: printed as one line, exit status 2."""
 
 
-def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
-    """The argument parser; ``serve``'s options (which import the server) only when asked."""
+def build_parser(with_serve: bool = True, with_controller: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``serve``'s and ``controller``'s options (which import the server and
+    the controller) only when asked."""
     parser = argparse.ArgumentParser(prog="podpreset", description="PodPresets for today's Kubernetes.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -136,9 +137,16 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the webhook over TLS with gunicorn")
     if with_serve:
-        from webhook.serve import add_serve_arguments
+        from webhook.server.serve import add_serve_arguments
 
         add_serve_arguments(serve)
+    controller = commands.add_parser(
+        "controller", help="write preset status (and roll opted-in workloads), leader-elected"
+    )
+    if with_controller:
+        from webhook.controller.command import add_controller_arguments
+
+        add_controller_arguments(controller)
     return parser
 
 
@@ -209,7 +217,9 @@ def protected_of(values: Sequence[str] | None) -> Protected:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(with_serve=bool(argv) and argv[0] == "serve")
+    parser = build_parser(
+        with_serve=bool(argv) and argv[0] == "serve", with_controller=bool(argv) and argv[0] == "controller"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "apply":
@@ -227,7 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "migrate":
             return run_migrate(args, sys.stdout, sys.stderr)
-        from webhook.serve import run_serve
+        if args.command == "controller":
+            from webhook.controller.command import run_controller
+
+            return run_controller(args)
+        from webhook.server.serve import run_serve
 
         return int(run_serve(args))
     except (UsageError, SourceError, BadReview) as exc:
@@ -331,7 +345,7 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetInde
         loaded = load_or_fail(args.presets, args.namespace or "default", args.max_preset_bytes)
         return PresetIndex.build(loaded.presets), loaded.namespaces, "default"
     # Imported here: the offline paths never load the Kubernetes client.
-    from webhook.live import ClusterError, read_cluster
+    from webhook.sources.live import ClusterError, read_cluster
 
     try:
         state = read_cluster(args.kubeconfig, args.context, max_preset_bytes=args.max_preset_bytes)
@@ -587,7 +601,7 @@ def _migrate_inputs(args: argparse.Namespace, err: TextIO) -> list[tuple[str, An
             )
         return documents
     # Imported here: the offline paths never load the Kubernetes client.
-    from webhook.legacy import ClusterError, list_legacy
+    from webhook.sources.legacy import ClusterError, list_legacy
 
     try:
         listed = list_legacy(args.kubeconfig, args.context, args.namespace)
