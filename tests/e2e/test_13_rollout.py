@@ -1,0 +1,239 @@
+"""Issue 19: ``podpreset rollout`` against a real API server.
+
+Deployments, StatefulSets and DaemonSets are stored without a controller manager, so what a pass
+writes is checkable here: at first sight only the workload's own record (its template, and so its
+its template untouched); after an edit of a matching preset the template annotation
+``podpreset.dev/presets-hash`` (a template change: the workload's controller would roll it) and a
+``PodPresetRollout`` Event naming the preset; nothing for an edit that changes nothing for it, for
+a workload that did not opt in, or for a ``rollout: Never`` preset. That pods then really roll is
+``test_8_rollout_in_cluster``'s (make e2e-cluster).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from .conftest import TOP, Namespaces, create_preset
+from .rest import Kube
+
+pytestmark = pytest.mark.local_only
+
+HASH = "podpreset.dev/presets-hash"
+STATE = "podpreset.dev/rollout-state"
+OPT_IN = {"podpreset.dev/rollout": "true"}
+PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+
+
+def workload(
+    kind: str, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+        },
+    }
+    if kind != "DaemonSet":
+        spec["replicas"] = 1
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": spec,
+    }
+
+
+def create(admin: Kube, namespace: str, obj: dict[str, Any]) -> None:
+    admin.create(f"/apis/apps/v1/namespaces/{namespace}/{PLURALS[obj['kind']]}", obj)
+
+
+def read(admin: Kube, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = admin.get(f"/apis/apps/v1/namespaces/{namespace}/{PLURALS[kind]}/{name}")
+    return found
+
+
+def template_hash(obj: dict[str, Any]) -> str | None:
+    return (obj["spec"]["template"]["metadata"].get("annotations") or {}).get(HASH)
+
+
+def without_hash(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as it was before a roll wrote its annotation."""
+    metadata = dict(template["metadata"])
+    annotations = {k: v for k, v in (metadata.pop("annotations", None) or {}).items() if k != HASH}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {**template, "metadata": metadata}
+
+
+def rollout(admin: Kube, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "rollout", "--kubeconfig", str(admin.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        cwd=TOP,
+        timeout=120,
+    )
+
+
+def passes(admin: Kube, *args: str) -> list[str]:
+    done = rollout(admin, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def edit_preset(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
+    path = f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/{name}"
+    current = admin.get(path)
+    for key, value in changes.items():
+        if key == "labels":
+            current["metadata"]["labels"] = value
+        else:
+            current["spec"][key] = value
+    reply = admin.request("PUT", path, current)
+    assert reply.status == 200, reply
+
+
+def events(admin: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    found = admin.get(f"/api/v1/namespaces/{namespace}/events")["items"]
+    return [e for e in found if e["involvedObject"]["name"] == name and e["reason"] == "PodPresetRollout"]
+
+
+def test_a_preset_edit_rolls_an_opted_in_workload_once_and_nothing_else(admin: Kube, namespace: str) -> None:
+    web = {"app": "web"}
+    create_preset(
+        admin,
+        namespace,
+        "tuning",
+        {"selector": {"matchLabels": web}, "env": [{"name": "WORKERS", "value": "2"}]},
+    )
+    create_preset(
+        admin,
+        namespace,
+        "db",
+        {"selector": {"matchLabels": {"app": "db"}}, "env": [{"name": "DB", "value": "1"}]},
+    )
+    create(admin, namespace, workload("Deployment", "opted", web, OPT_IN))
+    create(admin, namespace, workload("Deployment", "plain", web))
+    before = {name: read(admin, namespace, "Deployment", name) for name in ("opted", "plain")}
+
+    # Dry run at first sight: it would only record; nothing is written.
+    assert passes(admin, "-n", namespace, "--dry-run") == [
+        f"deployment {namespace}/opted: would record: first sight: its pods were admitted with today's "
+        "presets; recorded, not rolled"
+    ]
+    assert (
+        read(admin, namespace, "Deployment", "opted")["metadata"]["resourceVersion"]
+        == before["opted"]["metadata"]["resourceVersion"]
+    )
+
+    # First sight: recorded in its metadata, the template untouched.
+    passes(admin, "-n", namespace)
+    opted = read(admin, namespace, "Deployment", "opted")
+    assert STATE in opted["metadata"]["annotations"]
+    assert template_hash(opted) is None
+    # (A Deployment's generation counts annotation changes too; its controller rolls on template changes.)
+    assert opted["spec"]["template"] == before["opted"]["spec"]["template"]
+    assert passes(admin, "-n", namespace) == []
+
+    # Edits that change nothing for it: a preset it does not match, a matching preset's labels.
+    edit_preset(admin, namespace, "db", env=[{"name": "DB", "value": "2"}])
+    edit_preset(admin, namespace, "tuning", labels={"team": "platform"})
+    assert passes(admin, "-n", namespace, "--dry-run") == []
+    assert passes(admin, "-n", namespace) == []
+    assert (
+        read(admin, namespace, "Deployment", "opted")["metadata"]["resourceVersion"]
+        == opted["metadata"]["resourceVersion"]
+    )
+
+    # An edit of what the matching preset injects: the dry run names it and changes nothing...
+    edit_preset(admin, namespace, "tuning", env=[{"name": "WORKERS", "value": "8"}])
+    line = f"deployment {namespace}/opted: would roll: podpreset tuning changed"
+    assert passes(admin, "-n", namespace, "--dry-run") == [line]
+    assert template_hash(read(admin, namespace, "Deployment", "opted")) is None
+
+    # ...and the pass rolls it, exactly once, with an Event naming the preset.
+    assert passes(admin, "-n", namespace) == [
+        f"deployment {namespace}/opted: rolled: podpreset tuning changed"
+    ]
+    rolled = read(admin, namespace, "Deployment", "opted")
+    assert template_hash(rolled)
+    assert without_hash(rolled["spec"]["template"]) == opted["spec"]["template"]
+    assert passes(admin, "-n", namespace) == []
+    assert read(admin, namespace, "Deployment", "opted")["spec"]["template"] == rolled["spec"]["template"]
+    (event,) = events(admin, namespace, "opted")
+    assert event["type"] == "Normal"
+    assert event["involvedObject"]["kind"] == "Deployment"
+    assert "podpreset tuning changed" in event["message"]
+
+    # The workload that did not opt in was never written.
+    plain = read(admin, namespace, "Deployment", "plain")
+    assert plain["metadata"]["resourceVersion"] == before["plain"]["metadata"]["resourceVersion"]
+
+
+def test_never_presets_and_the_owners_own_template_edits_roll_nothing(admin: Kube, namespace: str) -> None:
+    web = {"app": "web"}
+    create_preset(
+        admin,
+        namespace,
+        "sidecar-env",
+        {"selector": {"matchLabels": web}, "env": [{"name": "S", "value": "1"}], "rollout": "Never"},
+    )
+    create_preset(
+        admin, namespace, "tuning", {"selector": {"matchLabels": web}, "env": [{"name": "W", "value": "1"}]}
+    )
+    create(admin, namespace, workload("StatefulSet", "store", web, OPT_IN))
+    passes(admin, "-n", namespace)
+    recorded = read(admin, namespace, "StatefulSet", "store")
+
+    edit_preset(admin, namespace, "sidecar-env", env=[{"name": "S", "value": "2"}])
+    assert passes(admin, "-n", namespace) == []
+
+    # The owner edits the template and a preset at once: the template change rolls it with today's
+    # presets already, so the pass only records.
+    recorded["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.k8s.io/pause:3.9"
+    reply = admin.request("PUT", f"/apis/apps/v1/namespaces/{namespace}/statefulsets/store", recorded)
+    assert reply.status == 200, reply
+    edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
+    assert passes(admin, "-n", namespace) == [
+        f"statefulset {namespace}/store: recorded: its pod template changed, so it rolls with today's "
+        "presets anyway; recorded"
+    ]
+    assert template_hash(read(admin, namespace, "StatefulSet", "store")) is None
+
+
+def test_a_labelled_namespace_opts_every_workload_in_and_the_rate_limit_defers_the_rest(
+    admin: Kube, namespaces: Namespaces
+) -> None:
+    namespace = namespaces.create("rollout-ns", OPT_IN)
+    web = {"app": "web"}
+    create_preset(
+        admin, namespace, "tuning", {"selector": {"matchLabels": web}, "env": [{"name": "W", "value": "1"}]}
+    )
+    create(admin, namespace, workload("DaemonSet", "agent", web))
+    create(admin, namespace, workload("Deployment", "front", web))
+    create(admin, namespace, workload("Deployment", "out", web, {"podpreset.dev/rollout": "false"}))
+    assert len(passes(admin, "-n", namespace)) == 2  # recorded: the DaemonSet and "front", not "out"
+
+    edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
+    done = rollout(admin, "-n", namespace, "--rollout-per-minute", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"daemonset {namespace}/agent: rolled: podpreset tuning changed",
+        f"deployment {namespace}/front: waiting: rate limit (1 a minute); a later pass rolls it: "
+        "podpreset tuning changed",
+    ]
+    assert "2 of 3 workload(s) opted in, 1 rolled, 1 waiting" in done.stderr
+    assert template_hash(read(admin, namespace, "DaemonSet", "agent"))
+    assert template_hash(read(admin, namespace, "Deployment", "front")) is None
+    # The next pass rolls the one that waited; "out" opted out of its namespace's label.
+    assert passes(admin, "-n", namespace) == [
+        f"deployment {namespace}/front: rolled: podpreset tuning changed"
+    ]
+    assert STATE not in (read(admin, namespace, "Deployment", "out")["metadata"].get("annotations") or {})
