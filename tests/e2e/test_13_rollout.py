@@ -237,3 +237,39 @@ def test_a_labelled_namespace_opts_every_workload_in_and_the_rate_limit_defers_t
         f"deployment {namespace}/front: rolled: podpreset tuning changed"
     ]
     assert STATE not in (read(admin, namespace, "Deployment", "out")["metadata"].get("annotations") or {})
+
+
+def test_two_passes_at_once_roll_a_workload_once(admin: Kube, namespace: str) -> None:
+    """Leader election keeps a second controller replica idle; should two passes still overlap
+    (a replica that led a moment ago), the conditional patch lets exactly one of them roll."""
+    web = {"app": "web"}
+    create_preset(
+        admin, namespace, "tuning", {"selector": {"matchLabels": web}, "env": [{"name": "W", "value": "1"}]}
+    )
+    for i in range(3):
+        create(admin, namespace, workload("Deployment", f"web-{i}", web, OPT_IN))
+    passes(admin, "-n", namespace)
+    edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
+
+    command = [
+        sys.executable,
+        "-m",
+        "webhook.cli",
+        "rollout",
+        "--kubeconfig",
+        str(admin.kubeconfig),
+        "-n",
+        namespace,
+    ]
+    both = [
+        subprocess.Popen(command, cwd=TOP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    rolled = [line for out, _ in outputs for line in out.splitlines() if ": rolled: " in line]
+    assert sorted(rolled) == [
+        f"deployment {namespace}/web-{i}: rolled: podpreset tuning changed" for i in range(3)
+    ]
+    for i in range(3):
+        assert len(events(admin, namespace, f"web-{i}")) == 1
