@@ -1,8 +1,8 @@
-"""The ``podpreset`` command: apply, review, validate, migrate (offline), rollout and serve.
+"""The ``podpreset`` command: apply, review, validate, migrate (offline), rollout, serve and controller.
 
 ``apply``, ``review``, ``validate`` and ``migrate`` (without ``--kubeconfig``) import neither Flask
-nor the Kubernetes client, so they start fast; ``serve`` imports the server lazily. Input and usage
-errors exit 2 with one line per problem on stderr, never a traceback.
+nor the Kubernetes client, so they start fast; ``serve`` and ``controller`` import theirs lazily.
+Input and usage errors exit 2 with one line per problem on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ class UsageError(Exception):
     """Bad input or arguments: printed as one line, exit status 2."""
 
 
-def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
-    """The argument parser; ``serve``'s options (which import the server) only when asked."""
+def build_parser(with_serve: bool = True, with_controller: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``serve``'s and ``controller``'s options (which import the server and
+    the controller) only when asked."""
     parser = argparse.ArgumentParser(prog="podpreset", description="PodPresets for today's Kubernetes.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -161,6 +162,13 @@ def build_parser(with_serve: bool = True) -> argparse.ArgumentParser:
         from webhook.serve import add_serve_arguments
 
         add_serve_arguments(serve)
+    controller = commands.add_parser(
+        "controller", help="write preset status (and roll opted-in workloads), leader-elected"
+    )
+    if with_controller:
+        from webhook.controller.command import add_controller_arguments
+
+        add_controller_arguments(controller)
     return parser
 
 
@@ -241,7 +249,9 @@ def protected_of(values: Sequence[str] | None) -> Protected:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(with_serve=bool(argv) and argv[0] == "serve")
+    parser = build_parser(
+        with_serve=bool(argv) and argv[0] == "serve", with_controller=bool(argv) and argv[0] == "controller"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "apply":
@@ -261,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_migrate(args, sys.stdout, sys.stderr)
         if args.command == "rollout":
             return run_rollout(args, sys.stdout, sys.stderr)
+        if args.command == "controller":
+            from webhook.controller.command import run_controller
+
+            return run_controller(args)
         from webhook.serve import run_serve
 
         return int(run_serve(args))
@@ -554,8 +568,10 @@ def run_rollout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"-n {args.namespace!r}: a namespace is a DNS label (lowercase letters, digits, '-')"
         )
     # Imported here: the offline paths never load the Kubernetes client.
+    from prometheus_client import CollectorRegistry
+
+    from webhook.controller.api import KubeApi
     from webhook.controller.rollout import (
-        ClientApi,
         ClusterError,
         Options,
         RateLimit,
@@ -576,7 +592,10 @@ def run_rollout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(str(exc)) from None
     try:
         report = run_pass(
-            ClientApi(api_client), options, RateLimit(args.rollout_per_minute), dry_run=args.dry_run
+            KubeApi(api_client, CollectorRegistry()),
+            options,
+            RateLimit(args.rollout_per_minute),
+            dry_run=args.dry_run,
         )
     except Exception as exc:  # the client's errors share no base class; one line, no traceback
         raise UsageError(describe_failure(exc, server)) from None

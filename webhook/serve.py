@@ -44,7 +44,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from gunicorn import sock as gunicorn_sock
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook.app import health_only, mutate_only
@@ -152,10 +154,9 @@ def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -
         "logconfig_dict": logging_config(settings.log_format, settings.log_level),
         "logger_class": AccessLogOffLogger,
         "control_socket_disable": True,
-        # Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new
-        # connections over them. With one shared socket, a burst of keep-alive connections
-        # (the API server's) often all land on one worker, which then serves alone at about
-        # half the replica's capacity (seen in the benchmark's per-worker CPU).
+        # One SO_REUSEPORT listening socket per worker slot, made and kept by the arbiter
+        # (``SlotArbiter``): the kernel spreads new connections over the slots, and a connection
+        # queued at a worker that dies waits for that slot's next worker instead of being reset.
         "reuse_port": True,
         "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
@@ -182,6 +183,78 @@ class AccessLogOffLogger(GunicornLogger):  # type: ignore[misc]
     def access(self, resp: object, req: object, environ: object, request_time: object) -> None:
         if self.cfg.accesslog:
             super().access(resp, req, environ, request_time)
+
+
+class SlotArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter with one listening socket per worker slot, which outlives its workers.
+
+    Why: with one socket shared by all workers, a burst of new keep-alive connections (the API
+    server's) often all land on one worker, which then serves alone at about half the replica's
+    capacity (docs/performance.md: noop req/s x0.78 in a paired run). gunicorn's own
+    ``reuse_port`` gives each worker a socket of its own, made in the worker; but when that worker
+    dies (killed, out of memory, past gunicorn's timeout) the connections the kernel queued at its
+    socket are reset, and those admissions are lost. Here the arbiter makes the sockets (with
+    SO_REUSEPORT, one per slot) and keeps them open; a worker gets its slot's socket and closes
+    the others in its copy; a dead worker's replacement takes the free slot, queue and all.
+    """
+
+    LISTENERS: list[Any]
+
+    def start(self) -> None:
+        super().start()  # with reuse_port set, gunicorn leaves the listening to the workers
+        self.slots: dict[int, list[Any]] = {}
+        self.slot_of: dict[int, int] = {}
+        self.foreign_listeners: list[Any] = []
+        if self.LISTENERS:  # inherited sockets (systemd, re-exec): one shared set as gunicorn does
+            return
+        for _ in range(self.num_workers):
+            self._add_slot()
+        self.log.info("Listening at: %s (%d slots)", self.slots[0][0], len(self.slots))
+
+    def _add_slot(self) -> int:
+        number = max(self.slots, default=-1) + 1
+        self.cfg.set("reuse_port", True)
+        try:
+            self.slots[number] = gunicorn_sock.create_sockets(self.cfg, self.log)
+        finally:
+            self.cfg.set("reuse_port", False)  # workers use their slot's socket, never make one
+        self._list_listeners()
+        return number
+
+    def _list_listeners(self) -> None:
+        self.LISTENERS = [listener for slot in self.slots.values() for listener in slot]
+
+    def _free_slots(self) -> list[int]:
+        used = {self.slot_of[pid] for pid in self.WORKERS if pid in self.slot_of}
+        return [number for number in self.slots if number not in used]
+
+    def spawn_worker(self) -> int:
+        if not self.slots:
+            return int(super().spawn_worker())
+        free = self._free_slots()
+        number = free[0] if free else self._add_slot()  # more workers than slots (SIGTTIN)
+        every = self.LISTENERS
+        self.LISTENERS = self.slots[number]
+        self.foreign_listeners = [
+            sock for other, slot in self.slots.items() if other != number for sock in slot
+        ]
+        try:
+            pid = int(super().spawn_worker())  # in the worker, this never returns
+        finally:
+            self.LISTENERS = every
+        self.slot_of = {p: n for p, n in self.slot_of.items() if p in self.WORKERS}
+        self.slot_of[pid] = number
+        return pid
+
+    def reap_workers(self) -> None:
+        super().reap_workers()
+        # Fewer workers than slots (SIGTTOU): a slot nobody serves would hold the connections the
+        # kernel queues at it; close free slots once their workers are gone.
+        free = self._free_slots()
+        while self.slots and len(self.slots) > max(self.num_workers, 1) and free:
+            for listener in self.slots.pop(free.pop()):
+                listener.close()
+            self._list_listeners()
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
@@ -212,6 +285,13 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         """The TLS listener's app: ``/mutate`` only (``webhook.app.mutate_only``)."""
         return mutate_only(self.app_factory())
+
+    def run(self) -> None:
+        try:
+            SlotArbiter(self).run()
+        except RuntimeError as error:  # what gunicorn's own run does with a start-up error
+            print(f"\nError: {error}\n", file=sys.stderr)
+            sys.exit(1)
 
 
 def create_webhook_app(
@@ -300,6 +380,8 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 def _post_fork(server: object, _worker: object) -> None:
+    for listener in getattr(server, "foreign_listeners", ()):
+        listener.close()  # the other slots' sockets: only the arbiter keeps them
     # Until gunicorn installs the worker's own handlers (init_signals, a little later), the child
     # still has the arbiter's, which queue a signal for the arbiter's loop (SIG_QUEUE): a SIGTERM
     # that came then was lost, and the worker served on until the arbiter killed it after the

@@ -11,20 +11,24 @@ a workload that did not opt in, or for a ``rollout: Never`` preset. That pods th
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import TOP, Namespaces, create_preset
-from .rest import Kube
+from .conftest import NAMESPACE, TOP, Cluster, Namespaces, create_preset
+from .controller import FAST_ELECTION, LocalController
+from .rest import Kube, eventually
 
 pytestmark = pytest.mark.local_only
 
 HASH = "podpreset.dev/presets-hash"
 STATE = "podpreset.dev/rollout-state"
 OPT_IN = {"podpreset.dev/rollout": "true"}
+LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/podpreset-controller"
 PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 
 
@@ -273,3 +277,71 @@ def test_two_passes_at_once_roll_a_workload_once(admin: Kube, namespace: str) ->
     ]
     for i in range(3):
         assert len(events(admin, namespace, f"web-{i}")) == 1
+
+
+def deployments_listed(controller: LocalController) -> float:
+    """How many times this controller listed Deployments (a rollout pass lists them once)."""
+    total = 0.0
+    for line in controller.get("/metrics").splitlines():
+        if line.startswith("podpreset_controller_api_requests_total{") and re.search(
+            r'resource="[^"]*deployments",verb="get"', line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_the_controller_rolls_once_and_a_new_leader_does_not_roll_again(
+    cluster: Cluster, admin: Kube, namespace: str, tmp_path: Path
+) -> None:
+    assert cluster.plane is not None
+    web = {"app": "web"}
+    create_preset(
+        admin, namespace, "tuning", {"selector": {"matchLabels": web}, "env": [{"name": "W", "value": "1"}]}
+    )
+    names = [f"web-{i}" for i in range(3)]
+    for name in names:
+        create(admin, namespace, workload("Deployment", name, web, OPT_IN))
+    kubeconfig = cluster.plane.kubeconfig(tmp_path / "admin.kubeconfig")
+    fast = (*FAST_ELECTION, "--rollout-interval", "0.5")
+    controllers = {name: LocalController(tmp_path, kubeconfig, name, *fast) for name in ("r1", "r2")}
+    try:
+        for controller in controllers.values():
+            controller.start()
+        eventually(
+            "the leader to record every workload",
+            lambda: all(
+                STATE in (read(admin, namespace, "Deployment", n)["metadata"].get("annotations") or {})
+                for n in names
+            ),
+        )
+        assert all(template_hash(read(admin, namespace, "Deployment", n)) is None for n in names)
+
+        edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
+        eventually(
+            "the leader to roll every workload",
+            lambda: all(template_hash(read(admin, namespace, "Deployment", n)) for n in names),
+        )
+        rolled = {n: template_hash(read(admin, namespace, "Deployment", n)) for n in names}
+
+        # The leader goes away without a word; the other takes over and runs passes of its own.
+        leader = str(admin.get(LEASE)["spec"]["holderIdentity"])
+        other = controllers["r2" if leader == "r1" else "r1"]
+        before = deployments_listed(other)
+        controllers[leader].kill()
+        eventually(
+            "the other controller to lead",
+            lambda: other.metric("podpreset_controller_leader") == 1,
+            timeout=30,
+        )
+        eventually("two rollout passes of the new leader", lambda: deployments_listed(other) >= before + 2)
+
+        for n in names:
+            assert template_hash(read(admin, namespace, "Deployment", n)) == rolled[n]
+            (event,) = events(admin, namespace, n)
+            assert "podpreset tuning changed" in event["message"]
+        logs = "".join(c.log() for c in controllers.values())
+        for n in names:
+            assert logs.count(f"rollout: Deployment {namespace}/{n} rolled") == 1, logs
+    finally:
+        for controller in controllers.values():
+            controller.stop()

@@ -434,3 +434,68 @@ def test_a_worker_sent_sigterm_while_it_boots_exits(tmp_path: Path, ca: trustme.
         process.stderr.close()
         assert process.wait(timeout=60) == 0
     assert len(killed) == 5
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_connections_waiting_at_a_worker_that_dies_are_served_by_another(
+    own_server: GunicornServer,
+) -> None:
+    """A worker that dies (killed, out of memory, past gunicorn's timeout) must not take with it
+    the connections the kernel has queued for it but it never accepted: with one listening socket
+    per worker (SO_REUSEPORT) they were reset, and the API server admitted those pods unmutated
+    (or, failing closed, refused them). One worker is stopped, so it accepts nothing, while new
+    connections arrive; then it is killed. Every request must be answered by the other worker."""
+    server = own_server.start()
+    assert server.process is not None
+    stopped = _children(server.process.pid)[0]
+    review = encode(make_review())
+    results: list[int | str] = []
+
+    def one() -> None:
+        try:
+            conn = server.connection(timeout=20)
+            status, _, _ = send(conn, "POST", "/mutate", review, JSON)
+            conn.close()
+            results.append(status)
+        except OSError as error:
+            results.append(f"{type(error).__name__}: {error}")
+
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        clients = [threading.Thread(target=one) for _ in range(16)]
+        for client in clients:
+            client.start()
+        time.sleep(1)  # the connections are made (accepted by the kernel, queued or served)
+    finally:
+        os.kill(stopped, signal.SIGKILL)
+    for client in clients:
+        client.join(timeout=30)
+    assert results == [200] * 16, results
+
+
+def test_every_listening_socket_has_a_worker_after_workers_are_added_and_removed(
+    own_server: GunicornServer,
+) -> None:
+    """SIGTTIN adds a worker and SIGTTOU removes the oldest: a worker slot whose socket outlived
+    its worker would hold the connections the kernel queues at it until they time out."""
+    server = own_server.start()
+    assert server.process is not None
+    arbiter = server.process.pid
+    os.kill(arbiter, signal.SIGTTIN)
+    assert _wait_until(lambda: len(_children(arbiter)) == 3, 20), _children(arbiter)
+    oldest = min(_children(arbiter))
+    os.kill(arbiter, signal.SIGTTOU)
+    assert _wait_until(lambda: oldest not in _children(arbiter) and len(_children(arbiter)) == 2, 20)
+    listening = subprocess.run(
+        ["ss", "-Htln", f"sport = :{server.port}"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(listening) == 2, listening
+    review = encode(make_review())
+    for _ in range(16):
+        conn = server.connection(timeout=10)
+        status, _, _ = send(conn, "POST", "/mutate", review, JSON)
+        conn.close()
+        assert status == 200

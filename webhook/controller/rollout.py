@@ -18,7 +18,6 @@ only.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import math
 import os
@@ -429,51 +428,3 @@ def describe_failure(exc: BaseException, server: str) -> str:
 def _one_line(value: object) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= 300 else text[:300] + "..."
-
-
-class ClientApi:
-    """``Api`` over a Kubernetes ``ApiClient``: JSON in, JSON out, errors carrying ``status``."""
-
-    def __init__(self, api_client: Any) -> None:
-        self._client = api_client
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        _, url, headers, serialized, _ = self._client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=[(k, str(v)) for k, v in (query or {}).items()],
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        raw = self._client.call_api(
-            method, url, header_params=headers, body=serialized, _request_timeout=(10.0, 60.0)
-        ).response
-        if not 200 <= raw.status <= 299:
-            raise RequestFailed(raw.status, str(raw.reason or ""), raw.data or b"")
-        return json.loads(raw.data) if raw.data else {}
-
-
-class RequestFailed(Exception):
-    """The API server answered with an error status."""
-
-    def __init__(self, status: int, reason: str, data: bytes) -> None:
-        try:
-            message = str(json.loads(data).get("message") or "")
-        except (ValueError, AttributeError):
-            message = data[:200].decode("utf-8", errors="replace")
-        super().__init__(
-            f"API error {status} {reason}: {message}" if message else f"API error {status} {reason}"
-        )
-        self.status = status
