@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from .conftest import ANNOTATION_PREFIX, LOG_DIR, TEST_IMAGE, TOP, Cluster, create_preset, env_of, kubectl
+from .controller import LocalController
 from .rest import Kube, eventually
 
 HASH = "podpreset.dev/presets-hash"
@@ -206,3 +207,58 @@ def record_latency(seconds: float) -> None:
     if LOG_DIR:
         with Path(LOG_DIR, "rollout-latency.txt").open("a") as out:
             out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
+
+
+def test_the_controller_rolls_an_opted_in_deployment_on_its_own(
+    cluster: Cluster, admin: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """``podpreset controller`` (here a process beside the cluster, electing on a Lease of the test's
+    namespace so that no other controller shares it) records, then rolls after an edit."""
+    create_preset(
+        admin,
+        namespace,
+        "greeting",
+        {"selector": {"matchLabels": {"tier": "demo"}}, "env": [{"name": "GREETING", "value": "v1"}]},
+    )
+    admin.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("opted", True))
+    kubectl(cluster, "-n", namespace, "rollout", "status", "deployment/opted", "--timeout=180s")
+    first = only_pod(admin, namespace, "opted")
+    # The later --namespace wins: the Lease lives in the test's namespace.
+    controller = LocalController(
+        tmp_path, admin.kubeconfig, "rollout-e2e", "--rollout-interval", "1", "--namespace", namespace
+    )
+    controller.start()
+    try:
+        eventually(
+            "the controller to record the Deployment",
+            lambda: (
+                "podpreset.dev/rollout-state"
+                in (
+                    admin.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/opted")["metadata"].get(
+                        "annotations"
+                    )
+                    or {}
+                )
+            ),
+            timeout=60,
+        )
+        started = time.monotonic()
+        edit(admin, namespace, "greeting", env=[{"name": "GREETING", "value": "v2"}])
+
+        def new_running() -> bool:
+            return any(
+                env_of(p["spec"]["containers"][0]) == {"GREETING": "v2"}
+                for p in running_pods(admin, namespace, "opted")
+            )
+
+        eventually(
+            "the controller's roll to run a pod with GREETING=v2", new_running, timeout=180, interval=0.1
+        )
+        latency = time.monotonic() - started
+        kubectl(cluster, "-n", namespace, "rollout", "status", "deployment/opted", "--timeout=180s")
+        new = only_pod(admin, namespace, "opted")
+        assert new["metadata"]["name"] != first["metadata"]["name"]
+        assert env_in_container(cluster, namespace, new["metadata"]["name"], "GREETING") == "v2"
+        record_latency(latency, "podpreset controller, --rollout-interval 1")
+    finally:
+        controller.stop()
