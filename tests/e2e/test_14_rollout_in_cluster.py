@@ -199,10 +199,8 @@ def test_a_preset_edit_rolls_the_opted_in_deployment_whose_new_pod_runs_with_the
     assert [e["involvedObject"]["name"] for e in rolled] == ["opted"]
 
 
-def record_latency(seconds: float) -> None:
-    line = (
-        f"rollout latency (preset edit -> new pod running with it, podpreset rollout pass): {seconds:.1f} s"
-    )
+def record_latency(seconds: float, driver: str = "podpreset rollout, run right after the edit") -> None:
+    line = f"rollout latency (preset edit -> new pod running with it; {driver}): {seconds:.1f} s"
     print(line, file=sys.stderr)
     if LOG_DIR:
         with Path(LOG_DIR, "rollout-latency.txt").open("a") as out:
