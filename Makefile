@@ -60,7 +60,7 @@ lint: install $(BENCH_STAMP)
 # Prints an AdmissionReview response with its base64 patch decoded.
 SHOW_REVIEW := import base64, json, sys; r = json.load(sys.stdin); p = r["response"].get("patch"); r["response"]["patch"] = json.loads(base64.b64decode(p)) if p else None; print(json.dumps(r, indent=2))
 run: install
-	$(BIN)/python -m webhook.devcert $(CERTS) >/dev/null
+	$(BIN)/python -m webhook.server.devcert $(CERTS) >/dev/null
 	@echo "podpreset: serving deploy/examples on https://$(BIND); in another terminal, send the sample review:"
 	@echo '  curl -sS --cacert $(CERTS)/ca.crt -H "Content-Type: application/json" --data-binary @deploy/examples/pods/review.json https://$(BIND)/mutate | $(BIN)/python -c '"'"'$(SHOW_REVIEW)'"'"
 	@echo "  probes and metrics (plain HTTP): curl http://$(HEALTH_BIND)/readyz; curl http://$(HEALTH_BIND)/metrics"

@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.scenarios import Scenario
 from presets.admission import PresetIndex, admit, decode_json, encode_review
 from presets.model import parse_preset
-from webhook.files import load_presets
+from webhook.sources.documents import load_presets
 
 
 def index_of(scenario: Scenario) -> PresetIndex:

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from presets.admission import decode_json, encode_json
-from webhook.serve import add_serve_arguments, serve_app
+from webhook.server.serve import add_serve_arguments, serve_app
 from webhook.settings import Settings, SettingsError, settings_from_args
 
 JSON = "application/json"

@@ -94,11 +94,11 @@ def _dump(directory: Path) -> None:
 
 
 def install(directory: Path) -> None:
-    import webhook.app
-    import webhook.serve
+    import webhook.server.app
+    import webhook.server.serve
 
     gc.callbacks.append(_on_gc)
-    original_log = webhook.app._log_decision
+    original_log = webhook.server.app._log_decision
 
     def timed_log(decision: Any) -> None:
         started, cpu = time.perf_counter(), time.thread_time()
@@ -106,20 +106,20 @@ def install(directory: Path) -> None:
         _log_time.seconds = getattr(_log_time, "seconds", 0.0) + time.perf_counter() - started
         _log_time.cpu = getattr(_log_time, "cpu", 0.0) + time.thread_time() - cpu
 
-    webhook.app._log_decision = timed_log
-    original_factory = webhook.serve.create_webhook_app
+    webhook.server.app._log_decision = timed_log
+    original_factory = webhook.server.serve.create_webhook_app
 
     def factory(*args: Any, **kwargs: Any) -> Any:
         return _wrap_app(original_factory(*args, **kwargs))
 
-    webhook.serve.create_webhook_app = factory
-    original_exit = webhook.serve._worker_exit
+    webhook.server.serve.create_webhook_app = factory
+    original_exit = webhook.server.serve._worker_exit
 
     def worker_exit(_server: object, worker: Any) -> None:
         _dump(directory)
         original_exit(_server, worker)
 
-    webhook.serve._worker_exit = worker_exit
+    webhook.server.serve._worker_exit = worker_exit
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,9 +155,11 @@ PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" \
   PODPRESET_E2E_HELM_RELEASE=podpreset \
   timed "webhook scenarios, then helm upgrade/rollback/uninstall, on the chart's release" \
   "$python" -m pytest -q -rs -s --junitxml="$helm_junit" \
-  "$top/tests/e2e/test_2_injection.py" "$top/tests/e2e/test_3_conflicts_and_skips.py" \
-  "$top/tests/e2e/test_4_reinvocation.py" "$top/tests/e2e/test_7_richer_presets.py" \
-  "$top/tests/e2e/test_9_network_policy.py" "$top/tests/e2e/test_9_opt_out_and_mandatory.py" \
+  "$top/tests/e2e/test_matching_pod_gets_every_field.py" \
+  "$top/tests/e2e/test_conflicts_exclusion_update_dry_run.py" \
+  "$top/tests/e2e/test_reinvocation_adds_no_duplicates.py" \
+  "$top/tests/e2e/test_targeting_pod_fields_and_policies.py" \
+  "$top/tests/e2e/test_network_policy.py" "$top/tests/e2e/test_opt_out_and_mandatory_presets.py" \
   "$top/tests/e2e/test_helm_release.py" ${HELM_PYTEST_ARGS:-} 2>&1 | tee "$logs/helm-phase.log" || status=$?
 grep -E '^helm (upgrade|rollback): ' "$logs/helm-phase.log" >> "$timings" || true
 if [ $status -eq 0 ]; then

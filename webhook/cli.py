@@ -37,7 +37,7 @@ from presets.model import (
 )
 from presets.names import is_dns_label
 from presets.namespaces import NamespaceLabels, labels_of
-from webhook.files import (
+from webhook.sources.documents import (
     LoadResult,
     SourceError,
     files_of,
@@ -159,7 +159,7 @@ def build_parser(with_serve: bool = True, with_controller: bool = True) -> argpa
 
     serve = commands.add_parser("serve", help="serve the webhook over TLS with gunicorn")
     if with_serve:
-        from webhook.serve import add_serve_arguments
+        from webhook.server.serve import add_serve_arguments
 
         add_serve_arguments(serve)
     controller = commands.add_parser(
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from webhook.controller.command import run_controller
 
             return run_controller(args)
-        from webhook.serve import run_serve
+        from webhook.server.serve import run_serve
 
         return int(run_serve(args))
     except (UsageError, SourceError, BadReview) as exc:
@@ -379,7 +379,7 @@ def presets_for_apply(args: argparse.Namespace, err: TextIO) -> tuple[PresetInde
         loaded = load_or_fail(args.presets, args.namespace or "default", args.max_preset_bytes)
         return PresetIndex.build(loaded.presets), loaded.namespaces, "default"
     # Imported here: the offline paths never load the Kubernetes client.
-    from webhook.live import ClusterError, read_cluster
+    from webhook.sources.live import ClusterError, read_cluster
 
     try:
         state = read_cluster(args.kubeconfig, args.context, max_preset_bytes=args.max_preset_bytes)
@@ -688,7 +688,7 @@ def _migrate_inputs(args: argparse.Namespace, err: TextIO) -> list[tuple[str, An
             )
         return documents
     # Imported here: the offline paths never load the Kubernetes client.
-    from webhook.legacy import ClusterError, list_legacy
+    from webhook.sources.legacy import ClusterError, list_legacy
 
     try:
         listed = list_legacy(args.kubeconfig, args.context, args.namespace)

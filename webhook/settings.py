@@ -16,15 +16,13 @@ from typing import Literal, TypeVar
 
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import DEFAULT_PROTECTED_ENTRIES, PROTECTED_ENTRY, RESTRICTED_VOLUME_TYPES, VolumeTypes
-from webhook import cpus
+from webhook.server import cpus
 
 LogFormat = Literal["text", "json"]
 ENV_PREFIX = "PODPRESET_"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
 DEFAULT_MAX_DECODING_BYTES = DEFAULT_MAX_BODY_BYTES + 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
-DEFAULT_PROTECTED = DEFAULT_PROTECTED_ENTRIES
-"""Env names no preset may inject: exact names, or prefixes written with a trailing ``*``."""
 _N = TypeVar("_N", int, float)
 
 
@@ -41,7 +39,7 @@ class Settings:
     health_bind: str = "0.0.0.0:8080"
     """The plain-HTTP listener for probes and scraping: ``/healthz``, ``/readyz``, ``/metrics``."""
     workers: int = field(default_factory=cpus.default_workers)
-    """One per CPU the process may use (cgroup quota, affinity), at most 2: ``webhook.cpus``."""
+    """One per CPU the process may use (cgroup quota, affinity), at most 2: ``webhook.server.cpus``."""
     threads: int = 8
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -70,7 +68,7 @@ class Settings:
     """Idle keep-alive seconds; above the API server's 90 s idle timeout so that it, not we, closes."""
     reload_interval: float = 1.0
     """How often (seconds) preset files and the TLS certificate are checked for changes."""
-    protected: tuple[str, ...] = DEFAULT_PROTECTED
+    protected: tuple[str, ...] = DEFAULT_PROTECTED_ENTRIES
     """Env names (``NAME``) and prefixes (``PREFIX*``) no preset may inject; a preset that
     would is treated as in conflict. Given entries replace the default."""
     max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES
@@ -186,18 +184,22 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body-bytes",
         metavar="N",
-        help=f"largest accepted request body, default {DEFAULT_MAX_BODY_BYTES} {env('max_body_bytes')}",
+        help=f"largest accepted request body, default {defaults.max_body_bytes} {env('max_body_bytes')}",
     )
     parser.add_argument(
         "--max-decoding-bytes",
         metavar="N",
         help=f"request body bytes one worker decodes at once, more is answered 429; at least "
-        f"--max-body-bytes, default {DEFAULT_MAX_DECODING_BYTES} {env('max_decoding_bytes')}",
+        f"--max-body-bytes, default {defaults.max_decoding_bytes} {env('max_decoding_bytes')}",
     )
     parser.add_argument(
-        "--log-format", choices=("text", "json"), help=f"log line format, default text {env('log_format')}"
+        "--log-format",
+        choices=("text", "json"),
+        help=f"log line format, default {defaults.log_format} {env('log_format')}",
     )
-    parser.add_argument("--log-level", metavar="LEVEL", help=f"default INFO {env('log_level')}")
+    parser.add_argument(
+        "--log-level", metavar="LEVEL", help=f"default {defaults.log_level} {env('log_level')}"
+    )
     parser.add_argument(
         "--metrics-dir",
         metavar="DIR",

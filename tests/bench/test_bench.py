@@ -9,8 +9,8 @@ from bench import inprocess, report, scenarios
 from bench.noop import create_noop_app
 from bench.run import parse_wrk, summarize
 from presets.admission import admit
-from webhook.files import load_presets
 from webhook.settings import Settings
+from webhook.sources.documents import load_presets
 
 
 @pytest.mark.parametrize(
@@ -217,12 +217,14 @@ def test_fixed_patch_app_answers_the_captured_answer_with_each_request_uid():
     import base64
 
     from bench.fixedpatch import create_fixed_patch_app
-    from webhook.app import create_app
-    from webhook.sources import Snapshot
+    from webhook.server.app import create_app
+    from webhook.sources.snapshot import Snapshot
 
     scenario = scenarios.typical()
 
     class Source:
+        health = None
+
         def start(self):
             pass
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.cli import run_cli
+from support.reviews import admission_review
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -23,17 +25,6 @@ spec:
 """
 
 
-def run(*args, stdin=None):
-    return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
 def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -41,7 +32,7 @@ def write(tmp_path, name, text):
 
 
 def test_apply_prints_the_mutated_pod_as_yaml():
-    result = run("apply", "-f", EXAMPLES, WEB_POD)
+    result = run_cli("apply", "-f", EXAMPLES, WEB_POD)
     assert result.returncode == 0, result.stderr
     pod = yaml.safe_load(result.stdout)
     web = pod["spec"]["containers"][0]
@@ -57,7 +48,7 @@ def test_apply_explain_says_why_each_preset_did_or_did_not_apply(tmp_path):
     pod = yaml.safe_load(WEB_POD.read_text())
     pod["metadata"]["labels"] = {"tier": "batch", "egress": "direct"}
     pod_file = write(tmp_path, "pod.yaml", yaml.safe_dump(pod))
-    result = run("apply", "-f", EXAMPLES, pod_file, "--explain")
+    result = run_cli("apply", "-f", EXAMPLES, pod_file, "--explain")
     assert result.returncode == 0
     assert "db-credentials: not selected: the pod's labels do not satisfy role=db-client" in result.stderr
     assert "app-config: not selected: the pod's labels do not satisfy tier in (api,web)" in result.stderr
@@ -73,10 +64,10 @@ def test_apply_explain_points_at_the_namespace_when_presets_live_elsewhere(tmp_p
         "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
         "spec: {containers: [{name: c, image: i}]}\n",
     )
-    result = run("apply", "-f", presets, pod, "--explain")
+    result = run_cli("apply", "-f", presets, pod, "--explain")
     assert result.returncode == 0
     assert "presets exist only in namespace(s) team-a" in result.stderr
-    assert run("apply", "-n", "team-a", "-f", presets, pod, "-o", "json").stdout.count("HTTPS_PROXY") == 1
+    assert run_cli("apply", "-n", "team-a", "-f", presets, pod, "-o", "json").stdout.count("HTTPS_PROXY") == 1
 
 
 def test_apply_explain_reports_conflicts_and_leaves_the_pod_unchanged(tmp_path):
@@ -85,7 +76,7 @@ def test_apply_explain_reports_conflicts_and_leaves_the_pod_unchanged(tmp_path):
         "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
         "spec: {containers: [{name: c, image: i, env: [{name: HTTPS_PROXY, value: other}]}]}\n"
     )
-    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
+    result = run_cli("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
     assert result.returncode == 0
     assert yaml.safe_load(result.stdout) == yaml.safe_load(pod_text)
     assert "conflict: podpreset 'proxy' conflicts on container 'c': env var 'HTTPS_PROXY'" in result.stderr
@@ -113,27 +104,27 @@ def test_apply_mutates_a_workloads_pod_template(tmp_path, kind, template_path):
     node[template_path[-1]] = template
     obj_file = write(tmp_path, "w.json", json.dumps(obj))
     presets = write(tmp_path, "p.yaml", PRESET)
-    result = run("apply", "-f", presets, obj_file, "-o", "json")
+    result = run_cli("apply", "-f", presets, obj_file, "-o", "json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     for part in template_path:
         out = out[part]
     assert out["spec"]["containers"][0]["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
-    patch = json.loads(run("apply", "-f", presets, obj_file, "-o", "patch").stdout)
+    patch = json.loads(run_cli("apply", "-f", presets, obj_file, "-o", "patch").stdout)
     prefix = "/" + "/".join(template_path)
     assert patch and all(op["path"].startswith(prefix + "/") for op in patch)
 
 
 def test_apply_reads_standard_input():
-    result = run("apply", "-f", EXAMPLES, "-", stdin=WEB_POD.read_text())
+    result = run_cli("apply", "-f", EXAMPLES, "-", stdin=WEB_POD.read_text())
     assert result.returncode == 0 and "DB_HOST" in result.stdout
 
 
 def test_review_prints_exactly_what_mutate_returns():
     from presets.admission import PresetIndex, admit, encode_review
-    from webhook.files import load_presets
+    from webhook.sources.documents import load_presets
 
-    result = run("review", "-f", EXAMPLES, REVIEW)
+    result = run_cli("review", "-f", EXAMPLES, REVIEW)
     assert result.returncode == 0, result.stderr
     expected = encode_review(
         admit(
@@ -146,7 +137,7 @@ def test_review_prints_exactly_what_mutate_returns():
 
 
 def test_validate_accepts_the_examples():
-    result = run("validate", EXAMPLES)
+    result = run_cli("validate", EXAMPLES)
     assert result.returncode == 0
     assert "6 preset(s) valid" in result.stderr
 
@@ -162,7 +153,7 @@ def test_validate_lists_every_problem_and_exits_1(tmp_path):
             "volumeMounts: [{name: v, mountPath: /v}]",
         ),
     )
-    result = run("validate", bad, EXAMPLES)
+    result = run_cli("validate", bad, EXAMPLES)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert len(lines) == 2
@@ -177,7 +168,7 @@ def test_validate_lists_every_problem_and_exits_1(tmp_path):
 
 def test_validate_reports_yaml_syntax_errors_with_the_line(tmp_path):
     bad = write(tmp_path, "broken.yaml", "apiVersion: podpreset.dev/v1\nkind: [PodPreset\n")
-    result = run("validate", bad)
+    result = run_cli("validate", bad)
     assert result.returncode == 1
     assert f"{bad}: invalid YAML at line" in result.stdout
 
@@ -187,7 +178,7 @@ def test_validate_reads_list_kinds_and_json(tmp_path):
     listing = write(
         tmp_path, "list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [doc, doc]})
     )
-    result = run("validate", listing)
+    result = run_cli("validate", listing)
     assert result.returncode == 1
     assert "document 2 (proxy): metadata.name: a preset default/proxy is already defined in" in result.stdout
 
@@ -210,7 +201,7 @@ def test_validate_reads_list_kinds_and_json(tmp_path):
     ],
 )
 def test_input_errors_exit_2_with_one_clear_line_and_no_traceback(args, message):
-    result = run(*args)
+    result = run_cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -218,13 +209,13 @@ def test_input_errors_exit_2_with_one_clear_line_and_no_traceback(args, message)
 
 
 def test_review_of_a_non_review_exits_2(tmp_path):
-    result = run("review", "-f", EXAMPLES, write(tmp_path, "r.json", '{"kind": "Pod"}'))
+    result = run_cli("review", "-f", EXAMPLES, write(tmp_path, "r.json", '{"kind": "Pod"}'))
     assert result.returncode == 2
     assert "kind: expected AdmissionReview" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_apply_of_a_kind_without_pod_template_exits_2(tmp_path):
-    result = run(
+    result = run_cli(
         "apply",
         "-f",
         EXAMPLES,
@@ -236,14 +227,14 @@ def test_apply_of_a_kind_without_pod_template_exits_2(tmp_path):
 
 def test_apply_with_invalid_presets_exits_2_listing_them(tmp_path):
     bad = write(tmp_path, "bad.yaml", PRESET.replace("env:", "envs:"))
-    result = run("apply", "-f", bad, WEB_POD)
+    result = run_cli("apply", "-f", bad, WEB_POD)
     assert result.returncode == 2
     assert "spec.envs: unknown field" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_usage_errors_exit_2():
-    assert run("apply").returncode == 2
-    assert run("frobnicate").returncode == 2
+    assert run_cli("apply").returncode == 2
+    assert run_cli("frobnicate").returncode == 2
 
 
 @pytest.mark.parametrize(
@@ -263,7 +254,7 @@ def test_usage_errors_exit_2():
     ],
 )
 def test_apply_against_a_cluster_refuses_bad_arguments_in_one_line(argv, message):
-    result = run("apply", *argv, WEB_POD)
+    result = run_cli("apply", *argv, WEB_POD)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -276,7 +267,7 @@ def test_apply_with_a_kubeconfig_whose_context_does_not_exist_says_so(tmp_path):
         "users: [{name: u, user: {token: t}}]\ncontexts: [{name: a, context: {cluster: c, user: u}}]\n"
         "current-context: a\n",
     )
-    result = run("apply", "--kubeconfig", config, "--context", "nope", WEB_POD)
+    result = run_cli("apply", "--kubeconfig", config, "--context", "nope", WEB_POD)
     assert result.returncode == 2
     assert f"--kubeconfig {config} (context 'nope')" in result.stderr and "Traceback" not in result.stderr
 
@@ -324,7 +315,7 @@ def test_yaml_values_json_cannot_carry_are_problems_with_their_field(tmp_path, t
     path = write(
         tmp_path, "p.yaml", "apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {name: p}\n" + text
     )
-    result = run("validate", path)
+    result = run_cli("validate", path)
     assert result.returncode == 1
     assert f"{path}: document 1: " in result.stdout and message in result.stdout
 
@@ -336,7 +327,7 @@ def test_a_yaml_date_stays_a_string_as_kubectl_reads_it(tmp_path):
         "apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {name: p}\n"
         "spec: {volumes: [{name: v, configMap: {name: 2024-01-01}}]}\n",
     )
-    result = run("apply", "-f", path, WEB_POD, "-o", "json")
+    result = run_cli("apply", "-f", path, WEB_POD, "-o", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["spec"]["volumes"] == [
         {"name": "v", "configMap": {"name": "2024-01-01"}}
@@ -346,7 +337,7 @@ def test_a_yaml_date_stays_a_string_as_kubectl_reads_it(tmp_path):
 def test_deeply_nested_input_is_an_error_not_a_traceback(tmp_path):
     deep = write(tmp_path, "deep.json", "[" * 100000 + "]" * 100000)
     for args in (["validate", deep], ["apply", "-f", EXAMPLES, deep], ["review", "-f", EXAMPLES, deep]):
-        result = run(*args)
+        result = run_cli(*args)
         assert result.returncode in (1, 2) and "nests deeper than 100 levels" in (
             result.stdout + result.stderr
         )
@@ -354,18 +345,18 @@ def test_deeply_nested_input_is_an_error_not_a_traceback(tmp_path):
 
 
 def test_validate_of_a_directory_without_presets_exits_1(tmp_path):
-    result = run("validate", tmp_path)
+    result = run_cli("validate", tmp_path)
     assert result.returncode == 1
     assert "no PodPreset documents found" in result.stdout
 
 
 def test_apply_with_no_presets_exits_2(tmp_path):
-    result = run("apply", "-f", tmp_path, WEB_POD)
+    result = run_cli("apply", "-f", tmp_path, WEB_POD)
     assert result.returncode == 2 and "no PodPreset documents in" in result.stderr
 
 
 def test_apply_of_an_object_whose_kind_is_not_a_string_exits_2(tmp_path):
-    result = run("apply", "-f", EXAMPLES, write(tmp_path, "k.json", '{"kind": ["x"]}'))
+    result = run_cli("apply", "-f", EXAMPLES, write(tmp_path, "k.json", '{"kind": ["x"]}'))
     assert result.returncode == 2 and "kind: expected a string" in result.stderr
 
 
@@ -376,7 +367,7 @@ def test_an_unquoted_equals_sign_is_a_string(tmp_path):
         "apiVersion: podpreset.dev/v1\nkind: PodPreset\nmetadata: {name: p}\n"
         "spec: {env: [{name: SEP, value: =}]}\n",
     )
-    result = run("apply", "-f", path, WEB_POD, "-o", "json")
+    result = run_cli("apply", "-f", path, WEB_POD, "-o", "json")
     assert result.returncode == 0, result.stderr
     assert {"name": "SEP", "value": "="} in json.loads(result.stdout)["spec"]["containers"][0]["env"]
 
@@ -424,7 +415,7 @@ spec:
 
 def test_apply_uses_namespace_documents_and_explains_cluster_presets(tmp_path):
     presets = write(tmp_path, "cluster.yaml", CLUSTER)
-    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", SHOP_POD), "-o", "json", "--explain")
+    result = run_cli("apply", "-f", presets, write(tmp_path, "pod.yaml", SHOP_POD), "-o", "json", "--explain")
     assert result.returncode == 0, result.stderr
     pod = json.loads(result.stdout)
     app, proxy = pod["spec"]["containers"]
@@ -453,7 +444,7 @@ def test_apply_explains_a_refusal(tmp_path):
         "apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {app: web}}\n"
         "spec: {containers: [{name: c, image: i, env: [{name: HTTPS_PROXY, value: other}]}]}\n"
     )
-    result = run("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
+    result = run_cli("apply", "-f", presets, write(tmp_path, "pod.yaml", pod_text), "--explain")
     assert result.returncode == 0
     assert yaml.safe_load(result.stdout) == yaml.safe_load(pod_text)
     assert "proxy: selected, but conflicts (Reject: the pod is refused)" in result.stderr
@@ -463,18 +454,8 @@ def test_apply_explains_a_refusal(tmp_path):
 def test_review_takes_namespace_labels_from_the_inputs(tmp_path):
     presets = write(tmp_path, "cluster.yaml", CLUSTER)
     pod = yaml.safe_load(SHOP_POD)
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u",
-            "operation": "CREATE",
-            "namespace": "shop",
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "object": pod,
-        },
-    }
-    result = run("review", "-f", presets, write(tmp_path, "review.json", json.dumps(review)))
+    review = admission_review(pod, uid="u", namespace="shop")
+    result = run_cli("review", "-f", presets, write(tmp_path, "review.json", json.dumps(review)))
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)["response"]
     assert "patch" in response and len(response["warnings"]) == 1
@@ -482,33 +463,33 @@ def test_review_takes_namespace_labels_from_the_inputs(tmp_path):
 
 def test_validate_refuses_protected_names_by_default_and_as_configured(tmp_path):
     kube = write(tmp_path, "kube.yaml", PRESET.replace("HTTPS_PROXY", "KUBERNETES_SERVICE_HOST"))
-    result = run("validate", kube)
+    result = run_cli("validate", kube)
     assert result.returncode == 1
     assert "spec.env[0].name: 'KUBERNETES_SERVICE_HOST' is protected (prefix KUBERNETES_*)" in result.stdout
 
     proxy = write(tmp_path, "proxy.yaml", PRESET)
-    assert run("validate", proxy).returncode == 0
-    refused = run("validate", "--protected", "HTTPS_PROXY", "--protected", "KUBERNETES_*", proxy)
+    assert run_cli("validate", proxy).returncode == 0
+    refused = run_cli("validate", "--protected", "HTTPS_PROXY", "--protected", "KUBERNETES_*", proxy)
     assert refused.returncode == 1
     assert "(proxy): spec.env[0].name: 'HTTPS_PROXY' is protected; no preset may inject it" in refused.stdout
-    assert run("validate", "--protected", "HTTPS_PROXY", kube).returncode == 0, (
+    assert run_cli("validate", "--protected", "HTTPS_PROXY", kube).returncode == 0, (
         "the list replaces the default"
     )
-    assert run("validate", "--protected", "A,B_*", proxy).returncode == 0
-    assert run("validate", "--protected=", kube).returncode == 0, (
+    assert run_cli("validate", "--protected", "A,B_*", proxy).returncode == 0
+    assert run_cli("validate", "--protected=", kube).returncode == 0, (
         "an empty value protects nothing, as serve --protected= does"
     )
 
 
 def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protected_entries(tmp_path):
     presets = write(tmp_path, "cluster.yaml", CLUSTER)
-    result = run("validate", presets)
+    result = run_cli("validate", presets)
     assert result.returncode == 0, result.stdout
     assert "3 preset(s) valid" in result.stderr
-    bad = run("validate", "--protected", "A=B", presets)
+    bad = run_cli("validate", "--protected", "A=B", presets)
     assert bad.returncode == 2
     assert "--protected: protected env name 'A=B'" in bad.stderr
-    digit = run("validate", "--protected", "1FOO", presets)
+    digit = run_cli("validate", "--protected", "1FOO", presets)
     assert digit.returncode == 2, "the same entry syntax as serve --protected"
     assert "--protected: protected env name '1FOO'" in digit.stderr
 
@@ -516,10 +497,10 @@ def test_validate_accepts_cluster_presets_and_namespaces_and_rejects_bad_protect
 def test_validate_refuses_loader_and_agent_variables_by_default(tmp_path):
     for name in ("LD_PRELOAD", "JAVA_TOOL_OPTIONS", "NODE_OPTIONS", "DOTNET_STARTUP_HOOKS"):
         agent = write(tmp_path, "agent.yaml", PRESET.replace("HTTPS_PROXY", name))
-        result = run("validate", agent)
+        result = run_cli("validate", agent)
         assert result.returncode == 1, name
         assert f"spec.env[0].name: '{name}' is protected; no preset may inject it" in result.stdout
-    replaced = run("validate", "--protected", "KUBERNETES_*", agent)
+    replaced = run_cli("validate", "--protected", "KUBERNETES_*", agent)
     assert replaced.returncode == 0, "--protected replaces the list"
 
 
@@ -537,30 +518,30 @@ def test_validate_refuses_a_podpreset_volume_type_outside_the_setting_and_lets_c
     tmp_path,
 ):
     namespaced = write(tmp_path, "ns.yaml", HOST_PATH_PRESET.format(kind="PodPreset"))
-    result = run("validate", namespaced)
+    result = run_cli("validate", namespaced)
     assert result.returncode == 1
     assert (
         "ns.yaml (node-logs): spec.volumes[0].hostPath: volume 'logs' is of type hostPath, which a "
         "PodPreset may not inject (allowed: configMap, csi, downwardAPI, emptyDir, ephemeral, "
         "persistentVolumeClaim, projected, secret; --namespaced-volume-types); a ClusterPodPreset may"
     ) in result.stdout
-    assert run("validate", "--namespaced-volume-types", "emptyDir,hostPath", namespaced).returncode == 0
-    assert run("validate", "--namespaced-volume-types", "*", namespaced).returncode == 0
-    narrow = run("validate", "--namespaced-volume-types=hostPath", namespaced)
+    assert run_cli("validate", "--namespaced-volume-types", "emptyDir,hostPath", namespaced).returncode == 0
+    assert run_cli("validate", "--namespaced-volume-types", "*", namespaced).returncode == 0
+    narrow = run_cli("validate", "--namespaced-volume-types=hostPath", namespaced)
     assert narrow.returncode == 1 and "volume 'cache' is of type emptyDir" in narrow.stdout
     cluster = write(tmp_path, "cluster.yaml", HOST_PATH_PRESET.format(kind="ClusterPodPreset"))
-    assert run("validate", cluster).returncode == 0, run("validate", cluster).stdout
-    bad = run("validate", "--namespaced-volume-types", "hostpath", cluster)
+    assert run_cli("validate", cluster).returncode == 0, run_cli("validate", cluster).stdout
+    bad = run_cli("validate", "--namespaced-volume-types", "hostpath", cluster)
     assert bad.returncode == 2 and "'hostpath' is not a volume type" in bad.stderr
 
 
 def test_apply_leaves_out_a_podpreset_with_a_host_path_volume_and_says_why(tmp_path):
     presets = write(tmp_path, "p.yaml", HOST_PATH_PRESET.format(kind="PodPreset"))
-    result = run("apply", "-f", presets, WEB_POD, "--explain", "-o", "json")
+    result = run_cli("apply", "-f", presets, WEB_POD, "--explain", "-o", "json")
     assert result.returncode == 0, result.stderr
     assert "volumes" not in json.loads(result.stdout)["spec"]
     assert "node-logs: selected, but not applied: volume 'logs' is of type hostPath" in result.stderr
-    allowed = run("apply", "-f", presets, WEB_POD, "-o", "json", "--namespaced-volume-types", "*")
+    allowed = run_cli("apply", "-f", presets, WEB_POD, "-o", "json", "--namespaced-volume-types", "*")
     assert [v["name"] for v in json.loads(allowed.stdout)["spec"]["volumes"]] == ["logs", "cache"]
 
 
@@ -572,14 +553,14 @@ def big_preset(name, values, length):
 
 def test_validate_refuses_a_preset_over_the_size_limit_naming_its_size(tmp_path):
     big = write(tmp_path, "big.yaml", big_preset("big", 9, 30_000) + "---\n" + PRESET)
-    result = run("validate", big)
+    result = run_cli("validate", big)
     assert result.returncode == 1
     (line,) = result.stdout.splitlines()
     assert line.startswith("big.yaml: document 1 (big): the preset is ") or line.startswith(
         f"{big}: document 1 (big): the preset is "
     ), line
     assert "bytes as compact JSON, over the limit of 256 KiB (262144 bytes, --max-preset-bytes)" in line
-    assert run("validate", "--max-preset-bytes", "300000", big).returncode == 0
-    assert run("validate", "--max-preset-bytes", "100", write(tmp_path, "p.yaml", PRESET)).returncode == 1
-    refused = run("apply", "-f", big, WEB_POD)
+    assert run_cli("validate", "--max-preset-bytes", "300000", big).returncode == 0
+    assert run_cli("validate", "--max-preset-bytes", "100", write(tmp_path, "p.yaml", PRESET)).returncode == 1
+    refused = run_cli("apply", "-f", big, WEB_POD)
     assert refused.returncode == 2 and "over the limit of 256 KiB" in refused.stderr

@@ -7,20 +7,19 @@ not refused runs for minutes and grows without bound, so each reader runs with a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from support.cli import run_cli
 
 from presets.limits import LimitExceeded, Meter, within_depth
-from webhook.app import create_app
-from webhook.files import SourceError, parse_documents
-from webhook.filesource import FileSource
+from webhook.server.app import create_app
 from webhook.settings import Settings
-from webhook.sources import StaticSource
+from webhook.sources.documents import SourceError, parse_documents
+from webhook.sources.files import FileSource
+from webhook.sources.snapshot import StaticSource
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -79,24 +78,13 @@ HOSTILE = [
 ]
 
 
-def run(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=DEADLINE,
-    )
-
-
 @pytest.mark.parametrize(("name", "text", "message"), HOSTILE)
 def test_validate_refuses_hostile_input_quickly_naming_the_file(
     tmp_path: Path, name: str, text: str, message: str
 ) -> None:
     path = tmp_path / name
     path.write_text(text)
-    result = run("validate", path)
+    result = run_cli("validate", path, timeout=DEADLINE)
     assert result.returncode == 1, result
     assert f"{path}: " in result.stdout and message in result.stdout, result.stdout
     assert "Traceback" not in result.stderr
@@ -115,7 +103,7 @@ def test_apply_and_review_refuse_hostile_presets_and_objects(
         ("apply", "-f", EXAMPLES, path),
         ("review", "-f", EXAMPLES, path),
     ):
-        result = run(*args)
+        result = run_cli(*args, timeout=DEADLINE)
         assert result.returncode == 2, (args, result)
         assert str(path) in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
@@ -126,7 +114,7 @@ def test_apply_and_review_refuse_hostile_presets_and_objects(
 
 
 def test_standard_input_is_bounded_like_a_file() -> None:
-    result = run("apply", "-f", EXAMPLES, "-", stdin="# " + "a" * (9 * 1024 * 1024))
+    result = run_cli("apply", "-f", EXAMPLES, "-", stdin="# " + "a" * (9 * 1024 * 1024), timeout=DEADLINE)
     assert result.returncode == 2
     assert "<stdin>: larger than 8 MiB" in result.stderr
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "tests" / "migrate"
@@ -41,17 +42,6 @@ spec:
 """
 
 
-def run(*args: object, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-    )
-
-
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -60,21 +50,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_worked_examples_print_the_expected_objects_and_name_every_dropped_field(case, tmp_path):
-    result = run("migrate", "-f", "original.yaml", cwd=case)
+    result = run_cli("migrate", "-f", "original.yaml", cwd=case)
     assert result.returncode == 0, result.stderr
     assert list(yaml.safe_load_all(result.stdout)) == list(
         yaml.safe_load_all((case / "migrated.yaml").read_text())
     )
     assert result.stderr == (case / "stderr.txt").read_text()
     out = write(tmp_path, "migrated.yaml", result.stdout)
-    checked = run("validate", out)
+    checked = run_cli("validate", out)
     assert checked.returncode == 0, checked.stdout
-    again = run("migrate", "-f", out)
+    again = run_cli("migrate", "-f", out)
     assert again.returncode == 0 and again.stdout == result.stdout, "migrating migrated output changed it"
 
 
 def test_dropped_fields_are_named_on_stderr_one_line_each_and_the_exit_status_is_0(tmp_path):
-    result = run("migrate", "-f", write(tmp_path, "pd.yaml", PODDEFAULT))
+    result = run_cli("migrate", "-f", write(tmp_path, "pd.yaml", PODDEFAULT))
     assert result.returncode == 0
     lines = result.stderr.splitlines()
     assert lines[0] == (
@@ -88,7 +78,7 @@ def test_dropped_fields_are_named_on_stderr_one_line_each_and_the_exit_status_is
 
 
 def test_strict_exits_1_and_prints_nothing_when_a_field_is_dropped(tmp_path):
-    result = run("migrate", "--strict", "-f", write(tmp_path, "pd.yaml", PODDEFAULT))
+    result = run_cli("migrate", "--strict", "-f", write(tmp_path, "pd.yaml", PODDEFAULT))
     assert result.returncode == 1
     assert result.stdout == ""
     assert "spec.serviceAccountName: not expressible" in result.stderr
@@ -97,20 +87,20 @@ def test_strict_exits_1_and_prints_nothing_when_a_field_is_dropped(tmp_path):
 
 def test_strict_exits_1_when_an_object_is_left_out_with_nothing_to_inject(tmp_path):
     text = "apiVersion: kubeflow.org/v1alpha1\nkind: PodDefault\nmetadata: {name: x}\nspec: {desc: nothing}\n"
-    assert run("migrate", "-f", write(tmp_path, "pd.yaml", text)).returncode == 0
-    result = run("migrate", "--strict", "-f", tmp_path / "pd.yaml")
+    assert run_cli("migrate", "-f", write(tmp_path, "pd.yaml", text)).returncode == 0
+    result = run_cli("migrate", "--strict", "-f", tmp_path / "pd.yaml")
     assert result.returncode == 1 and result.stdout == ""
     assert "(x): not converted: nothing it injects" in result.stderr
 
 
 def test_strict_exits_0_when_everything_is_expressed(tmp_path):
-    result = run("migrate", "--strict", "-f", write(tmp_path, "db.yaml", SETTINGS))
+    result = run_cli("migrate", "--strict", "-f", write(tmp_path, "db.yaml", SETTINGS))
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["apiVersion"] == "podpreset.dev/v1"
 
 
 def test_standard_input_a_directory_and_the_namespace_flag(tmp_path):
-    piped = run("migrate", "-f", "-", "-n", "shop", stdin=SETTINGS)
+    piped = run_cli("migrate", "-f", "-", "-n", "shop", stdin=SETTINGS)
     assert piped.returncode == 0, piped.stderr
     assert yaml.safe_load(piped.stdout)["metadata"] == {"name": "db", "namespace": "shop"}
     folder = tmp_path / "presets"
@@ -118,15 +108,15 @@ def test_standard_input_a_directory_and_the_namespace_flag(tmp_path):
     write(folder, "a.yaml", SETTINGS)
     write(folder, "b.yml", PODDEFAULT)
     write(folder, "notes.txt", "not read")
-    result = run("migrate", "-f", folder)
+    result = run_cli("migrate", "-f", folder)
     assert result.returncode == 0, result.stderr
     assert [d["metadata"]["name"] for d in yaml.safe_load_all(result.stdout)] == ["db", "gcp"]
 
 
 def test_json_output_is_one_object_or_a_list_kubectl_applies(tmp_path):
-    one = run("migrate", "-o", "json", "-f", write(tmp_path, "db.yaml", SETTINGS))
+    one = run_cli("migrate", "-o", "json", "-f", write(tmp_path, "db.yaml", SETTINGS))
     assert json.loads(one.stdout)["kind"] == "PodPreset"
-    both = run(
+    both = run_cli(
         "migrate", "-o", "json", "-f", tmp_path / "db.yaml", "-f", write(tmp_path, "pd.yaml", PODDEFAULT)
     )
     listed = json.loads(both.stdout)
@@ -173,7 +163,7 @@ def test_json_output_is_one_object_or_a_list_kubectl_applies(tmp_path):
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_file_document_and_problem(tmp_path, name, text, line):
-    result = run("migrate", "-f", name, cwd=write(tmp_path, name, text).parent)
+    result = run_cli("migrate", "-f", name, cwd=write(tmp_path, name, text).parent)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("podpreset migrate: " + line), result.stderr
@@ -182,7 +172,7 @@ def test_bad_input_exits_2_with_one_line_naming_file_document_and_problem(tmp_pa
 
 def test_several_bad_objects_are_each_named_and_nothing_is_printed(tmp_path):
     text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\n" + SETTINGS + "---\n" + SETTINGS
-    result = run("migrate", "-f", write(tmp_path, "mixed.yaml", text))
+    result = run_cli("migrate", "-f", write(tmp_path, "mixed.yaml", text))
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.splitlines()
     assert "document 1 (s): apiVersion 'v1' kind 'Secret'" in lines[0]
@@ -218,7 +208,7 @@ def test_several_bad_objects_are_each_named_and_nothing_is_printed(tmp_path):
     ],
 )
 def test_usage_errors_exit_2_without_a_traceback(args, says):
-    result = run("migrate", *args, stdin=SETTINGS)
+    result = run_cli("migrate", *args, stdin=SETTINGS)
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
 
@@ -254,7 +244,7 @@ spec:
 
 
 def applied(presets: Path, pod: Path) -> dict[str, Any]:
-    result = run("apply", "-f", presets, "-n", "shop", pod)
+    result = run_cli("apply", "-f", presets, "-n", "shop", pod)
     assert result.returncode == 0, result.stderr
     mutated: dict[str, Any] = yaml.safe_load(result.stdout)
     return mutated
@@ -264,7 +254,7 @@ def test_a_migrated_settings_preset_applies_to_a_pod_exactly_as_the_original_doe
     original = write(
         tmp_path, "original.yaml", (CASES_DIR / "settings-k8s-io-preset" / "original.yaml").read_text()
     )
-    migrated = write(tmp_path, "migrated.yaml", run("migrate", "-f", original).stdout)
+    migrated = write(tmp_path, "migrated.yaml", run_cli("migrate", "-f", original).stdout)
     pod = write(tmp_path, "pod.yaml", POD)
     before, after = applied(original, pod), applied(migrated, pod)
     assert after == before
@@ -275,7 +265,7 @@ def test_a_migrated_poddefault_injects_what_the_poddefault_did_into_containers_b
     tmp_path,
 ):
     migrated = write(
-        tmp_path, "migrated.yaml", run("migrate", "-f", write(tmp_path, "pd.yaml", PODDEFAULT)).stdout
+        tmp_path, "migrated.yaml", run_cli("migrate", "-f", write(tmp_path, "pd.yaml", PODDEFAULT)).stdout
     )
     pod = applied(migrated, write(tmp_path, "pod.yaml", POD))
     # What kubeflow's applyPodDefaultsOnPod gives for this pod, worked out by hand from main.go:

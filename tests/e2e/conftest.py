@@ -84,7 +84,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    # Files run in name order, except those that disturb the session's cluster (and then leave it
+    # working again): they run after every other scenario, in this order.
+    kept.sort(key=lambda item: RUN_LAST.index(item.path.name) if item.path.name in RUN_LAST else -1)
+    items[:] = kept
+
+
+RUN_LAST = ("test_restarts_of_webhook_and_api_server.py", "test_install_order.py")
+"""The scenarios that restart the webhook and the API server, and reinstall the webhook."""
 
 
 def manifests(path: Path) -> list[dict[str, Any]]:

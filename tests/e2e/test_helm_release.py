@@ -28,7 +28,7 @@ from .conftest import (
     wait_for_pods_to,
 )
 from .rest import Kube, eventually
-from .test_8_in_cluster import Load, ca_bundle, preset_for_load, ready, rolled_out, webhook_pods
+from .test_in_cluster_deployment import Load, ca_bundle, preset_for_load, ready, rolled_out, webhook_pods
 
 pytestmark = pytest.mark.helm_release
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from support.reviews import admission_review
 
 settings.register_profile(
     "fuzz-quick",
@@ -223,27 +224,9 @@ POD: dict[str, Any] = {
 
 
 def review_of(pod: Any = POD, operation: str = "CREATE") -> dict[str, Any]:
-    gvk = {"group": "", "version": "v1", "kind": "Pod"}
-    gvr = {"group": "", "version": "v1", "resource": "pods"}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "0b5e0c4e-1111-4222-8333-444455556666",
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
-            "name": "web-1",
-            "namespace": "default",
-            "operation": operation,
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": pod,
-            "oldObject": None,
-            "dryRun": False,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        },
-    }
+    review = admission_review(pod, operation=operation, name="web-1")
+    review["request"]["oldObject"] = None
+    return review
 
 
 PRESET: dict[str, Any] = {

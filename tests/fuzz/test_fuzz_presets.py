@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from presets.model import PodPreset
 from webhook.cli import run_validate
-from webhook.files import SourceError, load_presets, parse_documents
-from webhook.filesource import FileSource
-from webhook.kube import KubeSource, parse_object
+from webhook.sources.documents import SourceError, load_presets, parse_documents
+from webhook.sources.files import FileSource
+from webhook.sources.kube import KubeSource, parse_object
 
 
 @FUZZ

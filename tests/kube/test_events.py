@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from support.reviews import admission_review
+
 from presets.admission import PresetIndex, admit
 from presets.model import parse_preset
-from webhook.events import EventRecorder, conflict_events
+from webhook.observe.events import EventRecorder, conflict_events
 
 PRESET = parse_preset(
     {
@@ -30,18 +32,7 @@ def review(*, dry_run: bool = False, env_value: str = "debug", **metadata: Any) 
             "containers": [{"name": "app", "image": "x", "env": [{"name": "LOG_LEVEL", "value": env_value}]}]
         },
     }
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u1",
-            "operation": "CREATE",
-            "namespace": "team-a",
-            "dryRun": dry_run,
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "object": pod,
-        },
-    }
+    return admission_review(pod, uid="u1", namespace="team-a", dry_run=dry_run)
 
 
 def test_a_conflict_of_a_named_pod_is_an_event_on_that_pod_without_values() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from webhook import kube
-from webhook.kube import Backoff, KubeSource, Resource
+from webhook.sources import kube
+from webhook.sources.kube import Backoff, KubeSource, Resource
 
 
 def preset_object(name: str, namespace: str, rv: str) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def test_a_failed_list_now_forgets_every_list_and_the_worker_lists_for_itself(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     source, apis, clients = scripted_source(monkeypatch, refuse="namespaces")
-    with caplog.at_level("WARNING", logger="webhook.kube"):
+    with caplog.at_level("WARNING", logger="webhook.sources.kube"):
         assert source.list_now() is False
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "ConnectionRefusedError" in warnings[0].getMessage()

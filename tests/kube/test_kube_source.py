@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from webhook.kube import Backoff, KubeSource, WatchExpired, WatchFailed, parse_object
+from webhook.sources.kube import Backoff, KubeSource, WatchExpired, WatchFailed, parse_object
 
 
 def preset_object(name: str, namespace: str = "team-a", rv: str = "1", **spec: Any) -> dict[str, Any]:

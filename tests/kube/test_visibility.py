@@ -2,7 +2,7 @@
 
 The webhook stays ready while it serves the last good presets, but says what is wrong, where,
 and since when. The watch here talks to a real socket that refuses it (an unreachable API
-server); the end-to-end suite (tests/e2e/test_6_own_webhook.py) cuts a real one.
+server); the end-to-end suite (tests/e2e/test_own_webhook_process.py) cuts a real one.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.app import create_app
-from webhook.filesource import FileSource
-from webhook.health import SourceHealth
-from webhook.kube import Backoff, KubeSource
+from webhook.server.app import create_app
 from webhook.settings import Settings
+from webhook.sources.files import FileSource
+from webhook.sources.health import SourceHealth
+from webhook.sources.kube import Backoff, KubeSource
 
 
 def preset_object(name: str, rv: str = "1", **spec: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def test_an_unreachable_api_server_is_named_with_its_error_and_start_in_readyz_t
     source.presets._on_change(source.presets, None)
     client = create_app(settings, source).test_client()
     started = time.time()
-    with caplog.at_level(logging.WARNING, logger="webhook.health"):
+    with caplog.at_level(logging.WARNING, logger="webhook.sources.health"):
         source.start()
         try:
             deadline = time.monotonic() + 30

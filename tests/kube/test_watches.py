@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.kube import CLUSTERPODPRESETS, NAMESPACES, PODPRESETS, Backoff, KubeSource, Resource, Watch
+from webhook.sources.kube import (
+    CLUSTERPODPRESETS,
+    NAMESPACES,
+    PODPRESETS,
+    Backoff,
+    KubeSource,
+    Resource,
+    Watch,
+)
 
 
 def namespace_object(name: str, rv: str, **labels: str) -> dict[str, Any]:

@@ -1,13 +1,12 @@
 """Helpers for the server tests: preset files, reviews, certificates and a real gunicorn.
 
-``GunicornServer`` runs ``python -m webhook.serve`` in a subprocess on a free loopback port over TLS
+``GunicornServer`` runs ``python -m webhook.server.serve`` in a subprocess on a free loopback port over TLS
 with a certificate from the session CA (clients verify it against that CA only), and its health
 listener (``/healthz``, ``/readyz``, ``/metrics``, plain HTTP) on another free port.
 """
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
+from support.reviews import admission_review
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_VALUE = "s3cr3t-value-never-logged"
@@ -88,27 +88,9 @@ def make_review(
     if env is not None:
         container["env"] = env
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {"containers": [container]}}
-    gvk = {"group": "", "version": "v1", "kind": "Pod"}
-    gvr = {"group": "", "version": "v1", "resource": "pods"}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
-            "name": name or "",
-            "namespace": namespace,
-            "operation": operation,
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": pod,
-            "oldObject": copy.deepcopy(pod) if operation == "UPDATE" else None,
-            "dryRun": dry_run,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        },
-    }
+    return admission_review(
+        pod, uid=uid, namespace=namespace, operation=operation, name=name or "", dry_run=dry_run
+    )
 
 
 def encode(obj: object) -> bytes:
@@ -135,7 +117,7 @@ def free_port() -> int:
 
 
 class GunicornServer:
-    """``python -m webhook.serve`` in a subprocess, over TLS on a loopback port."""
+    """``python -m webhook.server.serve`` in a subprocess, over TLS on a loopback port."""
 
     def __init__(
         self,
@@ -163,7 +145,7 @@ class GunicornServer:
         self.log_file = tmp / "server.log"
         self.metrics_dir = tmp / "metrics"
         self.args = [
-            sys.executable, "-m", "webhook.serve",
+            sys.executable, "-m", "webhook.server.serve",
             "-f", str(self.presets_dir),
             "--tls-cert", str(self.cert_file),
             "--tls-key", str(self.key_file),

@@ -21,14 +21,14 @@ from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, metric_va
 
 from presets.admission import Decision
 from presets.model import DEFAULT_PROTECTED, RESTRICTED_VOLUME_TYPES, Protected, VolumeTypes, parse_preset
-from webhook.app import create_app
-from webhook.files import load_presets
-from webhook.filesource import FileSource
-from webhook.logs import JsonFormatter
-from webhook.metrics import Metrics, MetricsDirError, prepare_multiprocess_dir
+from webhook.observe.logs import JsonFormatter
+from webhook.observe.metrics import Metrics, MetricsDirError, prepare_multiprocess_dir
+from webhook.server.app import create_app
+from webhook.server.tls import CertificateError, CertificateReloader
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from webhook.sources import Snapshot, StaticSource
-from webhook.tls import CertificateError, CertificateReloader
+from webhook.sources.documents import load_presets
+from webhook.sources.files import FileSource
+from webhook.sources.snapshot import Snapshot, StaticSource
 
 JSON = "application/json"
 
@@ -51,6 +51,8 @@ def client(source: StaticSource) -> FlaskClient:
 
 
 class UnsyncedSource:
+    health = None
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def snapshot(self) -> Snapshot:
@@ -139,7 +141,7 @@ def test_a_decision_is_one_log_line_naming_the_pod_and_never_a_value(
     review = make_review(
         uid="u-1", name=None, generate_name="web-7d9f-", env=[{"name": "GREETING", "value": "v!"}]
     )
-    with caplog.at_level(logging.INFO, logger="webhook.app"):
+    with caplog.at_level(logging.INFO, logger="webhook.server.app"):
         client.post("/mutate", data=encode(review), content_type=JSON)
     decisions = [r for r in caplog.records if r.getMessage().startswith("admission uid=u-1 namespace")]
     assert len(decisions) == 1
@@ -371,7 +373,7 @@ def test_an_unexpected_load_failure_is_published_and_retried_without_an_edit(
         def deep(*args: object, **kwargs: object) -> object:
             raise RecursionError("maximum recursion depth exceeded")
 
-        monkeypatch.setattr("webhook.filesource.load_presets", deep)
+        monkeypatch.setattr("webhook.sources.files.load_presets", deep)
         path.write_text(PRESETS_YAML.split("---")[0])  # an edit, noticed by the poll thread
         assert _eventually(lambda: bool(source.snapshot().problems))
         failed = source.snapshot()

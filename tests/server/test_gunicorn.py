@@ -16,8 +16,8 @@ import pytest
 from serverkit import SECRET_VALUE, GunicornServer, encode, make_review, metric_value, send
 
 from presets.admission import admit, encode_review
-from webhook.files import load_presets
-from webhook.sources import StaticSource
+from webhook.sources.documents import load_presets
+from webhook.sources.snapshot import StaticSource
 
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}

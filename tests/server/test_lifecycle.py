@@ -282,7 +282,7 @@ def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_pr
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PODPRESET_")}
     return subprocess.run(
-        [sys.executable, "-m", "webhook.serve", *args],
+        [sys.executable, "-m", "webhook.server.serve", *args],
         cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -326,7 +326,7 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
     log = tmp_path / "log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "webhook.serve", "-f", str(tmp_path / "p.yaml"), "--insecure-http",
+            [sys.executable, "-m", "webhook.server.serve", "-f", str(tmp_path / "p.yaml"), "--insecure-http",
              "--bind", f"127.0.0.1:{port}", "--health-bind", f"127.0.0.1:{health_port}", "--workers", "1"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -407,7 +407,7 @@ def test_a_worker_sent_sigterm_while_it_boots_exits(tmp_path: Path, ca: trustme.
     write_cert(ca, tmp_path / "c.pem", tmp_path / "k.pem")
     (tmp_path / "p.yaml").write_text(PRESETS_YAML)
     process = subprocess.Popen(
-        [sys.executable, "-m", "webhook.serve", "-f", str(tmp_path / "p.yaml"),
+        [sys.executable, "-m", "webhook.server.serve", "-f", str(tmp_path / "p.yaml"),
          "--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem"),
          "--bind", f"127.0.0.1:{free_port()}", "--health-bind", f"127.0.0.1:{free_port()}",
          "--workers", "1"],

@@ -15,7 +15,7 @@ import time
 import pytest
 from serverkit import ROOT, GunicornServer, encode, make_review, send
 
-from webhook.logqueue import BufferingHandler, LogWriter
+from webhook.observe.logqueue import BufferingHandler, LogWriter
 
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}

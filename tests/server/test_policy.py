@@ -15,11 +15,11 @@ from serverkit import PRESETS_YAML, encode, make_review, metric_value
 
 from presets.limits import preset_bytes
 from presets.model import parse_preset
-from webhook.app import create_app
-from webhook.filesource import FileSource
-from webhook.kube import KubeSource
+from webhook.server.app import create_app
 from webhook.settings import Settings
-from webhook.sources import StaticSource
+from webhook.sources.files import FileSource
+from webhook.sources.kube import KubeSource
+from webhook.sources.snapshot import StaticSource
 
 JSON = "application/json"
 
@@ -81,7 +81,7 @@ def test_a_preset_file_over_the_size_bound_is_skipped_and_said_in_readyz_metrics
         assert metric_value(exposition, "podpreset_source_problems") == 1
 
         path.write_text(PRESETS_YAML)
-        with caplog.at_level(logging.INFO, logger="webhook.health"):
+        with caplog.at_level(logging.INFO, logger="webhook.sources.health"):
             source.reload()
         assert problems_of(client) == []
         assert any("problem resolved" in r.getMessage() for r in caplog.records)
@@ -107,7 +107,7 @@ def test_a_kubernetes_preset_over_the_size_bound_is_skipped_and_said_in_readyz_m
     big = preset_doc("big", namespace="team-a", env=big_env(1, 5000))
     big["metadata"]["resourceVersion"] = "3"
     source.presets.handle({"type": "ADDED", "object": small})
-    with caplog.at_level(logging.INFO, logger="webhook.health"):
+    with caplog.at_level(logging.INFO, logger="webhook.sources.health"):
         source.presets.handle({"type": "ADDED", "object": big})
         source.presets.handle(
             {"type": "MODIFIED", "object": {**big, "metadata": {**big["metadata"], "resourceVersion": "4"}}}
@@ -127,7 +127,7 @@ def test_a_kubernetes_preset_over_the_size_bound_is_skipped_and_said_in_readyz_m
     lines = [r.getMessage() for r in caplog.records if "team-a/big" in r.getMessage()]
     assert len(lines) == 1, "logged when the problem starts, not on every event"
 
-    with caplog.at_level(logging.INFO, logger="webhook.health"):
+    with caplog.at_level(logging.INFO, logger="webhook.sources.health"):
         source.presets.handle({"type": "MODIFIED", "object": {**big, "spec": {"env": big_env(1, 10)}}})
     assert problems_of(client) == []
     assert [p.name for p in source.snapshot().index.for_namespace("team-a")] == ["big", "small"]
@@ -174,7 +174,7 @@ def test_a_podpreset_with_a_host_path_volume_is_not_applied_warned_logged_and_co
         ),
     ]
     app = create_app(Settings(insecure_http=True), StaticSource(presets))
-    with caplog.at_level(logging.INFO, logger="webhook.app"):
+    with caplog.at_level(logging.INFO, logger="webhook.server.app"):
         response = app.test_client().post(
             "/mutate", data=encode(make_review(namespace="team-a")), content_type=JSON
         )

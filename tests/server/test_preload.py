@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from webhook.filesource import FileSource, preload
+from webhook.sources.files import FileSource, preload
 
 PRESET = """apiVersion: podpreset.dev/v1
 kind: PodPreset

@@ -6,7 +6,8 @@ import json
 
 import jsonpatch
 import pytest
-from helpers import pod, preset
+from support.presets import pod, preset
+from support.reviews import admission_review
 
 from presets.admission import BadReview, PresetIndex, admit, encode_review
 
@@ -24,15 +25,8 @@ INDEX = PresetIndex.build(
 
 
 def review(obj=None, **request):
-    body = {
-        "uid": "uid-1",
-        "operation": "CREATE",
-        "namespace": "namespace",
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "object": obj if obj is not None else pod({"app": "web"}),
-    }
-    body.update(request)
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}
+    pod_ = obj if obj is not None else pod({"app": "web"})
+    return admission_review(pod_, uid="uid-1", namespace="namespace", **request)
 
 
 def test_a_matching_pod_gets_a_base64_json_patch_and_the_uid_is_echoed():

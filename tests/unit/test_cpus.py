@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook import cpus
+from webhook.server import cpus
 from webhook.settings import Settings
 
 

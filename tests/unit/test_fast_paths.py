@@ -4,9 +4,9 @@
 it must be invisible in results.
 """
 
-from helpers import cluster_preset, preset
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.presets import cluster_preset, preset
 
 from presets.admission import PresetIndex
 

@@ -25,11 +25,12 @@ from typing import Any
 import jsonpatch
 import pytest
 import yaml
+from support.reviews import admission_review
 
 from presets.admission import Decision, PresetIndex, admit
 from presets.model import DEFAULT_VOLUME_TYPES, VolumeTypes
 from presets.namespaces import NamespaceLabels
-from webhook.files import load_presets
+from webhook.sources.documents import load_presets
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 CASES = sorted(p for p in GOLDEN.iterdir() if p.is_dir())
@@ -57,23 +58,15 @@ def load_volume_types(case: Path) -> VolumeTypes:
 
 
 def make_review(pod: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "uid": "0a1b2c3d-golden",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "operation": "CREATE",
-        "namespace": DEFAULT_NAMESPACE,
-        "userInfo": {"username": "golden"},
-        "object": pod,
-        "oldObject": None,
-        "dryRun": False,
-    }
+    operation = overrides.get("operation", "CREATE")
+    review = admission_review(
+        pod, uid="0a1b2c3d-golden", namespace=DEFAULT_NAMESPACE, operation=operation, username="golden"
+    )
+    request = review["request"]
     request.update(overrides)
     if request["operation"] in ("DELETE", "CONNECT") and "object" not in overrides:
         request["object"], request["oldObject"] = None, pod
-    elif request["operation"] == "UPDATE" and "oldObject" not in overrides:
-        request["oldObject"] = copy.deepcopy(pod)
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    return review
 
 
 def decoded_patch(decision: Decision) -> list[dict[str, Any]]:

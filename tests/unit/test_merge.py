@@ -1,7 +1,7 @@
 """Each merge rule on its own, with the original plugin's case names (admission_test.go)."""
 
 import pytest
-from helpers import preset
+from support.presets import preset
 
 from presets.merge import (
     POD_OWNER,

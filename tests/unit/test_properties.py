@@ -16,6 +16,7 @@ from typing import Any
 import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.reviews import admission_review
 
 from presets.admission import PresetIndex, admit
 from presets.engine import APPLIED_ANNOTATION_PREFIX, apply_presets
@@ -340,17 +341,7 @@ def test_every_mount_added_names_a_volume_of_the_result(pod, presets):
 @ENGINE
 @given(pod=pods(), presets=preset_lists())
 def test_admit_patch_matches_the_engine_and_admits_always(pod, presets):
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u",
-            "operation": "CREATE",
-            "namespace": NAMESPACE,
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "object": pod,
-        },
-    }
+    review = admission_review(pod, uid="u", namespace=NAMESPACE)
     decision = admit(review, PresetIndex.build(presets))
     response = decision.response["response"]
     assert response["allowed"] is True

@@ -20,7 +20,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from test_properties import pods, preset_lists
-from test_properties_richer import PROTECTED, rich_pods, rich_preset_lists
+from test_properties_every_field import PROTECTED, rich_pods, rich_preset_lists
 
 from presets.defaults import (
     canonical_env_from,

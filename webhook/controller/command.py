@@ -320,7 +320,7 @@ def run_controller(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT; exit 0 then, 2 for bad settings or an unusable kubeconfig."""
     import sys
 
-    from webhook.logs import configure_logging
+    from webhook.observe.logs import configure_logging
 
     try:
         settings = settings_from_args(args)
@@ -330,7 +330,7 @@ def run_controller(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
     from webhook.controller.api import KubeApi
     from webhook.controller.passes import build_passes
-    from webhook.kube import make_api_client
+    from webhook.sources.kube import make_api_client
 
     try:
         api_client = make_api_client(settings)

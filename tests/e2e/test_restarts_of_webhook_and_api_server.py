@@ -1,6 +1,6 @@
 """Scenario 8: the webhook stopped and restarted, the API server restarted.
 
-Runs last (file order): it disturbs the session's cluster, then leaves it working again.
+Runs last (conftest.RUN_LAST): it disturbs the session's cluster, then leaves it working again.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 import jsonpatch
 import pytest
 import yaml
+from support.reviews import admission_review
 
 from webhook.settings import Settings
 
@@ -32,25 +33,7 @@ def review(namespace: str, uid: str = "6f1c2d3e-0000-4000-8000-000000000006") ->
         "metadata": {"name": "probe", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
     }
-    gvk = {"group": "", "version": "v1", "kind": "Pod"}
-    gvr = {"group": "", "version": "v1", "resource": "pods"}
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
-            "name": "probe",
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "e2e"},
-            "object": pod,
-            "dryRun": True,
-        },
-    }
+    return admission_review(pod, uid=uid, namespace=namespace, name="probe", username="e2e", dry_run=True)
 
 
 def connect(webhook: LocalWebhook) -> http.client.HTTPSConnection:

@@ -34,11 +34,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from presets.admission import BadReview, Decision, admit, decode_review, encode_review
 from presets.limits import MAX_DEPTH
 from presets.model import Protected, VolumeTypes
-from webhook.health import health_of
-from webhook.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from webhook.metrics import Metrics
+from webhook.observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from webhook.observe.metrics import Metrics
 from webhook.settings import Settings
-from webhook.sources import PresetSource, Snapshot
+from webhook.sources.snapshot import PresetSource, Snapshot
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -163,7 +162,7 @@ def create_app(
 
     @app.get("/metrics")
     def metrics() -> Response:
-        state.metrics.observe_snapshot(source.snapshot(), health_of(source))
+        state.metrics.observe_snapshot(source.snapshot(), source.health)
         return Response(state.metrics.exposition(), status=200, content_type=METRICS_CONTENT_TYPE)
 
     @app.errorhandler(BadReview)
@@ -294,7 +293,7 @@ def _decode(body: bytes) -> object:
 
 def _problems(source: PresetSource, snapshot: Snapshot) -> list[dict[str, str | None]]:
     """Each problem as ``{source, error, since}``: from the source's health when it has one."""
-    health = health_of(source)
+    health = source.health
     if health is not None:
         return [dict(problem.as_json()) for problem in health.problems()]
     return [{"source": "presets", "error": line, "since": None} for line in snapshot.problems]

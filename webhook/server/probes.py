@@ -4,7 +4,7 @@ The arbiter opens the listening socket before the fork (``open_health_socket``: 
 stops ``serve`` at once with a clear message); each worker then serves it from a thread
 (``HealthServer``), so that ``/readyz`` answers from a worker that is actually serving, and the
 kernel hands each new connection to whichever worker accepts it first. ``/metrics`` aggregates
-every worker's values whichever answers (``webhook.metrics``). Each connection gets a thread of
+every worker's values whichever answers (``webhook.observe.metrics``). Each connection gets a thread of
 its own and ``timeout`` seconds for each read and write: the port is meant for the kubelet and a
 scraper (the NetworkPolicy lets nothing else in), and one that stalls costs a thread for that
 long, never the admission threads.

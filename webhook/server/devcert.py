@@ -1,6 +1,6 @@
 """A development CA and serving certificate for 127.0.0.1 and localhost (``make run``).
 
-``python -m webhook.devcert DIR`` writes ``ca.crt``, ``tls.crt`` and ``tls.key`` into DIR, reusing
+``python -m webhook.server.devcert DIR`` writes ``ca.crt``, ``tls.crt`` and ``tls.key`` into DIR, reusing
 them when they are already there. For local use only: the CA's key is thrown away, and trustme
 (a test dependency) makes the certificates.
 """
@@ -36,7 +36,7 @@ def write_dev_certs(directory: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m webhook.devcert DIR", file=sys.stderr)
+        print("usage: python -m webhook.server.devcert DIR", file=sys.stderr)
         return 2
     print(write_dev_certs(args[0]))
     return 0

@@ -1,6 +1,6 @@
 """``podpreset serve``: gunicorn, started from Python, serving ``create_app`` over TLS.
 
-The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers (``webhook.worker``:
+The shape of the process: a gunicorn arbiter and ``--workers`` gthread workers (``webhook.server.worker``:
 the TLS handshake and request head of every connection are read on the worker's event loop,
 bounded by ``--handshake-timeout``, before a thread takes the request) with keep-alive
 (the API server reuses its connections; a TLS handshake per admission would cost more than the
@@ -13,16 +13,16 @@ connections (depending on its version it closes them at once or keeps them for a
 a client may find one closed before its next request was read, and must retry on a new connection,
 as HTTP clients do for a request the server never read.
 
-Before the fork, the arbiter imports and warms up what the workers use (``webhook.prefork``) and,
+Before the fork, the arbiter imports and warms up what the workers use (``webhook.server.prefork``) and,
 in kube mode, lists presets, cluster presets and namespaces once and closes that connection
 (``KubeSource.list_now``): each
 worker's source is a copy of that listed source, so the presets are shared pages. A worker's log
 lines are formatted on the request thread and written in batches by a writer thread
-(``webhook.logqueue``), started after the fork and drained first in the worker's exit hook.
+(``webhook.observe.logqueue``), started after the fork and drained first in the worker's exit hook.
 
 The TLS ``--bind`` port serves ``POST /mutate`` only; ``/healthz``, ``/readyz`` and ``/metrics``
 are on the plain-HTTP ``--health-bind`` port, a socket the arbiter opens before the fork and each
-worker serves from a thread (``webhook.probes``). With ``--client-ca`` the TLS port requires a
+worker serves from a thread (``webhook.server.probes``). With ``--client-ca`` the TLS port requires a
 client certificate that CA signed (the API server's, from its admission configuration).
 
 ``serve_app`` runs any app factory on exactly these gunicorn settings, so that the benchmark can
@@ -49,18 +49,17 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger as GunicornLogger
 
-from webhook.app import health_only, mutate_only
-from webhook.health import health_of
-from webhook.logs import configure_logging, logging_config
-from webhook.probes import HealthListenerError, HealthServer, open_health_socket
+from webhook.observe.logs import configure_logging, logging_config
+from webhook.server.app import health_only, mutate_only
+from webhook.server.probes import HealthListenerError, HealthServer, open_health_socket
+from webhook.server.tls import CertificateError, CertificateReloader
 from webhook.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from webhook.tls import CertificateError, CertificateReloader
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from webhook.filesource import Preloaded
-    from webhook.sources import PresetSource
+    from webhook.sources.files import Preloaded
+    from webhook.sources.snapshot import PresetSource
 
 logger = logging.getLogger(__name__)
 AppFactory = Callable[[], "Flask"]
@@ -85,12 +84,18 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_format, settings.log_level)
     kube_source = _list_before_fork(settings)
-    return serve_app(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
+    return _serve(lambda: create_webhook_app(settings, preloaded, kube_source), settings)
 
 
 def serve_app(app_factory: AppFactory, settings: Settings) -> int:
-    """Run ``app_factory`` (called once in each worker, after the fork) under production gunicorn."""
+    """Run ``app_factory`` (called once in each worker, after the fork) under production gunicorn,
+    with logging configured as ``podpreset serve`` configures it (the benchmark's other apps)."""
     configure_logging(settings.log_format, settings.log_level)
+    return _serve(app_factory, settings)
+
+
+def _serve(app_factory: AppFactory, settings: Settings) -> int:
+    """``serve_app`` once logging is configured (``run_serve`` configures it before it lists)."""
     reloader: CertificateReloader | None = None
     if not settings.insecure_http:
         assert settings.tls_cert is not None and settings.tls_key is not None
@@ -131,8 +136,8 @@ def serve_app(app_factory: AppFactory, settings: Settings) -> int:
 
 def _warm_up(settings: Settings, app_factory: AppFactory) -> None:
     """Import what the workers use, run a throwaway app's request path, and freeze it all, before
-    the fork (see ``webhook.prefork``)."""
-    from webhook.prefork import warm_up
+    the fork (see ``webhook.server.prefork``)."""
+    from webhook.server.prefork import warm_up
 
     warm_up(kubernetes=settings.uses_kubernetes, app_factory=app_factory)
 
@@ -142,7 +147,7 @@ def gunicorn_options(settings: Settings, reloader: CertificateReloader | None) -
     options: dict[str, Any] = {
         "bind": [settings.bind],
         "workers": settings.workers,
-        "worker_class": "webhook.worker.WebhookWorker",
+        "worker_class": "webhook.server.worker.WebhookWorker",
         "threads": settings.threads,
         "keepalive": round(settings.keepalive),
         "graceful_timeout": max(1, round(settings.graceful_timeout)),
@@ -283,7 +288,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        """The TLS listener's app: ``/mutate`` only (``webhook.app.mutate_only``)."""
+        """The TLS listener's app: ``/mutate`` only (``webhook.server.app.mutate_only``)."""
         return mutate_only(self.app_factory())
 
     def run(self) -> None:
@@ -299,11 +304,11 @@ def create_webhook_app(
 ) -> Flask:
     """One worker's app with its own (not yet started) preset source: in kube mode the worker's
     copy of ``kube_source`` when ``serve`` listed before the fork."""
-    from webhook.app import create_app
+    from webhook.server.app import create_app
 
     if not settings.uses_kubernetes:
         return create_app(settings, make_source(settings, preloaded))
-    from webhook.events import EventRecorder
+    from webhook.observe.events import EventRecorder
 
     recorder = EventRecorder(settings)
     source = kube_source or make_source(settings)
@@ -316,11 +321,11 @@ def make_source(settings: Settings, preloaded: Preloaded | None = None) -> Prese
     """The file source for ``-f`` paths (starting from ``preloaded`` when given); the Kubernetes
     watch source otherwise."""
     if settings.uses_kubernetes:
-        from webhook.kube import KubeSource
+        from webhook.sources.kube import KubeSource
 
         source: PresetSource = KubeSource(settings)
         return source
-    from webhook.filesource import FileSource
+    from webhook.sources.files import FileSource
 
     return FileSource(
         settings.preset_paths,
@@ -335,8 +340,8 @@ def check_presets(settings: Settings) -> Preloaded | None:
     ``StartupError``). Returns what the workers' file sources start from."""
     if settings.uses_kubernetes:
         return None
-    from webhook.files import SourceError
-    from webhook.filesource import preload
+    from webhook.sources.documents import SourceError
+    from webhook.sources.files import preload
 
     try:
         preloaded, result = preload(settings.preset_paths, max_preset_bytes=settings.max_preset_bytes)
@@ -355,7 +360,7 @@ def _list_before_fork(settings: Settings) -> PresetSource | None:
     list failed."""
     if not settings.uses_kubernetes:
         return None
-    from webhook.kube import KubeSource
+    from webhook.sources.kube import KubeSource
 
     source = KubeSource(settings)
     source.list_now()
@@ -364,7 +369,7 @@ def _list_before_fork(settings: Settings) -> PresetSource | None:
 
 def _prepare_metrics(settings: Settings) -> None:
     """Point the workers' metrics at a directory of our own. Raises ``StartupError``."""
-    from webhook.metrics import MULTIPROC_ENV, MetricsDirError, prepare_multiprocess_dir
+    from webhook.observe.metrics import MULTIPROC_ENV, MetricsDirError, prepare_multiprocess_dir
 
     parent = settings.metrics_dir or tempfile.mkdtemp(prefix="podpreset-metrics-")
     try:
@@ -446,7 +451,7 @@ def _post_worker_init(worker: Any) -> None:
     def refresh_metrics() -> None:
         while True:
             try:
-                state.metrics.observe_snapshot(state.source.snapshot(), health_of(state.source))
+                state.metrics.observe_snapshot(state.source.snapshot(), state.source.health)
                 if reloader is not None:
                     reloader.context()  # picks up a renewed certificate with no connection needed
                     state.metrics.observe_certificate(reloader.not_after)
@@ -473,21 +478,21 @@ def _worker_exit(_server: object, worker: Any) -> None:
 
 
 def _start_worker_logging() -> None:
-    """Log lines are written in batches by a thread of the worker (``webhook.logqueue``)."""
-    from webhook.logqueue import start_worker_logging
+    """Log lines are written in batches by a thread of the worker (``webhook.observe.logqueue``)."""
+    from webhook.observe.logqueue import start_worker_logging
 
     start_worker_logging()
 
 
 def _stop_worker_logging() -> None:
     """Write every queued log line before the worker exits."""
-    from webhook.logqueue import stop_worker_logging
+    from webhook.observe.logqueue import stop_worker_logging
 
     stop_worker_logging()
 
 
 def _child_exit(_server: object, worker: Any) -> None:
-    from webhook.metrics import mark_worker_dead
+    from webhook.observe.metrics import mark_worker_dead
 
     mark_worker_dead(worker.pid)
 
@@ -498,7 +503,7 @@ def _state_of(app: object) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m webhook.serve``: the same as ``podpreset serve``."""
+    """``python -m webhook.server.serve``: the same as ``podpreset serve``."""
     parser = argparse.ArgumentParser(
         prog="podpreset serve", description="Serve the PodPreset admission webhook."
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from support.cli import run_cli
 
 from .conftest import (
     ANNOTATION_PREFIX,
@@ -22,13 +22,6 @@ from .conftest import (
     pod_body,
 )
 from .rest import Kube, eventually
-
-
-def podpreset(*args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as users run it."""
-    installed = Path(sys.executable).parent / "podpreset"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "webhook.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_an_oversized_podpreset_is_reported_in_readyz_and_never_applied(
@@ -49,7 +42,7 @@ def test_an_oversized_podpreset_is_reported_in_readyz_and_never_applied(
         assert ANNOTATION_PREFIX + "huge" not in annotations_of(pod)
         assert set(env_of(pod["spec"]["containers"][0])) == {"MARKER"}
         (tmp_path / "pod.json").write_text(json.dumps(pod_body("probe")))
-        preview = podpreset(
+        preview = run_cli(
             "apply",
             "--kubeconfig",
             str(admin.kubeconfig),

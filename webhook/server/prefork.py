@@ -35,19 +35,19 @@ COMMON_MODULES = (
     "orjson",
     "presets.admission",
     "presets.engine",
-    "webhook.app",
-    "webhook.metrics",
-    "webhook.sources",
+    "webhook.server.app",
+    "webhook.observe.metrics",
+    "webhook.sources.snapshot",
     "gunicorn.workers.gthread",
-    "webhook.logqueue",
+    "webhook.observe.logqueue",
 )
 """Imported by every worker, whatever its preset source."""
 
-FILE_MODULES = ("webhook.filesource", "webhook.files")
+FILE_MODULES = ("webhook.sources.files", "webhook.sources.documents")
 KUBE_MODULES = (
-    "webhook.kube",
-    "webhook.health",
-    "webhook.events",
+    "webhook.sources.kube",
+    "webhook.sources.health",
+    "webhook.observe.events",
     "kubernetes.client",
     "kubernetes.config",
     "kubernetes.client.api.custom_objects_api",
@@ -57,7 +57,7 @@ KUBE_MODULES = (
 whatever part of it is used (``api_client`` imports them to deserialize typed answers), but loads
 each API class on first use. A worker uses two: ``CustomObjectsApi`` (the PodPreset and
 ClusterPodPreset watches) and ``CoreV1Api`` (the Namespace watch, and the conflict Events), so
-both are imported here, shared, rather than once per worker. (``webhook.live``, the CLI's
+both are imported here, shared, rather than once per worker. (``webhook.sources.live``, the CLI's
 ``apply --kubeconfig``, uses the same two and never runs in a worker.)"""
 
 

@@ -1,4 +1,4 @@
-"""Small builders shared by the unit tests."""
+"""Presets and pods for the tests: validated presets of both kinds from camelCase spec fields."""
 
 from typing import Any
 

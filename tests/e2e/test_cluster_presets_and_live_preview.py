@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support.cli import run_cli
 
 from .conftest import (
     ANNOTATION_PREFIX,
@@ -36,13 +35,6 @@ RELABEL_BOUND_SECONDS = 5.0
 
 def token() -> str:
     return secrets.token_hex(3)
-
-
-def podpreset(*args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as users run it."""
-    installed = Path(sys.executable).parent / "podpreset"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "webhook.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def applied_cluster_presets(pod: dict[str, Any]) -> set[str]:
@@ -157,7 +149,7 @@ def test_a_protected_name_is_refused_by_validate_and_skipped_by_the_webhook_with
     }
     path = tmp_path / "hijack.yaml"
     path.write_text(yaml.safe_dump(document))
-    checked = podpreset("validate", "--protected", "KUBERNETES_*", str(path))
+    checked = run_cli("validate", "--protected", "KUBERNETES_*", str(path))
     assert checked.returncode == 1, checked
     assert f"{path} ({name}): spec.env[0].name" in checked.stdout
     assert "KUBERNETES_SERVICE_HOST" in checked.stdout and "protected" in checked.stdout
@@ -351,7 +343,7 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     (tmp_path / "bare.json").write_text(json.dumps(bare))
 
     previewer = list_only_kubeconfig(admin, namespace, tmp_path / "previewer.kubeconfig")
-    previewed = podpreset(
+    previewed = run_cli(
         "apply",
         "--kubeconfig",
         str(previewer),
@@ -366,7 +358,7 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     assert without_token_volume_name(result["spec"]) == without_token_volume_name(webhook["spec"])
     assert annotations_of(result) == annotations_of(webhook)
 
-    explained = podpreset(
+    explained = run_cli(
         "apply",
         "--kubeconfig",
         str(previewer),
@@ -387,7 +379,7 @@ def test_apply_with_a_kubeconfig_that_may_not_list_cluster_presets_says_so(
     rules = [{"apiGroups": ["podpreset.dev"], "resources": ["podpresets"], "verbs": ["list"]}]
     config = list_only_kubeconfig(admin, namespace, tmp_path / "kubeconfig", rules)
     (tmp_path / "pod.json").write_text(json.dumps(pod_body("web")))
-    result = podpreset("apply", "--kubeconfig", str(config), str(tmp_path / "pod.json"))
+    result = run_cli("apply", "--kubeconfig", str(config), str(tmp_path / "pod.json"))
     assert result.returncode == 2
     assert "podpreset apply: listing clusterpodpresets: API error 403 Forbidden" in result.stderr
     assert 'cannot list resource "clusterpodpresets"' in result.stderr

@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import LOG_DIR, NAMESPACE, Cluster, Namespaces
 from .rest import Kube, eventually
-from .test_8_in_cluster import port_forward, ready, webhook_pods
+from .test_in_cluster_deployment import port_forward, ready, webhook_pods
 
 QUOTA = 40
 """PodPresets the namespace may hold."""

@@ -25,9 +25,9 @@ from dataclasses import replace
 from presets.admission import PresetIndex
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.namespaces import NamespaceLabels
-from webhook.files import LoadResult, SourceError, fingerprint, load_presets
-from webhook.health import SourceHealth
-from webhook.sources import Snapshot
+from webhook.sources.documents import LoadResult, SourceError, fingerprint, load_presets
+from webhook.sources.health import SourceHealth
+from webhook.sources.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class FileSource:
         index: PresetIndex | None = None
         namespaces: NamespaceLabels = {}
         by_file: dict[str, list[str]] = {}
+        cause: BaseException | None = None
         try:
             result = load_presets(self.paths, self.default_namespace, max_preset_bytes=self.max_preset_bytes)
             problems = tuple(str(problem) for problem in result.problems)
@@ -121,21 +122,16 @@ class FileSource:
             by_file["preset files"] = [str(exc)]
         except Exception as exc:
             problems = (f"loading the preset files failed unexpectedly: {type(exc).__name__}: {exc}",)
-            if problems != current.problems:
-                # The traceback once per distinct failure, not on every retry.
-                logger.exception(
-                    "preset files not loaded (%s): %s; retrying on every poll",
-                    "keeping the last good presets" if current.synced else "no presets loaded yet",
-                    problems[0],
-                    extra={"fields": {"problem": problems[0], "paths": list(self.paths)}},
-                )
+            cause = exc  # the health logs it with its traceback, once per distinct failure
             # Not the files' fault (as far as we know): load them again on the next poll.
             seen = None
             by_file["preset files"] = list(problems)
         self._fingerprint = seen
         # The one report of each problem: the health logs it when it starts and when it ends
         # (and lists it in /readyz), not this method on every reload.
-        self.health.set_problems("files", {source: "; ".join(lines) for source, lines in by_file.items()})
+        self.health.set_problems(
+            "files", {source: "; ".join(lines) for source, lines in by_file.items()}, cause=cause
+        )
         if index is None:
             self._snapshot = replace(current, problems=problems)
         else:

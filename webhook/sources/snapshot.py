@@ -3,8 +3,8 @@
 A source is owned by one gunicorn worker and started after the fork. It publishes presets as a
 new ``Snapshot`` swapped in with one assignment; request handlers read ``snapshot()`` once per
 request and never see a half-updated set. Implementations: ``StaticSource`` (a fixed list, for
-tests and the CLI), the file source (``webhook.filesource``) and the Kubernetes list+watch
-source (``webhook.kube``).
+tests and the CLI), the file source (``webhook.sources.files``) and the Kubernetes list+watch
+source (``webhook.sources.kube``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Protocol
 from presets.admission import PresetIndex
 from presets.model import PodPreset
 from presets.namespaces import NamespaceLabels
+from webhook.sources.health import SourceHealth
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +39,11 @@ class Snapshot:
 class PresetSource(Protocol):
     """What ``create_app`` needs from a preset source."""
 
+    @property
+    def health(self) -> SourceHealth | None:
+        """What the source is living with, for ``/readyz``, ``/metrics`` and the log; None for a
+        source that cannot fail (``StaticSource``)."""
+
     def start(self) -> None:
         """Begin loading (and watching); returns without waiting for the first load."""
 
@@ -50,6 +56,8 @@ class PresetSource(Protocol):
 
 class StaticSource:
     """A fixed set of presets, synced from the start: for tests and in-process use."""
+
+    health: SourceHealth | None = None
 
     def __init__(self, presets: Iterable[PodPreset] = (), namespaces: NamespaceLabels | None = None) -> None:
         self._snapshot = Snapshot(index=PresetIndex.build(presets), namespaces=namespaces or {}, synced=True)

@@ -25,7 +25,7 @@ from .conftest import (
     wait_for_pods_to,
 )
 from .rest import Kube, eventually
-from .test_8_in_cluster import ready, webhook_pods
+from .test_in_cluster_deployment import ready, webhook_pods
 
 WEBHOOK_IMAGE = "docker.io/library/podpreset:dev"
 """The webhook's own image: it has Python, so the intruder can speak TLS and HTTP."""

@@ -36,8 +36,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from presets.admission import PresetIndex
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import CLUSTER_KIND, KIND, PodPreset, parse_api_object
-from webhook.health import SourceHealth
-from webhook.sources import Snapshot
+from webhook.sources.health import SourceHealth
+from webhook.sources.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +139,10 @@ parse_object = parse_api_object
 """One PodPreset or ClusterPodPreset object from the API: the preset, or None and its problems."""
 
 
-def parse_namespace(obj: Mapping[str, Any]) -> Parsed[Labels]:
-    """A Namespace object's labels (string values only, as the API server guarantees)."""
+def namespace_labels(obj: Mapping[str, Any]) -> Parsed[Labels]:
+    """A Namespace object's labels as the API server serves them (already validated there, so
+    only their shape is checked). Namespace documents in files are validated in full by
+    ``presets.namespaces.parse_namespace`` instead."""
     metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
     labels = (metadata.get("labels") if isinstance(metadata, Mapping) else None) or {}
     if not isinstance(labels, Mapping):
@@ -181,7 +183,7 @@ PODPRESETS: Resource[PodPreset] = Resource(PLURAL, _custom_objects(PLURAL), _kin
 CLUSTERPODPRESETS: Resource[PodPreset] = Resource(
     CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), _kind_parser(CLUSTER_KIND)
 )
-NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, parse_namespace)
+NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, namespace_labels)
 
 
 def preset_resources(max_bytes: int) -> tuple[Resource[PodPreset], Resource[PodPreset]]:
@@ -221,6 +223,35 @@ def list_objects(api_client: Any, resource: Resource[Any]) -> Iterator[Any]:
         if not token:
             return
         page = {"_continue": token}
+
+
+@dataclass(frozen=True, slots=True)
+class Listed(Generic[T]):
+    """One whole list of a resource, read by ``list_all``."""
+
+    items: dict[Key, T]
+    """The valid objects, by (namespace, name)."""
+    problems: dict[Key, tuple[str, ...]]
+    """Why each invalid object was skipped, by (namespace, name)."""
+    last_page: Any
+    """The last page as received (its ``metadata.resourceVersion`` is the list's)."""
+
+
+def list_all(api_client: Any, resource: Resource[T]) -> Listed[T]:
+    """List every object of ``resource``, page by page, and parse each: the one list loop of the
+    watch (``Watch.list``) and of the live preview (``webhook.sources.live``)."""
+    items: dict[Key, T] = {}
+    problems: dict[Key, tuple[str, ...]] = {}
+    listing: Any = {}
+    for listing in list_objects(api_client, resource):
+        for obj in listing.get("items") or ():
+            key = object_key(obj)
+            item, found = resource.parse(obj)
+            if item is not None:
+                items[key] = item
+            else:
+                problems[key] = found
+    return Listed(items, problems, listing)
 
 
 Changed = Callable[["Watch[Any]", "tuple[str, ...] | None"], None]
@@ -344,27 +375,19 @@ class Watch(Generic[T]):
                     attempt = 0  # the watch worked for a while: this is a fresh failure
                 delay = self._backoff.delay(attempt)
                 attempt += 1
-                self._log(logging.WARNING, "%s; retrying in %.1fs", self.connection_problem, delay)
+                # The problem itself is logged by the health, when it begins and when it ends.
+                self._log(logging.DEBUG, "retrying in %.1fs", delay)
                 with self._lock:
                     self._on_change(self, ())
                 self._stop.wait(delay)
 
     def list(self) -> None:
         """List every object, replace the items, publish."""
-        items: dict[Key, T] = {}
-        problems: dict[Key, tuple[str, ...]] = {}
-        listing: Any = {}
-        for listing in list_objects(self._client(), self.resource):
-            for obj in listing.get("items") or ():
-                key = object_key(obj)
-                item, found = self.resource.parse(obj)
-                if item is not None:
-                    items[key] = item
-                else:
-                    problems[key] = found
+        listed = list_all(self._client(), self.resource)
+        items, problems = listed.items, listed.problems
         with self._lock:
             self.items, self.problems = items, problems
-            self.resource_version = str(listing["metadata"]["resourceVersion"])
+            self.resource_version = str(listed.last_page["metadata"]["resourceVersion"])
             self.connection_problem = None
             self.synced = True
             self._on_change(self, None)

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import NAMESPACE, TOP, Cluster, annotations_of
 from .rest import Kube, eventually
-from .test_8_in_cluster import Load, preset_for_load, webhook_pods
+from .test_in_cluster_deployment import Load, preset_for_load, webhook_pods
 
 WEBHOOK_CONFIG = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/podpreset"
 

@@ -65,9 +65,12 @@ class SourceHealth:
         self._watches: dict[str, WatchState] = {}
 
     # Reported by the sources.
-    def set_problems(self, group: str, problems: Mapping[str, str]) -> None:
+    def set_problems(
+        self, group: str, problems: Mapping[str, str], *, cause: BaseException | None = None
+    ) -> None:
         """Replace the problems of ``group`` (source name → error); a source already listed keeps
-        its ``since`` while it stays in trouble."""
+        its ``since`` while it stays in trouble. ``cause``, an unexpected exception behind them,
+        is logged with its traceback when a problem begins (or changes)."""
         now = self._clock()
         with self._lock:
             before = self._groups.get(group, {})
@@ -84,6 +87,7 @@ class SourceHealth:
                     source,
                     problem.error,
                     problem.as_json()["since"],
+                    exc_info=cause,
                     extra={"fields": {"problem_source": source, "error": problem.error}},
                 )
         for source, problem in before.items():
@@ -163,9 +167,3 @@ class SourceHealth:
             present = bool(self._groups.get(f"watch {watch}"))
         if present:
             self.set_problems(f"watch {watch}", {})
-
-
-def health_of(source: object) -> SourceHealth | None:
-    """The ``health`` a source reports to, if it has one (``StaticSource`` has none)."""
-    health = getattr(source, "health", None)
-    return health if isinstance(health, SourceHealth) else None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.kube import Resource, describe_error, list_objects, make_api_client
+from webhook.sources.kube import Resource, describe_error, list_objects, make_api_client
 
 
 class ClusterError(Exception):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support.cli import run_cli
 
 from .conftest import ANNOTATION_PREFIX, TOP, Cluster, annotations_of, pod_body, wait_for_pods_to
 from .rest import ApiError, Kube, eventually
@@ -106,13 +106,7 @@ def create_source(admin: Kube, namespace: str, group: str, name: str, spec: dict
 
 
 def migrate(admin: Kube, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "migrate", "--kubeconfig", str(admin.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        cwd=TOP,
-        timeout=120,
-    )
+    return run_cli("migrate", "--kubeconfig", admin.kubeconfig, *args, cwd=TOP, timeout=120)
 
 
 def server_side_apply(admin: Kube, obj: dict[str, Any]) -> dict[str, Any]:
@@ -137,23 +131,7 @@ def offline_apply(
     """What ``podpreset apply`` does to ``pod`` with these preset documents."""
     (tmp / "presets.yaml").write_text(yaml.safe_dump_all(presets))
     (tmp / "pod.yaml").write_text(yaml.safe_dump(pod))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook.cli",
-            "apply",
-            "-f",
-            str(tmp / "presets.yaml"),
-            "-n",
-            namespace,
-            str(tmp / "pod.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=TOP,
-        timeout=60,
-    )
+    done = run_cli("apply", "-f", tmp / "presets.yaml", "-n", namespace, tmp / "pod.yaml", cwd=TOP)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = yaml.safe_load(done.stdout)
     return result

@@ -180,6 +180,6 @@ class EventRecorder:
 
         if self._client_factory is not None:
             return client.CoreV1Api(self._client_factory())
-        from webhook.kube import make_api_client
+        from webhook.sources.kube import make_api_client
 
         return client.CoreV1Api(make_api_client(self._settings))  # type: ignore[arg-type]

@@ -24,8 +24,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from presets.admission import Decision
 from presets.engine import Outcome
-from webhook.health import ERROR_KINDS, SourceHealth, WatchState
-from webhook.sources import Snapshot
+from webhook.sources.health import ERROR_KINDS, SourceHealth, WatchState
+from webhook.sources.snapshot import Snapshot
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -15,13 +15,14 @@ from typing import Any
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import PodPreset
 from presets.namespaces import NamespaceLabels
-from webhook.kube import (
+from webhook.sources.kube import (
     NAMESPACES,
+    Key,
     Resource,
+    T,
     describe_error,
-    list_objects,
+    list_all,
     make_api_client,
-    object_key,
     preset_resources,
 )
 
@@ -64,10 +65,10 @@ def read_cluster(
     podpresets, clusterpodpresets = preset_resources(max_preset_bytes)
     try:
         presets = [
-            *_items(api_client, podpresets, problems),
-            *_items(api_client, clusterpodpresets, problems),
+            *_listed(api_client, podpresets, problems).values(),
+            *_listed(api_client, clusterpodpresets, problems).values(),
         ]
-        namespaces = {name: labels for (_, name), labels in _keyed(api_client, NAMESPACES, problems)}
+        namespaces = {name: labels for (_, name), labels in _listed(api_client, NAMESPACES, problems).items()}
     finally:
         api_client.close()
     return ClusterState(
@@ -87,20 +88,11 @@ def _context_namespace(kubeconfig: str, context: str | None) -> str | None:
     return str(namespace) if namespace else None
 
 
-def _items(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[Any]:
-    return [item for _, item in _keyed(api_client, resource, problems)]
-
-
-def _keyed(api_client: Any, resource: Resource[Any], problems: list[str]) -> list[tuple[Any, Any]]:
-    found: list[tuple[Any, Any]] = []
+def _listed(api_client: Any, resource: Resource[T], problems: list[str]) -> dict[Key, T]:
+    """The valid objects of ``resource`` by key; the invalid ones' problems go to ``problems``."""
     try:
-        for listing in list_objects(api_client, resource):
-            for obj in listing.get("items") or ():
-                item, why = resource.parse(obj)
-                if item is None:
-                    problems.extend(why)
-                else:
-                    found.append((object_key(obj), item))
+        listed = list_all(api_client, resource)
     except Exception as exc:
         raise ClusterError(f"listing {resource.name}: {describe_error(exc)}") from exc
-    return found
+    problems.extend(line for lines in listed.problems.values() for line in lines)
+    return listed.items

@@ -10,7 +10,8 @@ from typing import Any
 
 import jsonpatch
 import pytest
-from helpers import cluster_preset, pod, preset
+from support.presets import cluster_preset, pod, preset
+from support.reviews import admission_review
 
 from presets.admission import PresetIndex, admit
 from presets.engine import (
@@ -308,17 +309,7 @@ def test_conflict_between_a_cluster_and_a_namespaced_preset_names_both():
 
 
 def test_reject_is_a_409_naming_preset_container_and_key():
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u1",
-            "operation": "CREATE",
-            "namespace": NS,
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "object": conflicted_pod(),
-        },
-    }
+    review = admission_review(conflicted_pod(), uid="u1", namespace=NS)
     decision = admit(review, PresetIndex.build([preset("strict", onConflict="Reject", env=[X1])]))
     response = decision.response["response"]
     assert response["allowed"] is False
@@ -560,17 +551,7 @@ def test_plan_and_decide_are_plain_values_a_test_can_call_alone():
 
 
 def test_admit_reads_namespace_labels_passed_in():
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u",
-            "operation": "CREATE",
-            "namespace": NS,
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "object": pod(),
-        },
-    }
+    review = admission_review(pod(), uid="u", namespace=NS)
     index = PresetIndex.build(
         [cluster_preset("c", namespaceSelector={"matchLabels": {"env": "prod"}}, env=[Y])]
     )

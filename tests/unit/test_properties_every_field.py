@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from hypothesis import event, given
 from hypothesis import strategies as st
+from support.reviews import admission_review
 from test_properties import (
     ENGINE,
     NAMESPACE,
@@ -261,17 +262,7 @@ def test_the_order_presets_are_given_in_and_the_index_change_nothing(pod, preset
 @ENGINE
 @given(pod=rich_pods(), presets=rich_preset_lists(), namespaces=NAMESPACE_LABELS)
 def test_admit_refuses_with_409_exactly_when_a_reject_preset_conflicts(pod, presets, namespaces):
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u",
-            "operation": "CREATE",
-            "namespace": NAMESPACE,
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "object": pod,
-        },
-    }
+    review = admission_review(pod, uid="u", namespace=NAMESPACE)
     decision = admit(review, PresetIndex.build(presets), namespaces=namespaces, protected=PROTECTED)
     response = decision.response["response"]
     outcome = run(pod, presets, namespaces)

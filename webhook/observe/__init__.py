@@ -1,0 +1,1 @@
+"""What the webhook tells the outside about itself: metrics, Events and logs."""
