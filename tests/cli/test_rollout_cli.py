@@ -1,6 +1,6 @@
 """``podpreset rollout``'s input errors: one line on stderr, exit 2, never a traceback.
 
-What a pass does against a real API server is tests/e2e/test_13_rollout.py's.
+What a pass does against a real API server is tests/e2e/test_rollout_pass_on_the_api_server.py's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rollout pass's own rules, with an API stand-in: the rate limit across passes, a workload
 changed meanwhile, a controller that stops leading mid-pass. The pass against a real API server
-is tests/e2e/test_13_rollout.py's."""
+is tests/e2e/test_rollout_pass_on_the_api_server.py's."""
 
 from __future__ import annotations
 

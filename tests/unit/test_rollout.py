@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from helpers import cluster_preset, preset
+from support.presets import cluster_preset, preset
 
 from presets.model import Protected, VolumeTypes
 from presets.rollout import (

@@ -6,7 +6,7 @@ its template untouched); after an edit of a matching preset the template annotat
 ``podpreset.dev/presets-hash`` (a template change: the workload's controller would roll it) and a
 ``PodPresetRollout`` Event naming the preset; nothing for an edit that changes nothing for it, for
 a workload that did not opt in, or for a ``rollout: Never`` preset. That pods then really roll is
-``test_8_rollout_in_cluster``'s (make e2e-cluster).
+``test_rollout_rolls_running_pods``'s (make e2e-cluster).
 """
 
 from __future__ import annotations
