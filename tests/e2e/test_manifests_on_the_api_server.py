@@ -43,7 +43,16 @@ def server_dry_run(cluster: Cluster, docs: list[dict[str, Any]]) -> dict[tuple[s
     ]
     done = subprocess.run(
         [
-            *("kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), "apply", "--server-side"),
+            # --force-conflicts: test_chart.py (which now runs first) may have made these CRDs from
+            # tests/chart/crds/ with another field manager; cert-manager's own replace them.
+            *(
+                "kubectl",
+                "--kubeconfig",
+                str(cluster.admin.kubeconfig),
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+            ),
             *(
                 "--dry-run=server",
                 "--field-manager=e2e-dry-run",
@@ -154,7 +163,16 @@ def cert_manager_crds(cluster: Cluster) -> Path:
     ]
     subprocess.run(
         [
-            *("kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), "apply", "--server-side"),
+            # --force-conflicts: test_chart.py (which now runs first) may have made these CRDs from
+            # tests/chart/crds/ with another field manager; cert-manager's own replace them.
+            *(
+                "kubectl",
+                "--kubeconfig",
+                str(cluster.admin.kubeconfig),
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+            ),
             *(
                 "-f",
                 str(crds / "cert-manager.io_certificates.yaml"),
