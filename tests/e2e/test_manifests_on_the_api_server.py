@@ -43,16 +43,10 @@ def server_dry_run(cluster: Cluster, docs: list[dict[str, Any]]) -> dict[tuple[s
     ]
     done = subprocess.run(
         [
-            # --force-conflicts: test_chart.py (which now runs first) may have made these CRDs from
-            # tests/chart/crds/ with another field manager; cert-manager's own replace them.
-            *(
-                "kubectl",
-                "--kubeconfig",
-                str(cluster.admin.kubeconfig),
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-            ),
+            # --force-conflicts: the chart's e2e test may have applied its minimal stand-ins of
+            # these CRDs to this API server first; cert-manager's own ones replace them here.
+            *("kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), "apply", "--server-side"),
+            "--force-conflicts",
             *(
                 "--dry-run=server",
                 "--field-manager=e2e-dry-run",
@@ -163,16 +157,10 @@ def cert_manager_crds(cluster: Cluster) -> Path:
     ]
     subprocess.run(
         [
-            # --force-conflicts: test_chart.py (which now runs first) may have made these CRDs from
-            # tests/chart/crds/ with another field manager; cert-manager's own replace them.
-            *(
-                "kubectl",
-                "--kubeconfig",
-                str(cluster.admin.kubeconfig),
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-            ),
+            # --force-conflicts: the chart's e2e test may have applied its minimal stand-ins of
+            # these CRDs to this API server first; cert-manager's own ones replace them here.
+            *("kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), "apply", "--server-side"),
+            "--force-conflicts",
             *(
                 "-f",
                 str(crds / "cert-manager.io_certificates.yaml"),
