@@ -4,6 +4,8 @@ alternating rounds within one run, so that a change's before and after see the s
 ``python -m bench.ab --a-root /tmp/before --b-root . --scenario typical [--rounds 10]``: server A
 runs ``podpreset serve`` from the source tree ``--a-root`` (a ``git worktree`` of the commit
 before the change), server B from ``--b-root``; ``--a-arg``/``--b-arg`` add flags to one of them.
+A tree from before ``--health-bind`` (or ``--metrics-dir``) is started without it, its ``/readyz``
+asked on its TLS port.
 Rounds run A, B, B, A, A, B, ... (wrk, the same settings as ``bench.run``). Prints the median
 req/s, p50, p99 and server CPU per request of each, and the median of the per-round B/A ratios.
 """
@@ -16,6 +18,7 @@ import os
 import shutil
 import ssl
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,18 +49,40 @@ def start(
     key: Path,
     extra: list[str],
 ) -> Server:
-    port, health_port = free_port(), free_port()
+    port = free_port()
     presets = scenario.write_presets(workdir / "presets")
     (workdir / f"{scenario.name}.json").write_bytes(scenario.body())
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    flags = serve_flags(root, env)
     command = [
         sys.executable, "-m", "webhook.cli", "serve", "-f", str(presets),
-        "--tls-cert", str(cert), "--tls-key", str(key), "--bind", f"127.0.0.1:{port}",
-        "--health-bind", f"127.0.0.1:{health_port}",
-        "--metrics-dir", str(workdir / f"metrics-{label}"), *extra,
+        "--tls-cert", str(cert), "--tls-key", str(key), "--bind", f"127.0.0.1:{port}", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    health_port = 0
+    if "--health-bind" in flags:
+        health_port = free_port()
+        command += ["--health-bind", f"127.0.0.1:{health_port}"]
+    else:
+        log(f"{label}: {root} has no --health-bind; /readyz is asked on its TLS port")
+    if "--metrics-dir" in flags:
+        command += ["--metrics-dir", str(workdir / f"metrics-{label}")]
     log_path = workdir / f"{label}.log"
     return spawn(scenario, command, cwd=root, env=env, log_path=log_path, port=port, health_port=health_port)
+
+
+def serve_flags(root: Path, env: dict[str, str]) -> str:
+    """``podpreset serve --help`` of the tree at ``root``: an older tree lacks newer flags
+    (``--health-bind``, ``--metrics-dir``), and would refuse to start with them."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "serve", "--help"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return completed.stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,7 +95,8 @@ class Server:
     log: Path
     started: float
     health_port: int = 0
-    """The plain-HTTP port of ``/readyz`` and ``/metrics`` (``--health-bind``)."""
+    """The plain-HTTP port of ``/readyz`` and ``/metrics`` (``--health-bind``); 0 for a tree from
+    before that flag, which serves them on the TLS port."""
     ready_seconds: float = 0.0
     runs: list[dict[str, float]] = field(default_factory=list)
 
@@ -303,9 +304,10 @@ def stop_server(server: Server) -> None:
 def request(
     server: Server, context: ssl.SSLContext, method: str, path: str, body: bytes | None = None
 ) -> tuple[int, bytes]:
-    """``/mutate`` on the TLS port; any other path on the plain-HTTP health port."""
+    """``/mutate`` on the TLS port; any other path on the plain-HTTP health port (on the TLS port
+    too when the server has none)."""
     connection: http.client.HTTPConnection
-    if path == "/mutate":
+    if path == "/mutate" or not server.health_port:
         connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
     else:
         connection = http.client.HTTPConnection("127.0.0.1", server.health_port, timeout=10)

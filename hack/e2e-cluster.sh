@@ -160,6 +160,7 @@ PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" \
   "$top/tests/e2e/test_reinvocation_adds_no_duplicates.py" \
   "$top/tests/e2e/test_targeting_pod_fields_and_policies.py" \
   "$top/tests/e2e/test_network_policy.py" "$top/tests/e2e/test_opt_out_and_mandatory_presets.py" \
+  "$top/tests/e2e/test_installed_controller_writes_status.py" \
   "$top/tests/e2e/test_helm_release.py" ${HELM_PYTEST_ARGS:-} 2>&1 | tee "$logs/helm-phase.log" || status=$?
 grep -E '^helm (upgrade|rollback): ' "$logs/helm-phase.log" >> "$timings" || true
 if [ $status -eq 0 ]; then

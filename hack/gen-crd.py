@@ -658,6 +658,64 @@ def spec_schema(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, 
     }
 
 
+def status_schema() -> dict[str, Any]:
+    """What podpreset controller writes (the status subresource); docs/semantics.md says what each means."""
+    text = {"type": "string", "maxLength": 1024}
+    count = {"type": "integer", "format": "int64", "minimum": 0}
+    return {
+        "description": "Written by podpreset controller; the webhook never reads it.",
+        "type": "object",
+        "properties": {
+            "observedGeneration": {
+                "description": "The metadata.generation this status describes.",
+                "type": "integer",
+                "format": "int64",
+            },
+            "conditions": {
+                "description": "Valid: whether the webhook applies this preset, and if not why (the reason).",
+                "type": "array",
+                "maxItems": 8,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+                "items": {
+                    "type": "object",
+                    "required": ["type", "status", "reason", "lastTransitionTime"],
+                    "properties": {
+                        "type": {"type": "string", "maxLength": 316},
+                        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                        "reason": {"type": "string", "maxLength": 1024},
+                        "message": {"type": "string", "maxLength": 32768},
+                        "lastTransitionTime": {"type": "string", "format": "date-time"},
+                        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+                    },
+                },
+            },
+            "matchedWorkloads": {
+                **count,
+                "description": "Deployments, StatefulSets, DaemonSets, Jobs and CronJobs whose pod template "
+                "this preset selects now.",
+            },
+            "injectedPods": {
+                **count,
+                "description": "Existing pods that carry this preset's applied annotation.",
+            },
+            "conflicts": {
+                **count,
+                "description": "PodPresetConflict Events about this preset that the API server still keeps.",
+            },
+            "lastConflict": {
+                "description": "The newest of those Events.",
+                "type": "object",
+                "properties": {
+                    "time": {"type": "string", "format": "date-time"},
+                    "pod": {**text, "description": "The pod's name, or its generateName"},
+                    "field": {**text, "description": "Where: container, field and key"},
+                },
+            },
+        },
+    }
+
+
 def crd(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
     kind = "ClusterPodPreset" if cluster else "PodPreset"
     plural = kind.lower() + "s"
@@ -688,6 +746,31 @@ def crd(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
         # Wide columns (kubectl get -o wide), the same for both kinds.
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
         {"name": "OnConflict", "type": "string", "jsonPath": ".spec.onConflict", "priority": 1},
+        # Written by podpreset controller (docs/semantics.md, "Status"); empty until it has.
+        {
+            "name": "Matched",
+            "type": "integer",
+            "jsonPath": ".status.matchedWorkloads",
+            "description": "Deployments, StatefulSets, DaemonSets, Jobs and CronJobs whose pod template it selects",
+        },
+        {
+            "name": "Injected",
+            "type": "integer",
+            "jsonPath": ".status.injectedPods",
+            "description": "Pods that carry its applied annotation",
+        },
+        {
+            "name": "Conflicts",
+            "type": "integer",
+            "jsonPath": ".status.conflicts",
+            "description": "Its PodPresetConflict Events the API server still keeps (one hour by default)",
+        },
+        {
+            "name": "Valid",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Valid")].status',
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     if cluster:
@@ -728,6 +811,7 @@ def crd(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
                     "storage": True,
                     # A printer column shows the first value of a list path, so there are no per-field counts.
                     "additionalPrinterColumns": columns,
+                    "subresources": {"status": {}},
                     "schema": {
                         "openAPIV3Schema": {
                             "description": description,
@@ -738,6 +822,7 @@ def crd(schemas: dict[str, Any], *, cluster: bool = False) -> dict[str, Any]:
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(schemas, cluster=cluster),
+                                "status": status_schema(),
                             },
                             "x-kubernetes-validations": [
                                 rule(

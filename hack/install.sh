@@ -58,4 +58,14 @@ fi
   -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]" \
   > "$work/webhook-with-ca.yaml"
 "$KUBECTL" apply --server-side -f "$work/webhook-with-ca.yaml"
+
+# 5. The controller (preset status; never on the admission path, so it comes after).
+if grep -q '^  name: podpreset-controller$' "$work/manifests.yaml"; then
+  if ! "$KUBECTL" -n "$NAMESPACE" rollout status deployment/podpreset-controller --timeout="$TIMEOUT"; then
+    echo "install: the controller Deployment did not become ready; its pods:" >&2
+    "$KUBECTL" -n "$NAMESPACE" get pods -l app.kubernetes.io/component=controller -o wide >&2 || true
+    "$KUBECTL" -n "$NAMESPACE" describe pods -l app.kubernetes.io/component=controller >&2 || true
+    exit 1
+  fi
+fi
 echo "install: podpreset installed and rolled out in $((SECONDS - start)) s" >&2

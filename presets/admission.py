@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from presets.engine import Outcome, apply_presets
-from presets.limits import MAX_DEPTH, within_depth
+from presets.limits import MAX_DEPTH, text_within_depth, within_depth
 from presets.model import DEFAULT_PROTECTED, DEFAULT_VOLUME_TYPES, Protected, VolumeTypes
 from presets.names import json_type
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
@@ -116,6 +116,7 @@ def admit(
             protected=protected,
             namespaced_volume_types=namespaced_volume_types,
             preset_sets=index.preset_sets,
+            refusal_sets=index.refusal_sets,
         )
         if outcome.verdict == "reject":
             response["allowed"] = False
@@ -166,9 +167,15 @@ def decode_json(body: bytes) -> object:
 
 def decode_review(body: bytes) -> object:
     """``decode_json``, refusing JSON nested deeper than ``MAX_DEPTH`` with ``RecursionError`` as
-    well: what ``/mutate`` and ``podpreset review`` accept, before anything walks it."""
-    decoded = decode_json(body)
-    if not within_depth(decoded):
+    well: what ``/mutate`` and ``podpreset review`` accept, before anything walks it. Text orjson
+    parsed (valid UTF-8) is measured by its bytes first; the parsed value only when they cannot
+    tell (``text_within_depth``)."""
+    try:
+        decoded = orjson.loads(body)
+        shallow = text_within_depth(body)
+    except orjson.JSONDecodeError:
+        decoded, shallow = json.loads(body), False
+    if not shallow and not within_depth(decoded):
         raise RecursionError(f"nests deeper than {MAX_DEPTH} levels")
     return decoded
 

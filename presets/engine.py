@@ -399,6 +399,7 @@ def apply_presets(
     namespaced_volume_types: VolumeTypes = DEFAULT_VOLUME_TYPES,
     explain: bool = False,
     preset_sets: PresetSets[Any] | None = None,
+    refusal_sets: PresetSets[Any] | None = None,
 ) -> Outcome:
     """Decide and build the mutation of ``pod`` (in ``namespace``) by ``presets``.
 
@@ -408,7 +409,7 @@ def apply_presets(
     allow are left out with a warning. ``explain`` also records why each other preset did not
     match, which only ``podpreset apply --explain`` reads. ``preset_sets`` is the index
     snapshot's memo of what the walk derives from a combination of presets
-    (``PresetIndex.preset_sets``).
+    (``PresetIndex.preset_sets``), ``refusal_sets`` its memo of ``refuse_presets``.
     """
     reason = skip_reason(pod)
     if reason:
@@ -419,7 +420,10 @@ def apply_presets(
     labels = dict(arrival_labels(labels, _mapping(metadata.get("annotations")), presets))
     namespace_labels = labels_of(namespaces, namespace) if any(p.is_cluster for p in presets) else None
     selection = select_presets(labels, presets, namespace_labels=namespace_labels, explain=explain)
-    matched, refusals = refuse_presets(selection.matched, namespaced_volume_types)
+    if refusal_sets is None:
+        matched, refusals = refuse_presets(selection.matched, namespaced_volume_types)
+    else:
+        matched, refusals = refusal_sets.get(selection.matched, namespaced_volume_types, refuse_presets)
     if not matched:
         return Outcome(
             action="unchanged",

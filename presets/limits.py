@@ -122,6 +122,35 @@ def within_depth(value: object, max_depth: int = MAX_DEPTH) -> bool:
     return True
 
 
+_BRACKETS = bytes.maketrans(b"{[}]", b"(())")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'{}[]"')
+
+
+def text_within_depth(text: bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether the UTF-8 JSON ``text`` (valid: already parsed) surely nests at most ``max_depth``
+    levels; False means "measure the parsed value" (``within_depth``), not "too deep".
+
+    The request path's shortcut: a few C-speed passes over the bytes instead of a walk over every
+    list and mapping. Escaped backslashes and quotes are dropped, then everything but brackets
+    (each kind made ``(`` or ``)``: valid JSON nests them properly) and quotes, then adjacent
+    quotes (an empty string, or the end of one and the start of the next): what is left is
+    brackets, unless a string holds one (then the value is walked). Each pass removes the
+    innermost pairs, one level, so a text that is empty after ``max_depth`` passes nests no
+    deeper. In UTF-8 these bytes are never part of another character."""
+    if max_depth <= 0:
+        return False  # as ``within_depth``: no level allowed, not even a scalar's
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = text.translate(_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in outside:
+        return False
+    for _ in range(max_depth):
+        if not outside:
+            return True
+        outside = outside.replace(b"()", b"")
+    return not outside
+
+
 def preset_bytes(obj: Mapping[str, Any]) -> int:
     """The size of a preset object as the preset-size bound measures it: the length in bytes of
     its compact JSON encoding (UTF-8, no whitespace), leaving out what tools and the API server
@@ -142,7 +171,8 @@ def preset_bytes(obj: Mapping[str, Any]) -> int:
     except (orjson.JSONEncodeError, TypeError):
         # Integers beyond 64 bits, or what YAML can hold and JSON cannot: the files' own checks
         # name those; measured here as json writes them.
-        return len(json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        text = json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False, default=str)
+        return len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate: JSON's \\ud800
 
 
 def preset_size_problem(obj: Mapping[str, Any], max_bytes: int) -> str | None:

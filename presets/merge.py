@@ -194,13 +194,18 @@ class PresetKeys:
             return False
         rule = self.rule
         if self.values:
-            # Preset values are validated strings; a pod's value of another type (maybe not
-            # hashable, in a malformed pod) never equals one.
-            for item in existing:
+            # Preset values are validated strings; a pod's value of another type never equals
+            # one, and one that is not hashable (a malformed pod) takes the item-by-item look.
+            try:
                 for name, values in self.values:
-                    value = item.get(name)
-                    if type(value) is str and value in values:
+                    if not values.isdisjoint([item.get(name) for item in existing]):
                         return True
+            except TypeError:
+                return any(
+                    type(value := item.get(name)) is str and value in values
+                    for item in existing
+                    for name, values in self.values
+                )
             return False
         keys_of = rule.keys_of
         for item in existing:

@@ -20,7 +20,7 @@ tests/unit/test_reference_walk.py compares the walk with one that takes none of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +43,11 @@ Status = Literal["applied", "kept-existing", "skipped-preset", "conflict"]
 """What the walk did with one matching preset: applied whole; applied without its conflicting
 items (KeepExisting); left out (SkipPreset); conflicted under SkipAll or Reject."""
 Path = tuple[str | int, ...]
+Container = tuple[str, str, bool, str, dict[str, Any]]
+"""A container of the pod: its label, name, whether it is an init container, its JSON pointer,
+and itself."""
+Held = tuple[bool, ...]
+"""Per row of ``CONTAINER_FIELDS``, whether a container holds a key the presets inject there."""
 _CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
 _POD: Places = (None,)
 
@@ -140,10 +145,15 @@ def plan_presets(
         walk = _PresetSet.build(tuple(presets), protected)
     else:
         walk = preset_sets.get(presets, protected, _PresetSet.build)
-    spec = _mapping(pod.get("spec"))
+    containers = list(_containers(_mapping(pod.get("spec"))))
+    held = hold_keys(containers, walk)
+    if not count:
+        unchecked = plan_unchecked(pod, containers, held, walk)
+        if unchecked is not None:
+            return unchecked
     pod_places = _pod_places(pod, walk)
-    targets = _targets(spec)
-    every_lane = _assign_lanes(targets, walk)
+    targets = _targets(containers)
+    every_lane = _assign_lanes(targets, held, walk)
     results: list[PresetResult] = []
     for preset, (blocked, protected_conflicts) in zip(walk.presets, walk.blocked, strict=True):
         lanes, skipped = _lanes_of(preset, targets, every_lane)
@@ -267,6 +277,82 @@ def derive_changes(
     return tuple(lists), tuple(maps)
 
 
+def plan_unchecked(
+    pod: Mapping[str, Any], containers: Sequence[Container], held: Sequence[Held], walk: _PresetSet
+) -> Plan | None:
+    """The plan when every place takes the presets' items unchecked, or None when some place
+    must check them (a shortcut of ``plan_presets``, most pods' case).
+
+    Where no two preset items share a key, no pod field and no container holds one, and no
+    preset fills a map, each place only appends what the presets it gets propose: nothing
+    conflicts but protected items, so each preset's status, and what each place gets, follow from
+    the presets alone (``_PresetSet.unchecked``, ``lane_added``). ``held`` (``hold_keys``) is
+    shared with the walk, and everything is checked before anything is built, so a pod that must
+    be walked loses little here."""
+    if any(map(any, held)) or not all(keys.distinct for keys in walk.container_keys):
+        return None
+    currents = [_mapping(pod.get(row.path[0])).get(row.path[1]) for row, _ in walk.pod_fields]
+    if not all(
+        not row.is_map and shortcut.all_new(_items(current))
+        for (row, shortcut), current in zip(walk.pod_fields, currents, strict=True)
+    ):
+        return None
+    lists = [
+        ListChange(pointer="/" + "/".join(row.path), field=row.name, current=current, added=added)
+        for (row, _), current, added in zip(walk.pod_fields, currents, walk.unchecked_pod, strict=True)
+        if added
+    ]
+    skipped: list[tuple[str, tuple[str | None, ...]]] = []
+    for label, name, init, pointer, container in containers:
+        signature, reasons = walk.skips(name, init)
+        if not all(signature):
+            skipped.append((label, reasons))
+        for row, added in zip(CONTAINER_FIELDS, walk.lane_added(signature), strict=True):
+            if added:
+                lists.append(
+                    ListChange(
+                        pointer=f"{pointer}/{row.name}",
+                        field=row.name,
+                        current=container.get(row.name),
+                        added=added,
+                        container=label,
+                    )
+                )
+    return Plan(results=_with_skipped(walk, skipped), lists=tuple(lists), maps=())
+
+
+def hold_keys(containers: Sequence[Container], walk: _PresetSet) -> list[Held]:
+    """Per container, per row of ``CONTAINER_FIELDS``: whether it holds a key some preset injects
+    there (such a container gets a state of its own for that field)."""
+    return [
+        tuple(
+            bool(current := container.get(row.name)) and keys.shared_by(_items(current))
+            for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True)
+        )
+        for *_, container in containers
+    ]
+
+
+def _with_skipped(
+    walk: _PresetSet, skipped: Sequence[tuple[str, tuple[str | None, ...]]]
+) -> tuple[PresetResult, ...]:
+    """``walk.unchecked``, each selective preset's result naming the containers it left out."""
+    if not skipped:
+        return walk.unchecked
+    reasons = {
+        id(preset): tuple((label, why) for label, whys in skipped if (why := whys[n]))
+        for n, preset in enumerate(walk.selective)
+    }
+    return tuple(
+        PresetResult(
+            preset=r.preset, status=r.status, conflicts=r.conflicts, skipped_containers=reasons[id(r.preset)]
+        )
+        if reasons.get(id(r.preset))
+        else r
+        for r in walk.unchecked
+    )
+
+
 def _pod_places(pod: Mapping[str, Any], walk: _PresetSet) -> list[_Place]:
     """A place per pod field some preset fills; without a state where every item is new."""
     places: list[_Place] = []
@@ -295,47 +381,45 @@ def _lanes_of(
     return list(targeted.values()), tuple(skipped)
 
 
-def _targets(spec: Mapping[str, Any]) -> list[_Target]:
-    targets: list[_Target] = []
+def _targets(containers: Sequence[Container]) -> list[_Target]:
+    return [
+        _Target(label=label, name=name, init=init, pointer=pointer, container=container)
+        for label, name, init, pointer, container in containers
+    ]
+
+
+def _containers(spec: Mapping[str, Any]) -> Iterator[Container]:
+    """Each container of the pod, init containers first."""
     for list_name, noun in _CONTAINER_LISTS:
         containers = spec.get(list_name)
         if not isinstance(containers, list):
             continue
+        init = list_name == "initContainers"
         for index, container in enumerate(containers):
             if not isinstance(container, dict):
                 continue
             name = container.get("name")
-            targets.append(
-                _Target(
-                    label=f"{noun} {name!r}",
-                    name=name if isinstance(name, str) else "",
-                    init=list_name == "initContainers",
-                    pointer=f"/spec/{list_name}/{index}",
-                    container=container,
-                )
-            )
-    return targets
+            label = f"{noun} {name!r}"
+            yield label, name if isinstance(name, str) else "", init, f"/spec/{list_name}/{index}", container
 
 
-def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
+def _assign_lanes(targets: Sequence[_Target], held: Sequence[Held], walk: _PresetSet) -> list[_Place]:
     """Give every container, per field, a lane: its own when it holds a key some preset injects
     there, else the one shared by the containers the same presets target. Returns every lane,
     by container then field."""
     selective = walk.selective
     signatures = []
     for target in targets:
-        for preset in selective:
-            why = preset.container_selector.skip_reason(target.name, init=target.init)
+        signature, reasons = walk.skips(target.name, target.init)
+        for preset, why in zip(selective, reasons, strict=True):
             if why:
                 target.skipped_by[id(preset)] = why
-        signatures.append(tuple(id(p) not in target.skipped_by for p in selective) if selective else ())
+        signatures.append(signature)
     shared: dict[tuple[int, tuple[bool, ...]], _Place] = {}
     for index, (row, keys) in enumerate(zip(CONTAINER_FIELDS, walk.container_keys, strict=True)):
-        for target, signature in zip(targets, signatures, strict=True):
-            current = target.container.get(row.name)
-            existing = _items(current) if current else ()
-            if existing and keys.shared_by(existing):
-                target.lanes.append(_Place(row, row.state(existing), [target]))
+        for target, signature, holds in zip(targets, signatures, held, strict=True):
+            if holds[index]:
+                target.lanes.append(_Place(row, row.state(_items(target.container[row.name])), [target]))
                 continue
             lane = shared.get((index, signature))
             if lane is None:
@@ -343,6 +427,13 @@ def _assign_lanes(targets: Sequence[_Target], walk: _PresetSet) -> list[_Place]:
             lane.members.append(target)
             target.lanes.append(lane)
     return list({id(lane): lane for target in targets for lane in target.lanes}.values())
+
+
+MEMO_LIMIT = 256
+"""Entries each of a preset set's small memos (skip reasons, unchecked lanes) keeps at most."""
+Signature = tuple[bool, ...]
+"""Per selective preset of a preset set, whether it targets a container."""
+_COMMITTED = frozenset({"applied", "kept-existing"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +450,13 @@ class _PresetSet:
     """The presets whose containerSelector leaves some containers out."""
     blocked: tuple[tuple[frozenset[int], tuple[Conflict, ...]], ...]
     """Per preset: the ids of its env and envFrom items ``protected`` forbids, and their conflicts."""
+    unchecked: tuple[PresetResult, ...]
+    """Each preset's result where every place takes items unchecked: only protected items
+    conflict there (``plan_unchecked``)."""
+    unchecked_pod: tuple[tuple[Any, ...], ...]
+    """Per entry of ``pod_fields``, what the presets committed in ``unchecked`` add there."""
+    _skips: dict[tuple[str, bool], tuple[Signature, tuple[str | None, ...]]] = field(default_factory=dict)
+    _lanes: dict[Signature, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
@@ -372,13 +470,53 @@ class _PresetSet:
             items = [item for p in presets for item in row.items_of(p)]
             if items:
                 pod_fields.append((row, row.shortcut(items)))
+        blocked = tuple(_protected_items(p, protected) for p in presets)
+        unchecked = tuple(
+            PresetResult(preset=p, status=SETTLE[p.on_conflict, bool(c)][0], conflicts=c)
+            for p, (_, c) in zip(presets, blocked, strict=True)
+        )
+        committed = [p for p, r in zip(presets, unchecked, strict=True) if r.status in _COMMITTED]
         return cls(
             presets,
             tuple(container_keys),
             tuple(pod_fields),
             tuple(p for p in presets if not p.container_selector.targets_all),
-            tuple(_protected_items(p, protected) for p in presets),
+            blocked,
+            unchecked,
+            tuple(tuple(i for p in committed for i in row.items_of(p)) for row, _ in pod_fields),
         )
+
+    def skips(self, name: str, init: bool) -> tuple[Signature, tuple[str | None, ...]]:
+        """For a container of this name (an init container or not): whether each selective
+        preset targets it, and why each that does not leaves it out. Remembered per name."""
+        found = self._skips.get((name, init))
+        if found is None:
+            reasons = tuple(p.container_selector.skip_reason(name, init=init) for p in self.selective)
+            found = (tuple(not why for why in reasons), reasons)
+            if len(self._skips) >= MEMO_LIMIT:
+                self._skips.clear()
+            self._skips[name, init] = found
+        return found
+
+    def lane_added(self, signature: Signature) -> tuple[tuple[Any, ...], ...]:
+        """Per row of ``CONTAINER_FIELDS``, what ``unchecked`` adds to a container of this
+        signature. Remembered per signature."""
+        found = self._lanes.get(signature)
+        if found is None:
+            targeted = {id(p) for p, hit in zip(self.selective, signature, strict=True) if hit}
+            chosen = [
+                (p, blocked)
+                for p, (blocked, _), result in zip(self.presets, self.blocked, self.unchecked, strict=True)
+                if result.status in _COMMITTED and (p.container_selector.targets_all or id(p) in targeted)
+            ]
+            found = tuple(
+                tuple(i for p, blocked in chosen for i in row.items_of(p) if id(i) not in blocked)
+                for row in CONTAINER_FIELDS
+            )
+            if len(self._lanes) >= MEMO_LIMIT:
+                self._lanes.clear()
+            self._lanes[signature] = found
+        return found
 
 
 def _protected_items(preset: PodPreset, protected: Protected) -> tuple[frozenset[int], tuple[Conflict, ...]]:

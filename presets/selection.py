@@ -13,15 +13,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from presets.model import PodPreset, Protected, order_key
+from presets.model import PodPreset, order_key
 from presets.selector import Selector, describe_requirement
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class PresetSets(Generic[T]):
-    """A memo of a pure function of (presets, protected names), keyed by the identity of its
-    immutable arguments and holding them, so an id cannot be reused while its entry is there.
+    """A memo of a pure function of (presets, a setting: the protected names, the volume types),
+    keyed by the identity of its immutable arguments and holding them, so an id cannot be reused
+    while its entry is there.
 
     One per ``PresetIndex`` snapshot: dropped with it, so replaced presets are not kept alive.
     Request threads share it; a lookup and an insertion are each one dict operation, and a lost
@@ -32,28 +34,25 @@ class PresetSets(Generic[T]):
 
     def __init__(self, limit: int = 512) -> None:
         self.limit = limit
-        self._entries: dict[tuple[int, ...], tuple[tuple[PodPreset, ...], Protected, T]] = {}
+        self._entries: dict[tuple[int, ...], tuple[tuple[PodPreset, ...], object, T]] = {}
 
     def get(
-        self,
-        presets: Sequence[PodPreset],
-        protected: Protected,
-        build: Callable[[tuple[PodPreset, ...], Protected], T],
+        self, presets: Sequence[PodPreset], setting: S, build: Callable[[tuple[PodPreset, ...], S], T]
     ) -> T:
-        key = (id(protected), *map(id, presets))
+        key = (id(setting), *map(id, presets))
         found = self._entries.get(key)
         if (
             found is not None
-            and found[1] is protected
+            and found[1] is setting
             and len(found[0]) == len(presets)
             and all(a is b for a, b in zip(found[0], presets, strict=True))
         ):
             return found[2]
         held = tuple(presets)
-        built = build(held, protected)
+        built = build(held, setting)
         if len(self._entries) >= self.limit:
             self._entries.clear()
-        self._entries[key] = (held, protected, built)
+        self._entries[key] = (held, setting, built)
         return built
 
 
@@ -193,6 +192,9 @@ class PresetIndex:
     cluster: _Namespace = _EMPTY_NAMESPACE
     preset_sets: PresetSets[Any] = field(default_factory=PresetSets, compare=False, repr=False)
     """What the walk derived from each combination of presets it saw (``presets.plan``)."""
+    refusal_sets: PresetSets[Any] = field(default_factory=PresetSets, compare=False, repr=False)
+    """Which of each combination of matching presets the volume types refuse
+    (``presets.engine.refuse_presets``)."""
 
     @classmethod
     def build(cls, presets: Iterable[PodPreset]) -> PresetIndex:

@@ -356,13 +356,16 @@ def run_review(args: argparse.Namespace, out: TextIO) -> int:
         ) from exc
     except RecursionError:
         raise UsageError(f"{args.review}: nests deeper than {MAX_DEPTH} levels") from None
-    decision = admit(
-        body,
-        index,
-        namespaces=loaded.namespaces,
-        protected=protected_of(args.protected),
-        namespaced_volume_types=volume_types_of(args.namespaced_volume_types),
-    )
+    try:
+        decision = admit(
+            body,
+            index,
+            namespaces=loaded.namespaces,
+            protected=protected_of(args.protected),
+            namespaced_volume_types=volume_types_of(args.namespaced_volume_types),
+        )
+    except BadReview as exc:
+        raise UsageError(f"{args.review}: {exc}") from None
     out.write(encode_review(decision.response).decode("utf-8"))
     if out.isatty():
         out.write("\n")

@@ -228,11 +228,27 @@ def by_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, A
     return out
 
 
-def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    """The one object of ``kind`` (and ``name``); fails when there is none or several."""
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+def find(
+    docs: list[dict[str, Any]], kind: str, name: str | None = None, component: str | None = None
+) -> dict[str, Any]:
+    """The one object of ``kind`` (and ``name``, and for a Deployment or NetworkPolicy the
+    ``component`` its pods are: webhook or controller); fails when there is none or several."""
+    found = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (component is None or component_of(d) == component)
+    ]
     assert len(found) == 1, f"{len(found)} {kind} {name or ''} in {[key(d) for d in docs]}"
     return found[0]
+
+
+def component_of(doc: dict[str, Any]) -> str | None:
+    """``app.kubernetes.io/component`` of the pods a Deployment or NetworkPolicy is about."""
+    spec = doc.get("spec") or {}
+    labels = (spec.get("selector") or spec.get("podSelector") or {}).get("matchLabels") or {}
+    return labels.get("app.kubernetes.io/component")
 
 
 def kinds(docs: list[dict[str, Any]]) -> list[str]:
@@ -241,7 +257,7 @@ def kinds(docs: list[dict[str, Any]]) -> list[str]:
 
 def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The webhook Deployment's container."""
-    deployment = find(docs, "Deployment")
+    deployment = find(docs, "Deployment", component="webhook")
     (only,) = deployment["spec"]["template"]["spec"]["containers"]
     result: dict[str, Any] = only
     return result

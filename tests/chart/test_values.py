@@ -15,7 +15,7 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    spec: dict[str, Any] = find(docs, "Deployment")["spec"]["template"]["spec"]
+    spec: dict[str, Any] = find(docs, "Deployment", component="webhook")["spec"]["template"]["spec"]
     return spec
 
 
@@ -29,7 +29,7 @@ def env(docs: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_replica_count() -> None:
-    assert find(render({"replicaCount": 3}), "Deployment")["spec"]["replicas"] == 3
+    assert find(render({"replicaCount": 3}), "Deployment", component="webhook")["spec"]["replicas"] == 3
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,9 @@ def test_security_context_merges_into_the_default() -> None:
 
 def test_pod_labels_and_annotations() -> None:
     template = find(
-        render({"podLabels": {"team": "platform"}, "podAnnotations": {"a/b": "c"}}), "Deployment"
+        render({"podLabels": {"team": "platform"}, "podAnnotations": {"a/b": "c"}}),
+        "Deployment",
+        component="webhook",
     )["spec"]["template"]["metadata"]
     assert template["labels"]["team"] == "platform"
     assert template["labels"]["app.kubernetes.io/component"] == "webhook"
@@ -170,7 +172,7 @@ def test_namespace_create() -> None:
 
 
 def test_network_policy() -> None:
-    policy = find(render(), "NetworkPolicy")
+    policy = find(render(), "NetworkPolicy", component="webhook")
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "webhook"}}
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     webhook_rule, metrics_rule = policy["spec"]["ingress"]
@@ -183,7 +185,11 @@ def test_network_policy() -> None:
         {"namespaceSelector": {"matchLabels": {"podpreset.dev/metrics-reader": "true"}}}
     ]
     peers = [{"ipBlock": {"cidr": "10.0.0.0/28"}}]
-    policy = find(render({"networkPolicy": {"webhookFrom": peers, "metricsFrom": []}}), "NetworkPolicy")
+    policy = find(
+        render({"networkPolicy": {"webhookFrom": peers, "metricsFrom": []}}),
+        "NetworkPolicy",
+        component="webhook",
+    )
     webhook_rule, metrics_rule = policy["spec"]["ingress"]
     assert webhook_rule["from"] == peers
     assert "from" not in metrics_rule  # an empty list: from anywhere, as in a NetworkPolicy
@@ -280,8 +286,8 @@ def test_extra_args_come_after_the_charts_own() -> None:
 
 def test_release_name_and_namespace_name_everything() -> None:
     docs = render(release="presets", namespace="platform")
-    assert find(docs, "Deployment")["metadata"] == {
-        **find(docs, "Deployment")["metadata"],
+    assert find(docs, "Deployment", component="webhook")["metadata"] == {
+        **find(docs, "Deployment", component="webhook")["metadata"],
         "name": "presets-podpreset-webhook",
         "namespace": "platform",
     }
@@ -328,9 +334,9 @@ def test_helm_mode_makes_a_ca_and_a_serving_certificate_it_signed() -> None:
     ]
     days = (serving.not_valid_after_utc - serving.not_valid_before_utc).days
     assert 824 <= days <= 825
-    assert find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == (
-        "podpreset-webhook-tls"
-    )
+    assert find(docs, "Deployment", component="webhook")["spec"]["template"]["spec"]["volumes"][0]["secret"][
+        "secretName"
+    ] == ("podpreset-webhook-tls")
     assert not [d for d in docs if d["apiVersion"].startswith("cert-manager.io/")]
 
 
@@ -372,3 +378,55 @@ def test_external_mode_uses_the_given_secret_and_ca_bundle() -> None:
     assert [d for d in docs if d["kind"] == "Secret" or d["apiVersion"].startswith("cert-manager.io/")] == []
     assert base64.b64decode(webhook(docs)["clientConfig"]["caBundle"]).decode() == PEM
     assert pod_spec(docs)["volumes"][0] == {"name": "tls", "secret": {"secretName": "my-tls"}}
+
+
+# The controller.
+
+
+def controller_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (only,) = find(docs, "Deployment", component="controller")["spec"]["template"]["spec"]["containers"]
+    result: dict[str, Any] = only
+    return result
+
+
+def test_controller_replicas_resources_and_extra_args() -> None:
+    docs = render(
+        {
+            "controller": {
+                "replicaCount": 3,
+                "resources": {"requests": {"memory": "80Mi"}},
+                "extraArgs": ["--status-interval=10"],
+            }
+        }
+    )
+    assert find(docs, "Deployment", component="controller")["spec"]["replicas"] == 3
+    container = controller_container(docs)
+    assert container["resources"] == {
+        "requests": {"cpu": "20m", "memory": "80Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    assert container["args"] == ["controller", "--health-bind=0.0.0.0:8080", "--status-interval=10"]
+
+
+def test_controller_judges_presets_with_the_webhooks_protected_names() -> None:
+    docs = render({"protected": ["KUBERNETES_*", "SECRET_TOKEN"]})
+    assert "--protected=KUBERNETES_*,SECRET_TOKEN" in container(docs)["args"]
+    assert "--protected=KUBERNETES_*,SECRET_TOKEN" in controller_container(docs)["args"]
+
+
+def test_controller_disabled_leaves_out_all_its_objects() -> None:
+    docs = render({"controller": {"enabled": False}})
+    assert [d["metadata"]["name"] for d in docs if "controller" in d["metadata"]["name"]] == []
+    assert find(docs, "Deployment", component="webhook")
+
+
+def test_controller_objects_follow_the_release_name() -> None:
+    docs = render(release="presets", namespace="platform")
+    deployment = find(docs, "Deployment", component="controller")
+    assert (deployment["metadata"]["name"], deployment["metadata"]["namespace"]) == (
+        "presets-podpreset-controller",
+        "platform",
+    )
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "presets-podpreset-controller"
+    binding = find(docs, "RoleBinding", "presets-podpreset-controller-leader-election")
+    assert binding["metadata"]["namespace"] == "platform"

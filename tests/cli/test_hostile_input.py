@@ -75,6 +75,20 @@ HOSTILE = [
     pytest.param(
         "huge-file.yaml", "# " + "a" * (9 * 1024 * 1024) + "\n", "larger than 8 MiB", id="huge-file"
     ),
+    pytest.param(
+        "surrogate.json",
+        '{"apiVersion": "podpreset.dev/v1", "kind": "PodPreset", "metadata": {"name": "s"},'
+        ' "spec": {"env": [{"name": "A", "value": "\\ud800"}]}}',
+        "spec.env[0].value: holds a lone UTF-16 surrogate (U+D800)",
+        id="lone-surrogate-value",
+    ),
+    pytest.param(
+        "surrogate-key.json",
+        '{"apiVersion": "podpreset.dev/v1", "kind": "PodPreset", "metadata": {"name": "s"},'
+        ' "spec": {"x\\udc00": 1}}',
+        "key 'x\\udc00': holds a lone UTF-16 surrogate (U+DC00)",
+        id="lone-surrogate-key",
+    ),
 ]
 
 
@@ -109,6 +123,8 @@ def test_apply_and_review_refuse_hostile_presets_and_objects(
         assert "Traceback" not in result.stderr
         if args[0] == "review" and args[-1] == path and name.endswith(".yaml") and name != "huge-file.yaml":
             assert "invalid JSON" in result.stderr  # a review is JSON: YAML is refused before any bound
+        elif args[0] == "review" and args[-1] == path and name.startswith("surrogate"):
+            assert "kind: expected AdmissionReview" in result.stderr  # valid JSON, not a review
         else:
             assert message in result.stderr, (args, result.stderr)
 

@@ -129,3 +129,96 @@ def test_a_record_round_trips_through_its_spec() -> None:
 def test_timings_that_cannot_keep_two_leaders_apart_are_refused(config, problem) -> None:
     with pytest.raises(ValueError, match=re.escape(problem)):
         config.check()
+
+
+class FakeLeases:
+    """One Lease with resourceVersion checks, as the API server keeps it."""
+
+    def __init__(self) -> None:
+        self.lease: dict | None = None
+        self.version = 0
+        self.conflicts = 0
+
+    def request(self, method: str, path: str, *, body=None, timeout=None, **_: object):
+        from webhook.controller.api import ApiError
+
+        if method == "GET":
+            if self.lease is None:
+                raise ApiError(404, "Not Found")
+            return self.lease
+        if method == "POST":
+            if self.lease is not None:
+                raise ApiError(409, "Conflict")
+        elif body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
+            self.conflicts += 1
+            raise ApiError(409, "Conflict")
+        self.version += 1
+        self.lease = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        return self.lease
+
+
+def elector(api: FakeLeases, identity: str, now: list[float]):
+    from webhook.controller.election import LeaderElector
+
+    config = ElectionConfig(namespace="ns", identity=identity)
+    return LeaderElector(api, config, clock=lambda: now[0])  # type: ignore[arg-type]
+
+
+def test_two_electors_on_one_lease_one_leads_until_it_stops_renewing() -> None:
+    api, now = FakeLeases(), [100.0]
+    a, b = elector(api, "a", now), elector(api, "b", now)
+    assert a.try_once() is True
+    assert b.try_once() is False
+    assert a.leading() and not b.leading()
+    now[0] = 105.0
+    assert a.try_once() is True  # renewed
+    now[0] = 114.0
+    assert b.try_once() is False  # b saw the renewal at 105: not expired on its clock
+    now[0] = 116.0
+    assert not a.leading()  # no renewal for 11 s: past the renew deadline, it stops acting
+    now[0] = 128.0
+    assert b.try_once() is False  # b first saw a's last renewal at 114: expired only at 129
+    now[0] = 129.0
+    assert b.try_once() is True
+    assert b.leading()
+    assert api.lease["spec"]["leaseTransitions"] == 1
+    assert a.try_once() is False
+    assert not a.leading()
+
+
+def test_a_takeover_written_from_a_stale_read_is_refused_and_the_holder_keeps_leading() -> None:
+    class Racing(FakeLeases):
+        """The holder renews between the other's read and its write."""
+
+        race = False
+
+        def request(self, method: str, path: str, **options: object):
+            answer = super().request(method, path, **options)
+            if method == "GET" and self.race:
+                self.version += 1
+                self.lease = {
+                    **self.lease,
+                    "metadata": {**self.lease["metadata"], "resourceVersion": str(self.version)},
+                }
+            return answer
+
+    api, now = Racing(), [0.0]
+    a, b = elector(api, "a", now), elector(api, "b", now)
+    assert a.try_once() is True
+    b._read()
+    api.race = True
+    now[0] = 30.0
+    assert b.try_once() is False  # expired on its clock, but its write carried a stale version
+    assert api.conflicts == 1
+    assert api.lease["spec"]["holderIdentity"] == "a"
+    assert not b.leading()
+
+
+def test_stop_gives_the_lease_up_for_the_next_to_take_at_once() -> None:
+    api, now = FakeLeases(), [0.0]
+    a, b = elector(api, "a", now), elector(api, "b", now)
+    a.try_once()
+    a.stop(release=True)
+    assert api.lease["spec"]["holderIdentity"] is None
+    assert not a.leading()
+    assert b.try_once() is True

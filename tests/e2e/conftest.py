@@ -311,7 +311,7 @@ def install(admin: Kube) -> None:
             f"the {plural} resource to be served",
             lambda plural=plural: admin.get(f"/apis/podpreset.dev/v1/{plural}"),
         )
-    for name in ("namespace.yaml", "rbac.yaml", "rbac-users.yaml"):
+    for name in ("namespace.yaml", "rbac.yaml", "rbac-users.yaml", "controller-rbac.yaml"):
         for doc in manifests(DEPLOY / "base" / name):
             doc.setdefault("metadata", {})
             if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
@@ -319,10 +319,11 @@ def install(admin: Kube) -> None:
             admin.apply_manifest(doc)
 
 
-def service_account_token(admin: Kube) -> str:
-    """A token for deploy/'s ServiceAccount: the webhook runs with its ClusterRole only."""
+def service_account_token(admin: Kube, account: str = "podpreset") -> str:
+    """A token for one of deploy/'s ServiceAccounts (the webhook's by default): a process run with
+    it has exactly that account's RBAC."""
     reply = admin.create(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/podpreset/token",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{account}/token",
         {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",

@@ -8,8 +8,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from .conftest import NAMESPACE, Cluster, service_account_token
 from .controlplane import Process, free_port, wait_until
+from .rest import Kube
 
+LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/podpreset-controller"
 FAST_ELECTION = ("--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5")
 """Election timings short enough for a test to see a takeover, in client-go's proportions."""
 
@@ -80,3 +83,39 @@ class LocalController:
 
     def log(self) -> str:
         return self.process.log.read_text(errors="replace")
+
+
+def controller_kubeconfig(cluster: Cluster, tmp_path: Path) -> Path:
+    """A kubeconfig with a token of deploy/'s podpreset-controller ServiceAccount."""
+    assert cluster.plane is not None
+    token = service_account_token(cluster.admin, "podpreset-controller")
+    return cluster.plane.kubeconfig(tmp_path / "controller.kubeconfig", user={"token": token})
+
+
+def workload(kind: str, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
+    template = {
+        "metadata": {"labels": labels, **({"annotations": annotations} if annotations else {})},
+        "spec": {
+            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+            **({"restartPolicy": "Never"} if kind in ("Job", "CronJob") else {}),
+        },
+    }
+    group = "batch/v1" if kind in ("Job", "CronJob") else "apps/v1"
+    spec: dict = {"template": template}
+    if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        spec["selector"] = {"matchLabels": labels}
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    if kind == "CronJob":
+        spec = {"schedule": "0 0 * * *", "jobTemplate": {"spec": {"template": template}}}
+    return {"apiVersion": group, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def create_workload(admin: Kube, namespace: str, body: dict) -> None:
+    group = body["apiVersion"]
+    plural = body["kind"].lower() + "s"
+    admin.create(f"/apis/{group}/namespaces/{namespace}/{plural}", body)
+
+
+def status_of(admin: Kube, path: str) -> dict:
+    return dict(admin.get(path).get("status") or {})

@@ -181,6 +181,7 @@ _PLURALS = {
     "Event": "events",
     "PodPreset": "podpresets",
     "ClusterPodPreset": "clusterpodpresets",
+    "Role": "roles",
     "RoleBinding": "rolebindings",
     "ReplicaSet": "replicasets",
 }

@@ -277,7 +277,18 @@ def test_kubectl_get_shows_the_printer_columns(admin: Kube, namespace: str) -> N
     )
     table = admin.table(f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets")
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "Selector", "Expressions", "Priority", "OnConflict", "Age"]
+    assert columns == [
+        "Name",
+        "Selector",
+        "Expressions",
+        "Priority",
+        "OnConflict",
+        "Matched",
+        "Injected",
+        "Conflicts",
+        "Valid",
+        "Age",
+    ]
     (row,) = table["rows"]
     cells = dict(zip(columns, row["cells"], strict=True))
     assert cells["Name"] == "columns"

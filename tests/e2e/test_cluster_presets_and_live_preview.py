@@ -356,7 +356,10 @@ def test_apply_with_a_kubeconfig_gives_the_pod_the_webhook_gives(
     assert previewed.returncode == 0, previewed.stderr
     result = json.loads(previewed.stdout)
     assert without_token_volume_name(result["spec"]) == without_token_volume_name(webhook["spec"])
-    assert annotations_of(result) == annotations_of(webhook)
+    # The same presets applied; each value is the preset's resourceVersion when it was read, and
+    # the preview lists them later than the webhook did: a status write by the controller between
+    # the two (cluster mode) moves it (docs/semantics.md, "Status").
+    assert annotations_of(result).keys() == annotations_of(webhook).keys()
 
     explained = run_cli(
         "apply",

@@ -157,6 +157,8 @@ def test_upgrade_under_load_then_rollback_then_uninstall(
         f"/api/v1/namespaces/{NAMESPACE}/secrets",
         f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets",
         f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/networkpolicies",
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/roles",
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/rolebindings",
         "/apis/rbac.authorization.k8s.io/v1/clusterroles",
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",

@@ -755,7 +755,7 @@ def test_kubectl_shows_presets_conflict_events_and_metrics_as_deploy_readme_says
     )
     table = kubectl_output(cluster, "-n", namespace, "get", "podpresets")
     header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "SELECTOR", "AGE"], table
+    assert header.split() == ["NAME", "SELECTOR", "MATCHED", "INJECTED", "CONFLICTS", "AGE"], table
     assert row.split()[:2] == ["logging", '{"app":"web"}'], table
     assert "logging" in kubectl_output(cluster, "get", "pp", "-A")
 

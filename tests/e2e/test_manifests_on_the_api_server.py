@@ -78,7 +78,7 @@ def test_the_network_policy_admits_only_kube_system_to_the_tls_port_and_readers_
     docs = kustomize(DEPLOY / "overlays" / "self-signed")
     stored = server_dry_run(cluster, docs)
     policy = stored[("NetworkPolicy", "podpreset-webhook")]["spec"]
-    (deployment,) = by_kind(docs, "Deployment").values()
+    deployment = by_kind(docs, "Deployment")["podpreset-webhook"]
 
     assert policy["podSelector"] == deployment["spec"]["selector"]
     assert policy["policyTypes"] == ["Ingress"]

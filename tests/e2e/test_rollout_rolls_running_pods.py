@@ -12,12 +12,23 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ANNOTATION_PREFIX, LOG_DIR, TEST_IMAGE, TOP, Cluster, create_preset, env_of, kubectl
+from .conftest import (
+    ANNOTATION_PREFIX,
+    LOG_DIR,
+    NAMESPACE,
+    TEST_IMAGE,
+    TOP,
+    Cluster,
+    create_preset,
+    env_of,
+    kubectl,
+)
 from .controller import LocalController
 from .rest import Kube, eventually
 
@@ -25,8 +36,41 @@ HASH = "podpreset.dev/presets-hash"
 
 
 @pytest.fixture
-def cluster(kubelet_cluster: Cluster) -> Cluster:
-    return kubelet_cluster
+def cluster(kubelet_cluster: Cluster) -> Iterator[Cluster]:
+    """The node cluster, with the installed controller (deploy/, two replicas) scaled to none while
+    the scenario runs: here the roll is driven by the scenario (``podpreset rollout``, or a
+    controller process of its own), and the installed one would race it to each write."""
+    path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/podpreset-controller"
+    installed = kubelet_cluster.admin.request("GET", path)
+    replicas = installed.body["spec"]["replicas"] if installed.status == 200 else 0
+    if replicas:
+        kubectl(kubelet_cluster, "-n", NAMESPACE, "scale", "deployment/podpreset-controller", "--replicas=0")
+        eventually(
+            "the installed controller's pods to be gone",
+            lambda: (
+                not kubelet_cluster.admin.get(
+                    f"/api/v1/namespaces/{NAMESPACE}/pods",
+                    labelSelector="app.kubernetes.io/component=controller",
+                )["items"]
+            ),
+            timeout=120,
+        )
+    try:
+        yield kubelet_cluster
+    finally:
+        if replicas:
+            kubectl(
+                kubelet_cluster,
+                "-n",
+                NAMESPACE,
+                "scale",
+                "deployment/podpreset-controller",
+                f"--replicas={replicas}",
+            )
+            kubectl(
+                kubelet_cluster,
+                *("-n", NAMESPACE, "rollout", "status", "deployment/podpreset-controller", "--timeout=180s"),
+            )
 
 
 def deployment(name: str, opted_in: bool) -> dict[str, Any]:

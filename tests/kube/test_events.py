@@ -45,7 +45,20 @@ def test_a_conflict_of_a_named_pod_is_an_event_on_that_pod_without_values() -> N
         "name": "web-1",
         "namespace": "team-a",
     }
-    assert event["metadata"] == {"generateName": "web-1.", "namespace": "team-a"}
+    assert event["metadata"] == {
+        "generateName": "web-1.",
+        "namespace": "team-a",
+        "annotations": {
+            "podpreset.dev/pod": "web-1",
+            "podpreset.dev/field": "container 'app': env 'LOG_LEVEL'",
+        },
+    }
+    assert event["related"] == {
+        "apiVersion": "podpreset.dev/v1",
+        "kind": "PodPreset",
+        "name": "logging",
+        "namespace": "team-a",
+    }
     assert "logging" in event["message"] and "LOG_LEVEL" in event["message"]
     assert "debug" not in event["message"] and "info" not in event["message"]
 

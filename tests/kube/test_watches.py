@@ -80,7 +80,7 @@ def run_scripted(resource: Resource[Any], answers: list[Answer]) -> tuple[Watch[
     stop = threading.Event()
     script = Script(answers, stop)
     changes: list[Any] = []
-    scripted = Resource(resource.name, script, resource.parse)
+    scripted = Resource(resource.name, script, resource.parse, resource.fingerprint)
     watch = Watch(
         scripted,
         lambda w, changed: changes.append(changed),
@@ -239,3 +239,45 @@ def test_a_list_is_read_in_pages_and_the_watch_starts_from_the_last_pages_versio
     assert pages == [(500, None), (500, "token-1")]
     assert sorted(name for _, name in watch.items) == ["a", "b"]
     assert script.requests[-1]["resource_version"] == "30"
+
+
+def test_a_status_write_keeps_the_preset_and_its_resource_version_a_spec_change_replaces_it() -> None:
+    with_status = dict(preset_object("a", "team-a", "12"), status={"injectedPods": 3})
+    changed_spec = dict(preset_object("a", "team-a", "13"), spec={"env": [{"name": "A", "value": "2"}]})
+    watch, _, changes = run_scripted(
+        PODPRESETS,
+        [
+            listing("10", preset_object("a", "team-a", "9")),
+            Answer(
+                events=[
+                    {"type": "MODIFIED", "object": with_status},
+                    {
+                        "type": "MODIFIED",
+                        "object": dict(
+                            with_status,
+                            metadata={**with_status["metadata"], "resourceVersion": "14", "generation": 1},
+                        ),
+                    },
+                ]
+            ),
+            Answer(events=[{"type": "MODIFIED", "object": changed_spec}]),
+        ],
+    )
+    preset = watch.items[("team-a", "a")]
+    assert preset.resource_version == "13"
+    assert preset.env == ({"name": "A", "value": "2"},)
+    assert changes == [None, ("team-a",)]  # the status-only events published nothing
+    assert watch.resource_version == "13"
+
+
+def test_without_a_fingerprint_every_modified_event_is_parsed() -> None:
+    plain = Resource(PODPRESETS.name, PODPRESETS.call, PODPRESETS.parse)
+    watch, _, changes = run_scripted(
+        plain,
+        [
+            listing("10", preset_object("a", "team-a", "9")),
+            Answer(events=[{"type": "MODIFIED", "object": preset_object("a", "team-a", "12")}]),
+        ],
+    )
+    assert watch.items[("team-a", "a")].resource_version == "12"
+    assert changes == [None, ("team-a",)]

@@ -10,7 +10,6 @@ client's models are never used: they rename fields and drop those they do not kn
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,7 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 METADATA_ONE = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 """Accept headers asking for objects' metadata only (lists, and watch events)."""
 MERGE_PATCH = "application/merge-patch+json"
-_NAMES = re.compile(r"/(?:namespaces/[^/]+/)?([a-z0-9.-]+)(?:/([^/?]+))?(?:/([a-z]+))?$")
+POOL_SIZE = 24
 
 
 class ApiError(Exception):
@@ -40,19 +39,27 @@ class ApiError(Exception):
 
 def resource_of(path: str) -> str:
     """The resource a request path addresses, with its subresource: ``podpresets/status``."""
-    found = _NAMES.search(path.split("?", 1)[0])
-    if found is None:
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
         return "other"
-    resource, name, sub = found.groups()
-    if resource in ("namespaces",) and name is None:
-        return "namespaces"
-    return f"{resource}/{sub}" if sub else resource
+    return f"{rest[0]}/{rest[2]}" if len(rest) >= 3 else rest[0]
 
 
 class KubeApi:
     """JSON requests through one Kubernetes ``ApiClient`` (auth, TLS, host), counted."""
 
     def __init__(self, api_client: Any, registry: CollectorRegistry | None = None) -> None:
+        configuration = api_client.configuration
+        if (configuration.connection_pool_maxsize or 0) < POOL_SIZE:
+            # One connection per open watch (ten) plus the Lease and status writes: the
+            # client's default pool (5 per CPU) would discard connections and open new ones.
+            from kubernetes.client import rest
+
+            configuration.connection_pool_maxsize = POOL_SIZE
+            api_client.rest_client = rest.RESTClientObject(configuration)
         self._client = api_client
         self.requests = Counter(
             "podpreset_controller_api_requests",

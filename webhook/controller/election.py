@@ -198,6 +198,13 @@ class LeaderElector:
         """The holder this replica last saw (itself when leading)."""
 
     @property
+    def _timeout(self) -> tuple[float, float]:
+        """A Lease request may not outlast the renew deadline: a leader whose renewal hangs has
+        stopped acting by then anyway, and the next try must start."""
+        seconds = max(1.0, self.config.renew_deadline - self.config.retry_period)
+        return (min(5.0, seconds), seconds)
+
+    @property
     def _path(self) -> str:
         return f"/apis/coordination.k8s.io/v1/namespaces/{self.config.namespace}/leases"
 
@@ -253,10 +260,12 @@ class LeaderElector:
         }
         try:
             if attempt.action == "create":
-                written = self._api.request("POST", self._path, body=body)
+                written = self._api.request("POST", self._path, body=body, timeout=self._timeout)
             else:
                 metadata["resourceVersion"] = self._resource_version
-                written = self._api.request("PUT", f"{self._path}/{self.config.name}", body=body)
+                written = self._api.request(
+                    "PUT", f"{self._path}/{self.config.name}", body=body, timeout=self._timeout
+                )
         except ApiError as exc:
             if exc.status == 409:  # another replica wrote first: read again next time
                 return False
@@ -277,7 +286,7 @@ class LeaderElector:
 
     def _read(self) -> LeaseRecord | None:
         try:
-            lease = self._api.request("GET", f"{self._path}/{self.config.name}")
+            lease = self._api.request("GET", f"{self._path}/{self.config.name}", timeout=self._timeout)
         except ApiError as exc:
             if exc.status == 404:
                 self._resource_version = None
@@ -299,7 +308,8 @@ class LeaderElector:
         if leading != self._was_leading:
             self._was_leading = leading
             if not leading:
-                logger.warning("leader election: %s stopped leading", self.config.identity)
+                level = logging.INFO if self._stop.is_set() else logging.WARNING
+                logger.log(level, "leader election: %s stopped leading", self.config.identity)
             self._on_change(leading)
 
     def _release(self) -> None:
@@ -317,7 +327,7 @@ class LeaderElector:
             "spec": released(record, rfc3339_micro()).to_spec(),
         }
         try:
-            self._api.request("PUT", f"{self._path}/{self.config.name}", body=body)
+            self._api.request("PUT", f"{self._path}/{self.config.name}", body=body, timeout=self._timeout)
             logger.info("leader election: released lease %s", self.config.name)
         except Exception as exc:  # best effort: the lease then expires on its own
             logger.warning("leader election: could not release the lease: %s", exc)

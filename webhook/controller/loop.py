@@ -38,6 +38,9 @@ class PassContext:
     """Run the passes again now (watches call it when something changed)."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the process is shutting down."""
+    term: int = 0
+    """How many times this replica has gained the Lease: a pass that remembers what it wrote
+    forgets it when this changes (another replica may have written meanwhile)."""
 
 
 class ReconcilePass(Protocol):
@@ -89,6 +92,7 @@ class Controller:
     def leadership_changed(self, leading: bool) -> None:
         """The elector's callback: on gaining the Lease every pass is due at once."""
         if leading:
+            self.context.term += 1
             self.wake()
         else:
             self._wakeup.set()

@@ -15,6 +15,7 @@ from presets.model import Protected, VolumeTypes
 from webhook.controller.api import KubeApi
 from webhook.controller.loop import ReconcilePass
 from webhook.controller.rollout import Options, RolloutPass
+from webhook.controller.status import StatusPass
 
 if TYPE_CHECKING:
     from webhook.controller.command import ControllerSettings
@@ -24,7 +25,7 @@ def build_passes(
     settings: ControllerSettings, api: KubeApi, registry: CollectorRegistry
 ) -> list[ReconcilePass]:
     """Every pass, in the order they run each round."""
-    passes: list[ReconcilePass] = []
+    passes: list[ReconcilePass] = [StatusPass(settings, api, registry)]
     rollout_options = Options(
         protected=Protected.parse(settings.protected),
         namespaced_volume_types=VolumeTypes.parse(settings.namespaced_volume_types),

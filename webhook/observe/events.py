@@ -8,7 +8,9 @@ server is slow or down) new Events are dropped and counted; admission never wait
 The Event is about the pod's controller (its ``ownerReferences`` entry with ``controller: true``)
 when it has one, since a pod being created may have no name yet; otherwise about the pod, by name
 or generateName. It lives in the request's namespace. Messages name presets, containers and keys,
-never values.
+never values. For ``podpreset controller`` (the presets' ``status.conflicts`` and ``lastConflict``)
+each Event also names, as data, the preset in ``related`` and the pod and place in the annotations
+``podpreset.dev/pod`` and ``podpreset.dev/field`` (``presets.status.conflict_field``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from presets.admission import Decision
+from presets.merge import Conflict
+from presets.status import conflict_field
 
 logger = logging.getLogger(__name__)
 
 REASON = "PodPresetConflict"
+POD_ANNOTATION = "podpreset.dev/pod"
+FIELD_ANNOTATION = "podpreset.dev/field"
 COMPONENT = "podpreset"
 DEFAULT_CAPACITY = 256
 REQUEST_TIMEOUT = (5.0, 10.0)
@@ -78,8 +84,16 @@ def conflict_events(decision: Decision, *, instance: str = "") -> list[dict[str,
             {
                 "apiVersion": "v1",
                 "kind": "Event",
-                "metadata": {"generateName": base + ".", "namespace": request.namespace},
+                "metadata": {
+                    "generateName": base + ".",
+                    "namespace": request.namespace,
+                    "annotations": {
+                        POD_ANNOTATION: (pod_name or "(unnamed)")[:253],
+                        FIELD_ANNOTATION: conflict_field(conflict)[:1024],
+                    },
+                },
                 "involvedObject": involved,
+                "related": preset_reference(conflict, request.namespace),
                 "reason": REASON,
                 "type": "Warning",
                 "message": (f"{subject}{conflict.warning()}")[:1024],
@@ -92,6 +106,14 @@ def conflict_events(decision: Decision, *, instance: str = "") -> list[dict[str,
             }
         )
     return events
+
+
+def preset_reference(conflict: Conflict, namespace: str) -> dict[str, str]:
+    """The preset a conflict is about, as an Event's ``related`` reference."""
+    reference = {"apiVersion": "podpreset.dev/v1", "kind": conflict.kind, "name": conflict.preset}
+    if conflict.kind == "PodPreset":
+        reference["namespace"] = namespace  # a PodPreset applies only in its own namespace
+    return reference
 
 
 class EventRecorder:

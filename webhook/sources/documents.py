@@ -138,9 +138,23 @@ def _check_bounds(meter: Meter, content: object, max_bytes: int, where: str) -> 
         raise SourceError(f"{where}: {exc}") from None
 
 
+def _non_unicode(text: str, path: str) -> str | None:
+    """JSON's ``\\ud800`` escapes can write half of a UTF-16 pair, which no UTF-8 text holds."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"{path or 'the document'}: holds a lone UTF-16 surrogate "
+            f"(U+{ord(text[exc.start]):04X}), which is not valid Unicode"
+        )
+    return None
+
+
 def _non_json(value: object, path: str) -> str | None:
     """Where ``value`` holds something JSON (and so a Kubernetes object) cannot, and what."""
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        return _non_unicode(value, path)
+    if value is None or isinstance(value, bool | int):
         return None
     if isinstance(value, float):
         if math.isfinite(value):
@@ -156,6 +170,9 @@ def _non_json(value: object, path: str) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{path or 'the document'}: key {key!r} must be a string; quote it"
+            problem = _non_unicode(key, f"{path or 'the document'}: key {key!r}")
+            if problem:
+                return problem
             problem = _non_json(item, f"{path}.{key}" if path else key)
             if problem:
                 return problem

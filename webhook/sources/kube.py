@@ -28,10 +28,12 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
 
 from presets.admission import PresetIndex
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
@@ -177,11 +179,36 @@ class Resource(Generic[T]):
     """``call(api_client, **options)``: the list (or, with ``watch=True``, watch) request of the
     generated client, across all namespaces."""
     parse: Callable[[Mapping[str, Any]], Parsed[T]]
+    fingerprint: Callable[[Mapping[str, Any]], Hashable] | None = None
+    """What of an object the item depends on: a MODIFIED event whose object has the same
+    fingerprint as the one held is not parsed again, and the item (with its resourceVersion) is
+    kept. None: every event is parsed."""
 
 
-PODPRESETS: Resource[PodPreset] = Resource(PLURAL, _custom_objects(PLURAL), _kind_parser(KIND))
+def preset_fingerprint(obj: Mapping[str, Any]) -> Hashable:
+    """A preset object without what writes of its status change: ``status``, and the metadata the
+    API server sets on every write (``resourceVersion``, ``managedFields``, ``generation``).
+
+    The controller writes the presets' status subresource, which moves their resourceVersion; the
+    webhook keeps serving the preset it parsed, so the applied annotation keeps the resourceVersion
+    of the preset's last real change rather than of the last status write (docs/semantics.md)."""
+    metadata = obj.get("metadata")
+    kept = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    if isinstance(metadata, Mapping):
+        kept["metadata"] = {
+            k: v for k, v in metadata.items() if k not in ("resourceVersion", "managedFields", "generation")
+        }
+    try:
+        return hash(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS))
+    except (orjson.JSONEncodeError, TypeError):
+        return None  # never equal to a held fingerprint: parsed as usual
+
+
+PODPRESETS: Resource[PodPreset] = Resource(
+    PLURAL, _custom_objects(PLURAL), _kind_parser(KIND), preset_fingerprint
+)
 CLUSTERPODPRESETS: Resource[PodPreset] = Resource(
-    CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), _kind_parser(CLUSTER_KIND)
+    CLUSTER_PLURAL, _custom_objects(CLUSTER_PLURAL), _kind_parser(CLUSTER_KIND), preset_fingerprint
 )
 NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, namespace_labels)
 
@@ -189,8 +216,10 @@ NAMESPACES: Resource[Labels] = Resource("namespaces", _namespaces, namespace_lab
 def preset_resources(max_bytes: int) -> tuple[Resource[PodPreset], Resource[PodPreset]]:
     """PodPresets and ClusterPodPresets, each object over ``max_bytes`` skipped as invalid."""
     return (
-        Resource(PLURAL, PODPRESETS.call, _kind_parser(KIND, max_bytes)),
-        Resource(CLUSTER_PLURAL, CLUSTERPODPRESETS.call, _kind_parser(CLUSTER_KIND, max_bytes)),
+        Resource(PLURAL, PODPRESETS.call, _kind_parser(KIND, max_bytes), preset_fingerprint),
+        Resource(
+            CLUSTER_PLURAL, CLUSTERPODPRESETS.call, _kind_parser(CLUSTER_KIND, max_bytes), preset_fingerprint
+        ),
     )
 
 
@@ -235,6 +264,8 @@ class Listed(Generic[T]):
     """Why each invalid object was skipped, by (namespace, name)."""
     last_page: Any
     """The last page as received (its ``metadata.resourceVersion`` is the list's)."""
+    prints: dict[Key, Hashable]
+    """Each object's ``Resource.fingerprint``, when the resource has one."""
 
 
 def list_all(api_client: Any, resource: Resource[T]) -> Listed[T]:
@@ -242,16 +273,20 @@ def list_all(api_client: Any, resource: Resource[T]) -> Listed[T]:
     watch (``Watch.list``) and of the live preview (``webhook.sources.live``)."""
     items: dict[Key, T] = {}
     problems: dict[Key, tuple[str, ...]] = {}
+    prints: dict[Key, Hashable] = {}
+    fingerprint = resource.fingerprint
     listing: Any = {}
     for listing in list_objects(api_client, resource):
         for obj in listing.get("items") or ():
             key = object_key(obj)
+            if fingerprint is not None:
+                prints[key] = fingerprint(obj)
             item, found = resource.parse(obj)
             if item is not None:
                 items[key] = item
             else:
                 problems[key] = found
-    return Listed(items, problems, listing)
+    return Listed(items, problems, listing, prints)
 
 
 Changed = Callable[["Watch[Any]", "tuple[str, ...] | None"], None]
@@ -289,6 +324,8 @@ class Watch(Generic[T]):
         self._response: Any = None
         self.items: dict[Key, T] = {}
         self.problems: dict[Key, tuple[str, ...]] = {}
+        self._prints: dict[Key, Hashable] = {}
+        """Each held object's ``Resource.fingerprint`` (when the resource has one)."""
         self.resource_version: str | None = None
         self.synced = False
         """True once the first list has landed."""
@@ -320,7 +357,7 @@ class Watch(Generic[T]):
     def forget_prelist(self) -> None:
         """Back to never listed: no items, not synced, no resourceVersion (the thread will list)."""
         with self._lock:
-            self.items, self.problems = {}, {}
+            self.items, self.problems, self._prints = {}, {}, {}
             self.resource_version = None
             self.synced = False
             self.connection_problem = None
@@ -386,7 +423,7 @@ class Watch(Generic[T]):
         listed = list_all(self._client(), self.resource)
         items, problems = listed.items, listed.problems
         with self._lock:
-            self.items, self.problems = items, problems
+            self.items, self.problems, self._prints = items, problems, listed.prints
             self.resource_version = str(listed.last_page["metadata"]["resourceVersion"])
             self.connection_problem = None
             self.synced = True
@@ -448,6 +485,14 @@ class Watch(Generic[T]):
             self._log(logging.WARNING, "ignoring event of type %r", kind)
             return
         key = object_key(obj)
+        fingerprint = self.resource.fingerprint
+        if fingerprint is not None:
+            if kind == "DELETED":
+                self._prints.pop(key, None)
+            else:
+                before, self._prints[key] = self._prints.get(key), fingerprint(obj)
+                if kind == "MODIFIED" and before is not None and before == self._prints[key]:
+                    return  # only its status (or resourceVersion) changed: keep what is served
         item, found = self.resource.parse(obj) if kind != "DELETED" else (None, ())
         with self._lock:
             if item is not None:
