@@ -17,7 +17,7 @@ export K8S_VERSION
 # The control plane's bin directory (built and cached by the script, or $KUBEBUILDER_ASSETS).
 ASSETS = KUBEBUILDER_ASSETS="$$(hack/build-controlplane.sh 2>/dev/null | tail -n 1)"
 
-.PHONY: install test unit fuzz lint run bench e2e e2e-matrix e2e-kind e2e-cluster cluster-binaries controlplane kubectl helm crd crd-fetch clean images
+.PHONY: install test unit fuzz lint run bench e2e e2e-matrix e2e-kind e2e-kind-local kind-node-image e2e-cluster cluster-binaries controlplane kubectl helm crd crd-fetch clean images
 
 install: $(STAMP)
 
@@ -108,9 +108,20 @@ crd: install
 crd-fetch: install
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION= hack/build-controlplane.sh | tail -n 1)" $(BIN)/python hack/gen-crd.py --fetch
 
-# The same end-to-end scenarios against a kind cluster (needs Docker and kind).
+# The same end-to-end scenarios as make e2e-cluster (both phases, kubelet ones included) against a kind
+# cluster made from hack/kind/cluster.yaml (needs Docker and kind). Logs: build/e2e-kind/.
 e2e-kind: install
 	hack/e2e-kind.sh
+
+# make e2e-kind on this machine, with nothing pulled and nothing leaving it: Debian's docker.io, a
+# dockerd of this run only, kind built from its Go module, the node image assembled offline
+# (hack/kind-node-image.sh); afterwards everything removed and checked gone. Needs Linux and root.
+e2e-kind-local: install
+	hack/e2e-kind-local.sh
+
+# A kind node image for K8S_VERSION assembled without a registry (docker-archive; see deploy/README.md).
+kind-node-image:
+	hack/kind-node-image.sh $(K8S_VERSION)
 
 # A real one-node cluster on this machine (containerd, kubelet, kube-proxy, a CNI bridge, the
 # control plane), the images built locally, podpreset installed from deploy/ as a user would, the

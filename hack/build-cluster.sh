@@ -22,6 +22,8 @@ missing=()
 for tool in "${tools[@]}"; do
   if [ "$tool" = kubectl ]; then
     "$bin/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $K8S_VERSION" && continue
+  elif [ "$tool" = kubeadm ]; then  # for hack/kind-node-image.sh
+    [ "$("$bin/kubeadm" version -o short 2>/dev/null)" = "$K8S_VERSION" ] && continue
   else
     "$bin/$tool" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" && continue
   fi

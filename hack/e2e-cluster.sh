@@ -109,61 +109,11 @@ timed "install podpreset (hack/install.sh)" env KUBECTL="$bin/kubectl" "$top/hac
 [ "${PIPESTATUS[0]}" = 0 ]
 
 # Cluster mode (as make e2e-kind): the suite talks to this cluster; the API server runs on this
-# host, so webhooks the tests serve themselves listen on 127.0.0.1.
-junit="$logs/junit.xml"
-status=0
-PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" \
-  PODPRESET_E2E_HOST_ADDRESS=127.0.0.1 \
-  PODPRESET_E2E_TEST_IMAGE="$test_image" \
-  PODPRESET_E2E_RESTART_APISERVER="$top/hack/cluster.sh restart-apiserver $run" \
-  PODPRESET_E2E_LOG_DIR="$logs" \
-  timed "end-to-end suite in cluster mode (pytest tests/e2e)" \
-  "$python" -m pytest -q -rs "$top/tests/e2e" --junitxml="$junit" ${PYTEST_ARGS:-} || status=$?
-no_skips() {  # no_skips JUNIT: in cluster mode every selected scenario must run
-  local skipped
-  skipped=$("$python" -c 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(sum(int(s.get("skipped", 0)) for s in r.iter("testsuite")))' "$1")
-  if [ "$skipped" != 0 ]; then
-    echo "e2e-cluster: $skipped test(s) skipped; in cluster mode every scenario must run" >&2
-    return 1
-  fi
-}
-if [ $status -eq 0 ]; then
-  no_skips "$junit" || status=1
-fi
-[ $status -eq 0 ] && [ -z "${SKIP_HELM_PHASE:-}" ] || exit $status
-
-# The Helm phase. Remove what the kustomize overlay installed but the CRDs (and so the presets)
-# and the namespace, and the certificate Secrets hack/bootstrap-certs.sh made; then install the
-# chart as deploy/README.md tells a cluster user to (release podpreset, so every object keeps
-# deploy/'s name and the scenarios find it).
-switch_to_helm() {
-  "$bin/kubectl" kustomize "$top/deploy/overlays/self-signed" \
-    | "$python" -c 'import sys, yaml; print(yaml.safe_dump_all([d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] not in ("CustomResourceDefinition", "Namespace")]))' \
-    | "$bin/kubectl" delete --ignore-not-found -f -
-  "$bin/kubectl" -n podpreset-system delete secret --ignore-not-found podpreset-webhook-tls podpreset-webhook-ca
-  "$bin/kubectl" -n podpreset-system wait --for=delete pod -l app.kubernetes.io/component=webhook --timeout=120s
-  "$HELM" install podpreset "$top/charts/podpreset" --namespace podpreset-system --wait --timeout 240s
-}
-timed "replace the kustomize install with the chart (helm install)" switch_to_helm 2>&1 | tee "$logs/helm-install.log"
-[ "${PIPESTATUS[0]}" = 0 ]
-
-helm_junit="$logs/junit-helm.xml"
-PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" \
-  PODPRESET_E2E_HOST_ADDRESS=127.0.0.1 \
-  PODPRESET_E2E_TEST_IMAGE="$test_image" \
-  PODPRESET_E2E_LOG_DIR="$logs" \
-  PODPRESET_E2E_HELM_RELEASE=podpreset \
-  timed "webhook scenarios, then helm upgrade/rollback/uninstall, on the chart's release" \
-  "$python" -m pytest -q -rs -s --junitxml="$helm_junit" \
-  "$top/tests/e2e/test_matching_pod_gets_every_field.py" \
-  "$top/tests/e2e/test_conflicts_exclusion_update_dry_run.py" \
-  "$top/tests/e2e/test_reinvocation_adds_no_duplicates.py" \
-  "$top/tests/e2e/test_targeting_pod_fields_and_policies.py" \
-  "$top/tests/e2e/test_network_policy.py" "$top/tests/e2e/test_opt_out_and_mandatory_presets.py" \
-  "$top/tests/e2e/test_installed_controller_writes_status.py" \
-  "$top/tests/e2e/test_helm_release.py" ${HELM_PYTEST_ARGS:-} 2>&1 | tee "$logs/helm-phase.log" || status=$?
-grep -E '^helm (upgrade|rollback): ' "$logs/helm-phase.log" >> "$timings" || true
-if [ $status -eq 0 ]; then
-  no_skips "$helm_junit" || status=1
-fi
-exit $status
+# host, so webhooks the tests serve themselves listen on 127.0.0.1. Then the Helm phase. Both in
+# hack/e2e-phases.sh, shared with make e2e-kind.
+export PODPRESET_E2E_KUBECONFIG="$run/admin.kubeconfig" PODPRESET_E2E_HOST_ADDRESS=127.0.0.1 \
+  PODPRESET_E2E_TEST_IMAGE="$test_image" PODPRESET_E2E_RESTART_APISERVER="$top/hack/cluster.sh restart-apiserver $run" \
+  PODPRESET_E2E_LOG_DIR="$logs"
+# shellcheck source=hack/e2e-phases.sh
+. "$top/hack/e2e-phases.sh"
+run_phases e2e-cluster

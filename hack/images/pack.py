@@ -92,6 +92,7 @@ def image_config(args: argparse.Namespace, diff_ids: Sequence[str]) -> dict[str,
         ("Cmd", args.cmd),
         ("User", args.user),
         ("WorkingDir", args.workdir),
+        ("StopSignal", args.stop_signal),
     ):
         if value is not None:
             config[key] = value
@@ -179,6 +180,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--env", action="append", help="NAME=value (repeat); default a standard PATH")
     parser.add_argument("--user")
     parser.add_argument("--workdir")
+    parser.add_argument("--stop-signal", help="e.g. SIGRTMIN+3 (systemd as PID 1)")
     parser.add_argument("--label", action="append", help="key=value (repeat)")
     parser.add_argument("--arch", default="amd64")
     args = parser.parse_args(argv)
