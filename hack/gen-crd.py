@@ -36,6 +36,7 @@ from presets.model import (
     MAX_NAME_LENGTH,
     POLICIES,
     PRIORITY_RANGE,
+    ROLLOUT_POLICIES,
 )
 
 TOP = Path(__file__).resolve().parent.parent
@@ -412,6 +413,13 @@ def richer_fields() -> dict[str, Any]:
             "Reject (the pod is refused).",
             "type": "string",
             "enum": list(POLICIES),
+        },
+        "rollout": {
+            "description": "Whether an edit of this preset rolls the workloads it matches that opted in "
+            '(annotation podpreset.dev/rollout: "true" on the workload or its namespace): OnChange '
+            "(default) or Never (the preset is left out of their podpreset.dev/presets-hash).",
+            "type": "string",
+            "enum": list(ROLLOUT_POLICIES),
         },
     }
 

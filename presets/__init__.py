@@ -11,5 +11,6 @@ The pipeline for one pod, a module per step: ``selection`` (which presets, in wh
 the ``PresetIndex`` snapshot that narrows them) → ``plan`` (the walk, over the field table and
 merge rules of ``merge``, with the defaulting of ``defaults``) → ``engine`` (decide and render,
 and ``apply_presets``, the whole). ``model`` parses and validates presets; ``admission`` is the
-AdmissionReview in and out.
+AdmissionReview in and out; ``rollout`` fingerprints a workload's pod template with the engine, to
+decide whether a preset change rolls it.
 """

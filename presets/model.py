@@ -30,6 +30,10 @@ CLUSTER_KIND: Final = "ClusterPodPreset"
 KINDS: tuple[Kind, ...] = (KIND, CLUSTER_KIND)
 ConflictPolicy = Literal["SkipAll", "SkipPreset", "KeepExisting", "Reject"]
 POLICIES: tuple[ConflictPolicy, ...] = ("SkipAll", "SkipPreset", "KeepExisting", "Reject")
+RolloutPolicy = Literal["OnChange", "Never"]
+ROLLOUT_POLICIES: tuple[RolloutPolicy, ...] = ("OnChange", "Never")
+"""``spec.rollout``: whether an edit of the preset rolls the opted-in workloads it matches
+(``presets.rollout``); ``Never`` leaves the preset out of their hash."""
 ANNOTATION_PREFIX = "podpreset.admission.kubernetes.io/"
 """Reserved: the engine's own annotations live here; presets may not set keys under it."""
 ANNOTATION_NAME_PREFIXES: dict[Kind, str] = {KIND: "podpreset-", CLUSTER_KIND: "clusterpodpreset-"}
@@ -54,6 +58,7 @@ SPEC_FIELDS = (
     "podMetadata",
     "priority",
     "onConflict",
+    "rollout",
 )
 CLUSTER_SPEC_FIELDS = ("namespaceSelector", *SPEC_FIELDS)
 LIST_FIELDS = ("env", "envFrom", "volumes", "volumeMounts", "tolerations", "imagePullSecrets")
@@ -196,6 +201,7 @@ class PodPreset:
     """``podMetadata.annotations``."""
     priority: int = 0
     on_conflict: ConflictPolicy = "SkipAll"
+    rollout: RolloutPolicy = "OnChange"
     source: str = field(default="", compare=False)
     """Where the preset came from, for messages: a file path or ``namespace/name``."""
 
@@ -513,6 +519,7 @@ def _preset_of(
         annotations=parsed.annotations,
         priority=parsed.priority,
         on_conflict=parsed.on_conflict,
+        rollout=parsed.rollout,
         source=source,
     )
 
@@ -547,6 +554,7 @@ class _Spec:
     annotations: tuple[tuple[str, str], ...] = ()
     priority: int = 0
     on_conflict: ConflictPolicy = "SkipAll"
+    rollout: RolloutPolicy = "OnChange"
 
 
 def _parse_list(raw: object, path: str, found: list[tuple[str, str]]) -> tuple[dict[str, Any], ...]:
@@ -581,7 +589,8 @@ def _parse_pod_metadata(metadata: object, parsed: _Spec, found: list[tuple[str, 
 
 
 def _parse_order(spec: dict[str, Any], parsed: _Spec, found: list[tuple[str, str]]) -> None:
-    """``priority`` and ``onConflict``: where the preset stands, and what its conflicts do."""
+    """``priority``, ``onConflict`` and ``rollout``: where the preset stands, what its conflicts
+    do, and whether its edits roll opted-in workloads."""
     priority = spec.get("priority")
     if priority is not None:
         low, high = PRIORITY_RANGE
@@ -597,6 +606,12 @@ def _parse_order(spec: dict[str, Any], parsed: _Spec, found: list[tuple[str, str
             found.append(("spec.onConflict", f"must be one of {', '.join(POLICIES)}, got {policy!r}"))
         else:
             parsed.on_conflict = cast(ConflictPolicy, policy)
+    rollout = spec.get("rollout")
+    if rollout is not None:
+        if rollout not in ROLLOUT_POLICIES:
+            found.append(("spec.rollout", f"must be one of {', '.join(ROLLOUT_POLICIES)}, got {rollout!r}"))
+        else:
+            parsed.rollout = cast(RolloutPolicy, rollout)
 
 
 def _parse_spec(spec: dict[str, Any], kind: Kind, found: list[tuple[str, str]]) -> _Spec:

@@ -1,4 +1,4 @@
-"""The ``podpreset`` command: apply, review, validate, migrate (offline), serve and controller.
+"""The ``podpreset`` command: apply, review, validate, migrate (offline), rollout, serve and controller.
 
 ``apply``, ``review``, ``validate`` and ``migrate`` (without ``--kubeconfig``) import neither Flask
 nor the Kubernetes client, so they start fast; ``serve`` and ``controller`` import theirs lazily.
@@ -135,6 +135,28 @@ def build_parser(with_serve: bool = True, with_controller: bool = True) -> argpa
     )
     migrate.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
 
+    rollout = commands.add_parser(
+        "rollout",
+        help="roll opted-in workloads whose presets changed (one pass), or with --dry-run say which would",
+    )
+    rollout.add_argument(
+        "--kubeconfig", metavar="PATH", help="the cluster (default: the in-cluster configuration)"
+    )
+    rollout.add_argument("--context", metavar="NAME", help="the kubeconfig context to use with --kubeconfig")
+    rollout.add_argument("-n", "--namespace", help="only the workloads of this namespace (default: all)")
+    rollout.add_argument(
+        "--dry-run", action="store_true", help="list what would roll and why; change nothing"
+    )
+    rollout.add_argument(
+        "--rollout-per-minute",
+        type=_at_least_one,
+        default=10,
+        metavar="N",
+        help="roll at most N workloads (the rest wait for the next pass); default 10",
+    )
+    _add_protected(rollout)
+    _add_limits(rollout)
+
     serve = commands.add_parser("serve", help="serve the webhook over TLS with gunicorn")
     if with_serve:
         from webhook.server.serve import add_serve_arguments
@@ -189,6 +211,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def volume_types_of(values: Sequence[str] | None) -> VolumeTypes:
     """The ``--namespaced-volume-types`` values, or the default when the flag was not given.
     An empty value (``--namespaced-volume-types=``) allows no volume in a PodPreset, as for serve."""
@@ -237,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "migrate":
             return run_migrate(args, sys.stdout, sys.stderr)
+        if args.command == "rollout":
+            return run_rollout(args, sys.stdout, sys.stderr)
         if args.command == "controller":
             from webhook.controller.command import run_controller
 
@@ -524,6 +558,59 @@ def _explain_result(result: PresetResult, outcome: Outcome) -> str:
         dropped = len(result.conflicts)
         return f"applied keeping {dropped} existing item(s) (KeepExisting); adds {added}{tail}"
     return f"applied; adds {added}{tail}"
+
+
+def run_rollout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """One rollout pass (``webhook.controller.rollout``), or with ``--dry-run`` what it would do:
+    a line per opted-in workload that would roll, be recorded, wait or is held, then a summary.
+    Exit 1 when a workload could not be patched."""
+    if args.context and not args.kubeconfig:
+        raise UsageError("--context: only with --kubeconfig")
+    if args.namespace is not None and not is_dns_label(args.namespace):
+        raise UsageError(
+            f"-n {args.namespace!r}: a namespace is a DNS label (lowercase letters, digits, '-')"
+        )
+    # Imported here: the offline paths never load the Kubernetes client.
+    from prometheus_client import CollectorRegistry
+
+    from webhook.controller.api import KubeApi
+    from webhook.controller.rollout import (
+        ClusterError,
+        Options,
+        RateLimit,
+        connect,
+        describe_failure,
+        run_pass,
+    )
+
+    options = Options(
+        namespace=args.namespace,
+        protected=protected_of(args.protected),
+        namespaced_volume_types=volume_types_of(args.namespaced_volume_types),
+        max_preset_bytes=args.max_preset_bytes,
+    )
+    try:
+        api_client, server = connect(args.kubeconfig, args.context)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        report = run_pass(
+            KubeApi(api_client, CollectorRegistry()),
+            options,
+            RateLimit(args.rollout_per_minute),
+            dry_run=args.dry_run,
+        )
+    except Exception as exc:  # the client's errors share no base class; one line, no traceback
+        raise UsageError(describe_failure(exc, server)) from None
+    finally:
+        api_client.close()
+    for line in report.problems:
+        print(f"warning: skipped, as the webhook does: {line}", file=err)
+    for result in report.results:
+        if result.verdict != "unchanged":
+            print(result.line(args.dry_run), file=out)
+    print(report.summary(args.dry_run), file=err)
+    return EXIT_INVALID if report.count("failed") else EXIT_OK
 
 
 def run_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

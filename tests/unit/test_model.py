@@ -336,6 +336,16 @@ ENV = [{"name": "A", "value": "1"}]
             "spec.onConflict: must be one of SkipAll, SkipPreset, KeepExisting, Reject, got 'Merge'",
             id="unknown-policy",
         ),
+        pytest.param(
+            doc(env=ENV, rollout="Always"),
+            "spec.rollout: must be one of OnChange, Never, got 'Always'",
+            id="unknown-rollout",
+        ),
+        pytest.param(
+            doc(env=ENV, rollout=False),
+            "spec.rollout: must be one of OnChange, Never, got False",
+            id="rollout-bool",
+        ),
         pytest.param(doc(priority=1), "spec: injects nothing", id="priority-alone-injects-nothing"),
     ],
 )
@@ -356,6 +366,7 @@ def test_a_cluster_preset_with_every_field_parses():
             podMetadata={"labels": {"team": "a"}, "annotations": {"example.com/x": "any value at all"}},
             priority=10,
             onConflict="KeepExisting",
+            rollout="Never",
         ),
         source="p.yaml",
         document=1,
@@ -374,16 +385,17 @@ def test_a_cluster_preset_with_every_field_parses():
     assert parsed.labels == (("team", "a"),) and parsed.annotations == (
         ("example.com/x", "any value at all"),
     )
-    assert (parsed.priority, parsed.on_conflict) == (10, "KeepExisting")
+    assert (parsed.priority, parsed.on_conflict, parsed.rollout) == (10, "KeepExisting", "Never")
 
 
 def test_a_pod_preset_keeps_its_defaults_and_has_no_namespace_selector():
     parsed = parse_preset(doc(env=ENV), source="p.yaml", document=1, default_namespace="team")
     assert (parsed.kind, parsed.namespace, parsed.namespace_selector) == ("PodPreset", "team", None)
-    assert (parsed.priority, parsed.on_conflict, parsed.container_selector.targets_all) == (
+    assert (parsed.priority, parsed.on_conflict, parsed.container_selector.targets_all, parsed.rollout) == (
         0,
         "SkipAll",
         True,
+        "OnChange",
     )
     assert parsed.annotation_key == "podpreset.admission.kubernetes.io/podpreset-db"
 

@@ -61,6 +61,10 @@ class ControllerSettings:
     protected: tuple[str, ...] = DEFAULT_PROTECTED_ENTRIES
     namespaced_volume_types: tuple[str, ...] = RESTRICTED_VOLUME_TYPES
     max_preset_bytes: int = DEFAULT_MAX_PRESET_BYTES
+    rollout_per_minute: int = 10
+    """Workloads rolled a minute at most (a token bucket across rollout passes)."""
+    rollout_interval: float = 30.0
+    """Seconds between rollout passes (sooner while workloads wait for the rate limit)."""
 
 
 _ENV = {
@@ -76,6 +80,8 @@ _ENV = {
     "log_level": "LOG_LEVEL",
     "status_interval": "STATUS_INTERVAL",
     "status_writes_per_second": "STATUS_WRITES_PER_SECOND",
+    "rollout_per_minute": "ROLLOUT_PER_MINUTE",
+    "rollout_interval": "ROLLOUT_INTERVAL",
     "protected": "PROTECTED",
     "namespaced_volume_types": "NAMESPACED_VOLUME_TYPES",
     "max_preset_bytes": "MAX_PRESET_BYTES",
@@ -146,6 +152,17 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"status writes per second at most, default {d.status_writes_per_second:g} "
         f"{env('status_writes_per_second')}",
+    )
+    parser.add_argument(
+        "--rollout-per-minute",
+        metavar="N",
+        help=f"roll at most N opted-in workloads a minute; the rest wait for a later pass, default "
+        f"{d.rollout_per_minute} {env('rollout_per_minute')}",
+    )
+    parser.add_argument(
+        "--rollout-interval",
+        metavar="SECONDS",
+        help=f"seconds between rollout passes, default {d.rollout_interval:g} {env('rollout_interval')}",
     )
     parser.add_argument(
         "--protected",
@@ -224,6 +241,8 @@ def settings_from_args(
         "protected": protected,
         "namespaced_volume_types": volume_types,
         "max_preset_bytes": number("max_preset_bytes", 1, integer=True),
+        "rollout_per_minute": number("rollout_per_minute", 1, integer=True),
+        "rollout_interval": number("rollout_interval", 0.1),
     }
     settings = ControllerSettings(**{k: v for k, v in values.items() if v is not None})
     try:
