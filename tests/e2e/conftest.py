@@ -523,6 +523,19 @@ def create_preset(admin: Kube, namespace: str, name: str, spec: dict[str, Any]) 
     return body
 
 
+def edit_preset(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
+    """Replace a PodPreset's labels (``labels=``) or spec fields (any other keyword)."""
+    path = f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/{name}"
+    current = admin.get(path)
+    for key, value in changes.items():
+        if key == "labels":
+            current["metadata"]["labels"] = value
+        else:
+            current["spec"][key] = value
+    reply = admin.request("PUT", path, current)
+    assert reply.status == 200, reply
+
+
 def annotations_of(pod: dict[str, Any]) -> dict[str, str]:
     return dict(pod["metadata"].get("annotations") or {})
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import NAMESPACE, TOP, Cluster, Namespaces, create_preset
+from .conftest import NAMESPACE, TOP, Cluster, Namespaces, create_preset, edit_preset
 from .controller import FAST_ELECTION, LocalController
 from .rest import Kube, eventually
 
@@ -90,18 +90,6 @@ def passes(admin: Kube, *args: str) -> list[str]:
     done = rollout(admin, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
-
-
-def edit_preset(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
-    path = f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/{name}"
-    current = admin.get(path)
-    for key, value in changes.items():
-        if key == "labels":
-            current["metadata"]["labels"] = value
-        else:
-            current["spec"][key] = value
-    reply = admin.request("PUT", path, current)
-    assert reply.status == 200, reply
 
 
 def events(admin: Kube, namespace: str, name: str) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from .conftest import (
     TOP,
     Cluster,
     create_preset,
+    edit_preset,
     env_of,
     kubectl,
 )
@@ -147,18 +148,6 @@ def env_in_container(cluster: Cluster, namespace: str, pod: str, name: str) -> s
     return done.stdout.strip()
 
 
-def edit(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
-    path = f"/apis/podpreset.dev/v1/namespaces/{namespace}/podpresets/{name}"
-    current = admin.get(path)
-    for key, value in changes.items():
-        if key == "labels":
-            current["metadata"]["labels"] = value
-        else:
-            current["spec"][key] = value
-    reply = admin.request("PUT", path, current)
-    assert reply.status == 200, reply
-
-
 def test_a_preset_edit_rolls_the_opted_in_deployment_whose_new_pod_runs_with_the_new_env(
     cluster: Cluster, admin: Kube, namespace: str
 ) -> None:
@@ -209,13 +198,13 @@ def test_a_preset_edit_rolls_the_opted_in_deployment_whose_new_pod_runs_with_the
         "presets; recorded, not rolled"
     ]
     # Edits that change nothing for it: another preset's env, this preset's labels.
-    edit(admin, namespace, "unrelated", env=[{"name": "OTHER", "value": "2"}])
-    edit(admin, namespace, "greeting", labels={"team": "platform"})
+    edit_preset(admin, namespace, "unrelated", env=[{"name": "OTHER", "value": "2"}])
+    edit_preset(admin, namespace, "greeting", labels={"team": "platform"})
     assert rollout(admin, namespace) == []
 
     # The edit that matters, and the latency from it to the new pod running with the new env.
     started = time.monotonic()
-    edit(admin, namespace, "greeting", env=[{"name": "GREETING", "value": "v2"}])
+    edit_preset(admin, namespace, "greeting", env=[{"name": "GREETING", "value": "v2"}])
     assert rollout(admin, namespace) == [f"deployment {namespace}/opted: rolled: podpreset greeting changed"]
 
     def new_running() -> bool:
@@ -285,7 +274,7 @@ def test_the_controller_rolls_an_opted_in_deployment_on_its_own(
             timeout=60,
         )
         started = time.monotonic()
-        edit(admin, namespace, "greeting", env=[{"name": "GREETING", "value": "v2"}])
+        edit_preset(admin, namespace, "greeting", env=[{"name": "GREETING", "value": "v2"}])
 
         def new_running() -> bool:
             return any(
