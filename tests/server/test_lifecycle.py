@@ -474,28 +474,3 @@ def test_connections_waiting_at_a_worker_that_dies_are_served_by_another(
     for client in clients:
         client.join(timeout=30)
     assert results == [200] * 16, results
-
-
-def test_every_listening_socket_has_a_worker_after_workers_are_added_and_removed(
-    own_server: GunicornServer,
-) -> None:
-    """SIGTTIN adds a worker and SIGTTOU removes the oldest: a worker slot whose socket outlived
-    its worker would hold the connections the kernel queues at it until they time out."""
-    server = own_server.start()
-    assert server.process is not None
-    arbiter = server.process.pid
-    os.kill(arbiter, signal.SIGTTIN)
-    assert _wait_until(lambda: len(_children(arbiter)) == 3, 20), _children(arbiter)
-    three = set(_children(arbiter))
-    os.kill(arbiter, signal.SIGTTOU)  # gunicorn stops its oldest worker (by age: pids may wrap)
-    assert _wait_until(lambda: len(_children(arbiter)) == 2 and set(_children(arbiter)) < three, 20)
-    listening = subprocess.run(
-        ["ss", "-Htln", f"sport = :{server.port}"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert len(listening) == 2, listening
-    review = encode(make_review())
-    for _ in range(16):
-        conn = server.connection(timeout=10)
-        status, _, _ = send(conn, "POST", "/mutate", review, JSON)
-        conn.close()
-        assert status == 200
