@@ -237,7 +237,13 @@ def send(
 ) -> tuple[int, dict[str, str], bytes]:
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
-    data = response.read()
+    try:
+        data = response.read()
+    except BaseException:
+        # On "Connection: close" the connection hands its socket to the response,
+        # so ``conn.close()`` alone would leave it open until the GC finds it.
+        response.close()
+        raise
     return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
 
