@@ -1,4 +1,4 @@
-"""Scenario 1: the API server itself refuses invalid presets, with a message a user understands."""
+"""The API server itself refuses invalid presets, with a message a user understands."""
 
 from __future__ import annotations
 

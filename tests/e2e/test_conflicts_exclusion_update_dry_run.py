@@ -1,4 +1,4 @@
-"""Scenarios 4 and 5: conflicts (warning + Event), exclusion, UPDATE, server-side dry run."""
+"""Conflicts (warning + Event), exclusion, UPDATE, server-side dry run."""
 
 from __future__ import annotations
 

@@ -229,9 +229,6 @@ def pod_log(admin: Kube, namespace: str, name: str, container: str | None = None
     return str(reply.body) if reply.status == 200 else ""
 
 
-# Scenario 1.
-
-
 def test_the_webhook_pods_are_ready_as_non_root_on_a_read_only_root_with_in_cluster_config_and_deploys_rbac(
     cluster: Cluster, admin: Kube, namespace: str
 ) -> None:
@@ -307,9 +304,6 @@ def test_the_webhook_pods_are_ready_as_non_root_on_a_read_only_root_with_in_clus
         )
     ]
     assert bindings == ["podpreset-webhook"]
-
-
-# Scenario 2.
 
 
 def test_the_api_server_calls_the_webhook_through_its_service_verifying_the_bootstrap_certificate(
@@ -407,9 +401,6 @@ def test_the_api_server_calls_the_webhook_through_its_service_verifying_the_boot
         admin.delete(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}")
 
 
-# Scenario 3.
-
-
 def test_a_deployments_running_pods_see_the_injected_env_and_downward_api_file(
     cluster: Cluster, admin: Kube, namespace: str
 ) -> None:
@@ -501,9 +492,6 @@ def test_a_deployments_running_pods_see_the_injected_env_and_downward_api_file(
     assert 'app="presetted"' in exec_in(cluster, namespace, name, "cat", "/etc/podinfo/labels")
 
 
-# Scenario 4.
-
-
 def test_a_preset_toleration_lets_a_pod_onto_a_tainted_node_where_the_same_pod_without_it_stays_pending(
     cluster: Cluster, admin: Kube, namespace: str
 ) -> None:
@@ -575,9 +563,6 @@ def test_a_preset_toleration_lets_a_pod_onto_a_tainted_node_where_the_same_pod_w
             kubectl(cluster, "taint", "node", node, f"{taint}=presets:NoSchedule-")
 
 
-# Scenario 5.
-
-
 def test_a_rolling_restart_under_load_and_a_forced_replica_deletion_leave_no_pod_unmutated(
     cluster: Cluster, admin: Kube, namespace: str
 ) -> None:
@@ -616,9 +601,6 @@ def test_a_rolling_restart_under_load_and_a_forced_replica_deletion_leave_no_pod
     assert unmutated == [], (
         f"{len(unmutated)} of {len(forced.created)} pods created around a forced deletion unmutated"
     )
-
-
-# Scenario 6.
 
 
 def test_certificate_renewal_keeps_admitting_and_the_new_certificate_is_served_within_the_secret_refresh(
@@ -660,9 +642,6 @@ def test_certificate_renewal_keeps_admitting_and_the_new_certificate_is_served_w
     )
     create_pod(admin, namespace, pod_body("after-renewal", labels={"load": "yes"}, nodeSelector=NOWHERE))
     assert key in annotations_of(admin.get(f"/api/v1/namespaces/{namespace}/pods/after-renewal"))
-
-
-# Scenario 7.
 
 
 def test_on_sigterm_a_replica_leaves_the_endpoints_drains_and_exits_well_inside_its_grace_period(
@@ -732,9 +711,6 @@ def test_on_sigterm_a_replica_leaves_the_endpoints_drains_and_exits_well_inside_
     assert unmutated == [], (
         f"{len(unmutated)} of {len(load.created)} pods created while a replica drained unmutated"
     )
-
-
-# Scenario 8.
 
 
 def test_kubectl_shows_presets_conflict_events_and_metrics_as_deploy_readme_says(

@@ -1,4 +1,4 @@
-"""Scenarios 2 and 3: a matching pod gets everything, read back from the API server."""
+"""A matching pod gets everything, read back from the API server."""
 
 from __future__ import annotations
 

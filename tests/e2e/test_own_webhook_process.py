@@ -1,4 +1,4 @@
-"""Scenario 6: a webhook of the test's own, at default settings, against the real API server.
+"""A webhook of the test's own, at default settings, against the real API server.
 
 Not registered with the API server: the tests send it AdmissionReviews themselves, stop it, and
 cut its connection to the API server through a proxy, without disturbing the session's webhook.

@@ -1,4 +1,4 @@
-"""Scenario 7: presets created, changed and deleted in the cluster affect the next pod within
+"""Presets created, changed and deleted in the cluster affect the next pod within
 ``NORMAL_BOUND`` (2 s) of the write: these waits are bounds the tests assert, not patience."""
 
 from __future__ import annotations

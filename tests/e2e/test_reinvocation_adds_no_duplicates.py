@@ -1,4 +1,4 @@
-"""Scenario 6: a later webhook changes the pod; ours runs again and leaves no duplicates."""
+"""A later webhook changes the pod; ours runs again and leaves no duplicates."""
 
 from __future__ import annotations
 

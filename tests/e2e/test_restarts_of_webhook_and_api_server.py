@@ -1,4 +1,4 @@
-"""Scenario 8: the webhook stopped and restarted, the API server restarted.
+"""The webhook stopped and restarted, the API server restarted.
 
 Runs last (conftest.RUN_LAST): it disturbs the session's cluster, then leaves it working again.
 """
