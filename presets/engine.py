@@ -40,7 +40,7 @@ from presets.model import (
     VolumeTypes,
 )
 from presets.namespaces import NO_NAMESPACES, NamespaceLabels, labels_of
-from presets.plan import ListChange, MapChange, Path, Plan, PresetResult, Status, plan_presets
+from presets.plan import ListChange, MapChange, Path, Plan, PresetResult, Status, any_reference, plan_presets
 from presets.selection import Mismatch, PresetSets, Selection, arrival_labels, select_presets
 
 __all__ = [  # the pipeline's names, and those of its steps' modules it is read through
@@ -190,7 +190,10 @@ def render(pod: dict[str, Any], plan: Plan) -> Rendered:
         # Only pod-level fields can be added without containers; their parent must exist first.
         patch.append({"op": "add", "path": "/spec", "value": {}})
     for change in plan.lists:
-        if change.field == "env":
+        ops = change.ops
+        if ops is not None and (change.field != "env" or not any_reference(change.current)):
+            patch.extend(ops)  # appended as rendered for the lane (the env has nothing to order)
+        elif change.field == "env":
             _insert_env(patch, change, notes)
         else:
             _append(patch, change.pointer, change.current, change.added)
@@ -254,7 +257,7 @@ def _append(
 def _insert_env(patch: list[PatchOp], change: ListChange, notes: list[str]) -> None:
     """Injected env goes before the container's first env var that references it."""
     current: list[Any] = change.current if isinstance(change.current, list) else []
-    if not _any_reference(change.added) and not _any_reference(current):
+    if not any_reference(change.added) and not any_reference(current):
         _append(patch, change.pointer, change.current, change.added)  # nothing to order (most pods)
         return
     placed, stuck = order_env(current, change.added)
@@ -293,16 +296,6 @@ def references(value: object) -> set[str]:
     return {m.group(1) for m in _REFERENCE_RE.finditer(value) if m.group(1)}
 
 
-def _any_reference(env: Iterable[object]) -> bool:
-    """Whether some var's value may hold a ``$(NAME)`` reference (one call per list: hot path)."""
-    for var in env:
-        if type(var) is dict:
-            value = var.get("value")
-            if type(value) is str and "$(" in value:
-                return True
-    return False
-
-
 def order_env(
     existing: Sequence[Any], added: Sequence[dict[str, Any]]
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
@@ -315,7 +308,7 @@ def order_env(
     valid order; otherwise walk order. The container's own vars keep their order.
     """
     end = len(existing)
-    if not _any_reference(existing) and not _any_reference(added):
+    if not any_reference(existing) and not any_reference(added):
         return [(end, v) for v in added], []
     names = {str(v.get("name")): i for i, v in enumerate(added)}
     own_index, deadline = _first_references(existing, names)

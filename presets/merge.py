@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Literal, Protocol
 
 from presets.defaults import (
@@ -190,15 +191,15 @@ class PresetKeys:
     def shared_by(self, existing: Sequence[dict[str, Any]]) -> bool:
         """Whether an item of ``existing`` holds one of these keys: when none does, merging into
         ``existing`` is merging into an empty list."""
-        if not existing or not (self.values or self.keys):
+        if not existing:
             return False
-        rule = self.rule
         if self.values:
             # Preset values are validated strings; a pod's value of another type never equals
             # one, and one that is not hashable (a malformed pod) takes the item-by-item look.
+            # ``map(dict.get, ...)`` reads every item's value without a Python-level loop.
             try:
                 for name, values in self.values:
-                    if not values.isdisjoint([item.get(name) for item in existing]):
+                    if not values.isdisjoint(map(dict.get, existing, repeat(name))):
                         return True
             except TypeError:
                 return any(
@@ -207,7 +208,9 @@ class PresetKeys:
                     for name, values in self.values
                 )
             return False
-        keys_of = rule.keys_of
+        if not self.keys:
+            return False
+        keys_of = self.rule.keys_of
         for item in existing:
             for key in keys_of(item):
                 if key in self.keys:

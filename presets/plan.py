@@ -20,8 +20,9 @@ tests/unit/test_reference_walk.py compares the walk with one that takes none of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from presets.merge import (
@@ -49,6 +50,8 @@ and itself."""
 Held = tuple[bool, ...]
 """Per row of ``CONTAINER_FIELDS``, whether a container holds a key the presets inject there."""
 _CONTAINER_LISTS = (("initContainers", "init container"), ("containers", "container"))
+_CONTAINER = itemgetter(4)
+"""A ``Container``'s dict."""
 _POD: Places = (None,)
 
 
@@ -89,6 +92,10 @@ class ListChange:
     added: tuple[dict[str, Any], ...]
     container: str = ""
     """The container's label, for a container's list."""
+    ops: tuple[dict[str, Any], ...] | None = None
+    """The patch operations appending ``added`` to ``current`` (a list), rendered once per preset
+    set, lane and container position (``_PresetSet.lane_ops``); None: ``render`` makes them.
+    Shared between pods: never changed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,15 +314,17 @@ def plan_unchecked(
         signature, reasons = walk.skips(name, init)
         if not all(signature):
             skipped.append((label, reasons))
-        for row, added in zip(CONTAINER_FIELDS, walk.lane_added(signature), strict=True):
+        for index, (row, added) in enumerate(zip(CONTAINER_FIELDS, walk.lane_added(signature), strict=True)):
             if added:
+                current = container.get(row.name)
                 lists.append(
                     ListChange(
                         pointer=f"{pointer}/{row.name}",
                         field=row.name,
-                        current=container.get(row.name),
+                        current=current,
                         added=added,
                         container=label,
+                        ops=walk.lane_ops(signature, index, pointer) if isinstance(current, list) else None,
                     )
                 )
     return Plan(results=_with_skipped(walk, skipped), lists=tuple(lists), maps=())
@@ -324,12 +333,15 @@ def plan_unchecked(
 def hold_keys(containers: Sequence[Container], walk: _PresetSet) -> list[Held]:
     """Per container, per row of ``CONTAINER_FIELDS``: whether it holds a key some preset injects
     there (such a container gets a state of its own for that field)."""
+    checks = walk.key_checks
     return [
         tuple(
-            bool(current := container.get(row.name)) and keys.shared_by(_items(current))
-            for row, keys in zip(CONTAINER_FIELDS, walk.container_keys, strict=True)
+            [
+                bool(current := container.get(name)) and keys.shared_by(_items(current))
+                for name, keys in checks
+            ]
         )
-        for *_, container in containers
+        for container in map(_CONTAINER, containers)
     ]
 
 
@@ -431,6 +443,8 @@ def _assign_lanes(targets: Sequence[_Target], held: Sequence[Held], walk: _Prese
 
 MEMO_LIMIT = 256
 """Entries each of a preset set's small memos (skip reasons, unchecked lanes) keeps at most."""
+OPS_LIMIT = 1024
+"""Entries of a preset set's memo of lane operations (one per lane, field and container position)."""
 Signature = tuple[bool, ...]
 """Per selective preset of a preset set, whether it targets a container."""
 _COMMITTED = frozenset({"applied", "kept-existing"})
@@ -455,8 +469,11 @@ class _PresetSet:
     conflict there (``plan_unchecked``)."""
     unchecked_pod: tuple[tuple[Any, ...], ...]
     """Per entry of ``pod_fields``, what the presets committed in ``unchecked`` add there."""
+    key_checks: tuple[tuple[str, PresetKeys], ...]
+    """``container_keys`` with each row's field name, as ``hold_keys`` reads them."""
     _skips: dict[tuple[str, bool], tuple[Signature, tuple[str | None, ...]]] = field(default_factory=dict)
     _lanes: dict[Signature, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
+    _ops: dict[tuple[Signature, int, str], tuple[dict[str, Any], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
@@ -484,6 +501,7 @@ class _PresetSet:
             blocked,
             unchecked,
             tuple(tuple(i for p in committed for i in row.items_of(p)) for row, _ in pod_fields),
+            tuple((row.name, keys) for row, keys in zip(CONTAINER_FIELDS, container_keys, strict=True)),
         )
 
     def skips(self, name: str, init: bool) -> tuple[Signature, tuple[str | None, ...]]:
@@ -517,6 +535,35 @@ class _PresetSet:
                 self._lanes.clear()
             self._lanes[signature] = found
         return found
+
+    def lane_ops(self, signature: Signature, index: int, pointer: str) -> tuple[dict[str, Any], ...] | None:
+        """The patch operations appending what ``lane_added(signature)`` gives row ``index`` of
+        ``CONTAINER_FIELDS`` to the list of the container at ``pointer``; None for env items that
+        may reference other vars (``render`` orders those). Remembered per signature, row and
+        container position: they decide the operations, whatever the pod."""
+        key = (signature, index, pointer)
+        found = self._ops.get(key)
+        if found is None:
+            row = CONTAINER_FIELDS[index]
+            added = self.lane_added(signature)[index]
+            found = ()  # none to remember: env to order
+            if row.name != "env" or not any_reference(added):
+                end = f"{pointer}/{row.name}/-"
+                found = tuple({"op": "add", "path": end, "value": item} for item in added)
+            if len(self._ops) >= OPS_LIMIT:
+                self._ops.clear()
+            self._ops[key] = found
+        return found or None
+
+
+def any_reference(env: Iterable[object]) -> bool:
+    """Whether some var's value may hold a ``$(NAME)`` reference (one call per list: hot path)."""
+    for var in env:
+        if type(var) is dict:
+            value = var.get("value")
+            if type(value) is str and "$(" in value:
+                return True
+    return False
 
 
 def _protected_items(preset: PodPreset, protected: Protected) -> tuple[frozenset[int], tuple[Conflict, ...]]:

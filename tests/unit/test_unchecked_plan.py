@@ -12,6 +12,7 @@ import pytest
 from support.presets import preset
 from test_reference_walk import assert_walks_agree
 
+from presets.engine import render
 from presets.model import PodPreset, Protected
 from presets.plan import Plan, _containers, _PresetSet, hold_keys, plan_presets, plan_unchecked
 
@@ -127,3 +128,38 @@ def test_a_pod_holding_a_preset_key_takes_the_checked_walk() -> None:
     pod["spec"]["containers"][0]["env"].append({"name": "A", "value": "other"})
     walk = _PresetSet.build((preset("a", env=ENV),), PROTECTED)
     assert unchecked_plan(pod, walk) is None
+
+
+REFERENCING_POD_ENV = [{"name": "OWN", "value": "$(A)-$(D)"}]
+REFERENCING_PRESET_ENV = [{"name": "D", "value": "4"}, {"name": "E", "value": "$(D)"}]
+
+
+@pytest.mark.parametrize(
+    "presets",
+    [
+        *CASES,
+        pytest.param(
+            [preset("refs", env=REFERENCING_PRESET_ENV, volumeMounts=MOUNT, volumes=VOLUME)], id="refs"
+        ),
+    ],
+)
+@pytest.mark.parametrize("own_env", [None, REFERENCING_POD_ENV], ids=["own-env-plain", "own-env-references"])
+def test_the_lane_operations_render_the_patch_the_checked_walk_renders(
+    presets: list[PodPreset], own_env: list[dict[str, Any]] | None
+) -> None:
+    """The unchecked plan's lane operations (``_PresetSet.lane_ops``, remembered per lane and
+    container position) render the same patch as the checked walk's changes, which have none:
+    also when a container's own env references injected vars (then render orders them), and
+    for a second pod whose containers stand in other positions (the memo is warm)."""
+    walk = _PresetSet.build(tuple(presets), PROTECTED)
+    for pod in (two_container_pod(), two_container_pod()):
+        if own_env is not None:
+            pod["spec"]["containers"][0]["env"] = list(own_env)
+        if pod["spec"]["containers"][0]["name"] == "app" and walk._ops:
+            pod["spec"]["containers"].reverse()  # the second pod: other positions
+        unchecked = unchecked_plan(pod, walk)
+        assert unchecked is not None
+        assert any(change.ops for change in unchecked.lists), "the case must use lane operations"
+        checked = plan_presets(pod, presets, protected=PROTECTED, count=True)
+        assert all(change.ops is None for change in checked.lists)
+        assert render(pod, unchecked) == render(pod, checked)
