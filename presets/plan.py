@@ -94,7 +94,7 @@ class ListChange:
     """The container's label, for a container's list."""
     ops: tuple[dict[str, Any], ...] | None = None
     """The patch operations appending ``added`` to ``current`` (a list), rendered once per preset
-    set, lane and container position (``_PresetSet.lane_ops``); None: ``render`` makes them.
+    set, lane and container position (``_PresetSet.lane_lists``); None: ``render`` makes them.
     Shared between pods: never changed."""
 
 
@@ -314,19 +314,18 @@ def plan_unchecked(
         signature, reasons = walk.skips(name, init)
         if not all(signature):
             skipped.append((label, reasons))
-        for index, (row, added) in enumerate(zip(CONTAINER_FIELDS, walk.lane_added(signature), strict=True)):
-            if added:
-                current = container.get(row.name)
-                lists.append(
-                    ListChange(
-                        pointer=f"{pointer}/{row.name}",
-                        field=row.name,
-                        current=current,
-                        added=added,
-                        container=label,
-                        ops=walk.lane_ops(signature, index, pointer) if isinstance(current, list) else None,
-                    )
+        for list_name, at, added, ops in walk.lane_lists(signature, pointer):
+            current = container.get(list_name)
+            lists.append(
+                ListChange(
+                    pointer=at,
+                    field=list_name,
+                    current=current,
+                    added=added,
+                    container=label,
+                    ops=ops if isinstance(current, list) else None,
                 )
+            )
     return Plan(results=_with_skipped(walk, skipped), lists=tuple(lists), maps=())
 
 
@@ -443,8 +442,8 @@ def _assign_lanes(targets: Sequence[_Target], held: Sequence[Held], walk: _Prese
 
 MEMO_LIMIT = 256
 """Entries each of a preset set's small memos (skip reasons, unchecked lanes) keeps at most."""
-OPS_LIMIT = 1024
-"""Entries of a preset set's memo of lane operations (one per lane, field and container position)."""
+LaneList = tuple[str, str, tuple[Any, ...], tuple[dict[str, Any], ...] | None]
+"""A list a container of some lane gets items in: field, pointer, items, append operations."""
 Signature = tuple[bool, ...]
 """Per selective preset of a preset set, whether it targets a container."""
 _COMMITTED = frozenset({"applied", "kept-existing"})
@@ -473,7 +472,7 @@ class _PresetSet:
     """``container_keys`` with each row's field name, as ``hold_keys`` reads them."""
     _skips: dict[tuple[str, bool], tuple[Signature, tuple[str | None, ...]]] = field(default_factory=dict)
     _lanes: dict[Signature, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
-    _ops: dict[tuple[Signature, int, str], tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    _ops: dict[tuple[Signature, str], tuple[LaneList, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, presets: tuple[PodPreset, ...], protected: Protected) -> _PresetSet:
@@ -536,24 +535,31 @@ class _PresetSet:
             self._lanes[signature] = found
         return found
 
-    def lane_ops(self, signature: Signature, index: int, pointer: str) -> tuple[dict[str, Any], ...] | None:
-        """The patch operations appending what ``lane_added(signature)`` gives row ``index`` of
-        ``CONTAINER_FIELDS`` to the list of the container at ``pointer``; None for env items that
-        may reference other vars (``render`` orders those). Remembered per signature, row and
-        container position: they decide the operations, whatever the pod."""
-        key = (signature, index, pointer)
+    def lane_lists(self, signature: Signature, pointer: str) -> tuple[LaneList, ...]:
+        """For the container at ``pointer`` with this signature, each list ``lane_added`` gives
+        items: its field, its pointer, the items, and the patch operations appending them to
+        an existing list (None for env items that may reference other vars: ``render`` orders
+        those). Remembered per signature and container position: they decide it, whatever the
+        pod."""
+        key = (signature, pointer)
         found = self._ops.get(key)
         if found is None:
-            row = CONTAINER_FIELDS[index]
-            added = self.lane_added(signature)[index]
-            found = ()  # none to remember: env to order
-            if row.name != "env" or not any_reference(added):
-                end = f"{pointer}/{row.name}/-"
-                found = tuple({"op": "add", "path": end, "value": item} for item in added)
-            if len(self._ops) >= OPS_LIMIT:
+            found = tuple(
+                _lane_list(row, f"{pointer}/{row.name}", added)
+                for row, added in zip(CONTAINER_FIELDS, self.lane_added(signature), strict=True)
+                if added
+            )
+            if len(self._ops) >= MEMO_LIMIT:
                 self._ops.clear()
             self._ops[key] = found
-        return found or None
+        return found
+
+
+def _lane_list(row: FieldRow, pointer: str, added: tuple[Any, ...]) -> LaneList:
+    if row.name == "env" and any_reference(added):
+        return row.name, pointer, added, None
+    end = f"{pointer}/-"
+    return row.name, pointer, added, tuple({"op": "add", "path": end, "value": item} for item in added)
 
 
 def any_reference(env: Iterable[object]) -> bool:

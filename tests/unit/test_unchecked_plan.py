@@ -147,7 +147,7 @@ REFERENCING_PRESET_ENV = [{"name": "D", "value": "4"}, {"name": "E", "value": "$
 def test_the_lane_operations_render_the_patch_the_checked_walk_renders(
     presets: list[PodPreset], own_env: list[dict[str, Any]] | None
 ) -> None:
-    """The unchecked plan's lane operations (``_PresetSet.lane_ops``, remembered per lane and
+    """The unchecked plan's lane operations (``_PresetSet.lane_lists``, remembered per lane and
     container position) render the same patch as the checked walk's changes, which have none:
     also when a container's own env references injected vars (then render orders them), and
     for a second pod whose containers stand in other positions (the memo is warm)."""
