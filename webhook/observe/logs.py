@@ -39,6 +39,23 @@ class TextFormatter(logging.Formatter):
         msec_format = self.default_msec_format
         return msec_format % (cached[1], record.msecs) if msec_format else cached[1]
 
+    def format(self, record: logging.LogRecord) -> str:
+        # logging.Formatter.format, without asking the format each time whether it shows the time.
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            if text[-1:] != "\n":
+                text += "\n"
+            text += record.exc_text
+        if record.stack_info:
+            if text[-1:] != "\n":
+                text += "\n"
+            text += self.formatStack(record.stack_info)
+        return text
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         return f"{record.asctime} {record.levelname} {record.name}: {record.message}"
 

@@ -308,35 +308,36 @@ def _log_decision(decision: Decision) -> None:
     action = outcome.action if outcome is not None else "skipped"
     applied = list(outcome.applied) if outcome is not None else []
     conflicts = list(decision.warnings)
+    uid, namespace, pod, operation, dry_run = req.uid, req.namespace, req.pod_name, req.operation, req.dry_run
     logger.info(
         "admission uid=%s namespace=%s pod=%s operation=%s action=%s applied=%s conflicts=%s dry_run=%s",
-        req.uid,
-        req.namespace,
-        req.pod_name,
-        req.operation,
+        uid,
+        namespace,
+        pod,
+        operation,
         action,
         ",".join(applied) or "-",
         len(conflicts),
-        req.dry_run,
+        dry_run,
         extra={
             "fields": {
-                "uid": req.uid,
-                "namespace": req.namespace,
-                "pod": req.pod_name,
-                "operation": req.operation,
+                "uid": uid,
+                "namespace": namespace,
+                "pod": pod,
+                "operation": operation,
                 "action": action,
                 "applied": applied,
                 "conflicts": conflicts,
-                "dry_run": req.dry_run,
+                "dry_run": dry_run,
             }
         },
     )
     for line in conflicts:
         logger.warning(
             "admission uid=%s conflict: %s",
-            req.uid,
+            uid,
             line,
-            extra={"fields": {"uid": req.uid, "namespace": req.namespace, "conflict": line}},
+            extra={"fields": {"uid": uid, "namespace": namespace, "conflict": line}},
         )
 
 
