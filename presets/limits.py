@@ -132,18 +132,20 @@ def text_within_depth(text: bytes, max_depth: int = MAX_DEPTH) -> bool:
 
     The request path's shortcut: a few C-speed passes over the bytes instead of a walk over every
     list and mapping. Escaped backslashes and quotes are dropped, then everything but brackets
-    (each kind made ``(`` or ``)``: valid JSON nests them properly) and quotes, then adjacent
-    quotes (an empty string, or the end of one and the start of the next): what is left is
-    brackets, unless a string holds one (then the value is walked). Each pass removes the
+    (each kind made ``(`` or ``)``: valid JSON nests them properly) and quotes. Unless a string
+    holds a bracket (then the value is walked), every run of quotes left is whole strings, of
+    even length, so the quotes are twice the non-overlapping ``""`` pairs (counted, not
+    removed one by one), and once they are dropped what is left is brackets. Each pass removes the
     innermost pairs, one level, so a text that is empty after ``max_depth`` passes nests no
     deeper. In UTF-8 these bytes are never part of another character."""
     if max_depth <= 0:
         return False  # as ``within_depth``: no level allowed, not even a scalar's
     if b"\\" in text:
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = text.translate(_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
-    if b'"' in outside:
-        return False
+    structure = text.translate(_BRACKETS, _NOT_STRUCTURE)
+    if structure.count(b'"') != 2 * structure.count(b'""'):
+        return False  # some string's quotes are not adjacent: it holds a bracket
+    outside = structure.translate(None, b'"')
     for _ in range(max_depth):
         if not outside:
             return True
