@@ -261,14 +261,17 @@ def _check_pod(pod: dict[str, Any], where: str = "request.object") -> None:
         return
     _expect(spec, dict, f"{where}.spec")
     for name in ("volumes", "tolerations"):
-        _check_items(spec.get(name), f"{where}.spec.{name}")
+        value = spec.get(name)
+        if value is not None and not _dicts(value):
+            _check_items(value, f"{where}.spec.{name}")
     for name in ("containers", "initContainers"):
         containers = spec.get(name)
-        _check_items(containers, f"{where}.spec.{name}")
+        if containers is not None and not _dicts(containers):
+            _check_items(containers, f"{where}.spec.{name}")
         for i, container in enumerate(containers or ()):
             for field_name in ("env", "envFrom", "volumeMounts"):
                 value = container.get(field_name)
-                if value is not None:
+                if value is not None and not _dicts(value):
                     _check_items(value, f"{where}.spec.{name}[{i}].{field_name}")
 
 
@@ -286,6 +289,15 @@ def _check_metadata(metadata: object, where: str) -> None:
     for name in ("name", "generateName", "namespace"):
         if metadata.get(name) is not None:
             _expect(metadata[name], str, f"{where}.{name}")
+
+
+def _dicts(value: object) -> bool:
+    """Whether ``value`` is a list of objects (most lists of every review: then no field path
+    is formatted)."""
+    return type(value) is list and _DICT.issuperset(map(type, value))
+
+
+_DICT = frozenset({dict})
 
 
 def _check_items(value: object, where: str) -> None:
