@@ -333,6 +333,11 @@ def hold_keys(containers: Sequence[Container], walk: _PresetSet) -> list[Held]:
     """Per container, per row of ``CONTAINER_FIELDS``: whether it holds a key some preset injects
     there (such a container gets a state of its own for that field)."""
     checks = walk.key_checks
+    dicts = list(map(_CONTAINER, containers))
+    # First every container's items of a field at once: holding a key in any of them is holding
+    # it in one of them, and most pods hold none (then each container's answer is no).
+    if not any(keys.shared_by(_field_items(dicts, name)) for name, keys in checks):
+        return [(False,) * len(checks)] * len(dicts)
     return [
         tuple(
             [
@@ -340,8 +345,13 @@ def hold_keys(containers: Sequence[Container], walk: _PresetSet) -> list[Held]:
                 for name, keys in checks
             ]
         )
-        for container in map(_CONTAINER, containers)
+        for container in dicts
     ]
+
+
+def _field_items(containers: Sequence[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The objects of every container's list ``name``."""
+    return [item for container in containers if (current := container.get(name)) for item in _items(current)]
 
 
 def _with_skipped(
