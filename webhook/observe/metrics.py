@@ -140,8 +140,9 @@ class Metrics:
         if outcome is not None:
             # Labels come from the presets (objects the cluster holds), never from the review: a
             # made-up review can name any namespace, and each name would be a new series.
-            for namespace, name in conflicting_presets(outcome):
-                self.conflicts.labels(namespace, name).inc()
+            if outcome.conflicts:  # each preset result's conflicts are among the outcome's
+                for namespace, name in conflicting_presets(outcome):
+                    self.conflicts.labels(namespace, name).inc()
             for refusal in outcome.refusals:
                 self.refused.labels(refusal.preset.namespace, refusal.preset.name).inc()
         self.latency.observe(seconds)
