@@ -283,6 +283,8 @@ def _check_metadata(metadata: object, where: str) -> None:
         if values is None:
             continue
         _expect(values, dict, f"{where}.{name}")
+        if _STR.issuperset(map(type, values.values())):
+            continue  # every value a string: nothing to name
         for key, value in values.items():
             if not isinstance(value, str):
                 raise BadReview(f"{where}.{name}[{_clip(key)}]: expected a string, got {_json_type(value)}")
@@ -298,6 +300,7 @@ def _dicts(value: object) -> bool:
 
 
 _DICT = frozenset({dict})
+_STR = frozenset({str})
 
 
 def _check_items(value: object, where: str) -> None:

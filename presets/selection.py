@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import is_
 from typing import Any, Generic, Literal, TypeVar
 
 from presets.model import PodPreset, order_key
@@ -45,7 +46,7 @@ class PresetSets(Generic[T]):
             found is not None
             and found[1] is setting
             and len(found[0]) == len(presets)
-            and all(a is b for a, b in zip(found[0], presets, strict=True))
+            and all(map(is_, found[0], presets))
         ):
             return found[2]
         held = tuple(presets)
