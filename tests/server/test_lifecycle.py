@@ -474,3 +474,69 @@ def test_connections_waiting_at_a_worker_that_dies_are_served_by_another(
     for client in clients:
         client.join(timeout=30)
     assert results == [200] * 16, results
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on ``port`` (one per worker slot, whatever the processes sharing it)."""
+    lines = subprocess.run(
+        ["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return len(lines)
+
+
+def test_every_listening_socket_has_a_worker_after_workers_are_added_and_removed(
+    own_server: GunicornServer,
+) -> None:
+    """SIGTTIN adds a worker (and a slot's socket), SIGTTOU removes an old one: a slot whose socket
+    outlived its worker would hold the connections the kernel queues at it until they time out.
+    Three rounds: each SIGTTOU made the arbiter send its worker SIGTERM twice at once, which once
+    deadlocked the worker's handler (``stop_on_first_sigterm``), about one round in five."""
+    server = own_server.start()
+    assert server.process is not None
+    arbiter = server.process.pid
+    review = encode(make_review())
+    assert _wait_until(lambda: len(_children(arbiter)) == 2, 60), _children(arbiter)
+    for _ in range(3):
+        before = set(_children(arbiter))
+        os.kill(arbiter, signal.SIGTTIN)
+        assert _wait_until(lambda: len(_children(arbiter)) == 3, 60), _children(arbiter)
+        [added] = set(_children(arbiter)) - before
+        assert _wait_until(lambda: _listening(server.port) == 3, 60), _listening(server.port)
+        os.kill(arbiter, signal.SIGTTOU)  # gunicorn stops its oldest worker
+        # Gone means reaped by the arbiter (a worker not yet reaped is still its child).
+        assert _wait_until(lambda: len(_children(arbiter)) == 2, 60), (
+            f"no worker of {_children(arbiter)} exited within 60 s of SIGTTOU:\n{server.log()[-3000:]}"
+        )
+        survivors = set(_children(arbiter))
+        assert added in survivors and len(survivors & before) == 1, (before, added, survivors)
+        # The arbiter closes the free slot's socket right after it reaped the worker.
+        assert _wait_until(lambda: _listening(server.port) == 2, 60), _listening(server.port)
+        for _ in range(16):  # new connections, spread by the kernel over both slots
+            conn = server.connection(timeout=30)
+            try:
+                status, _, _ = send(conn, "POST", "/mutate", review, JSON)
+            finally:
+                conn.close()
+            assert status == 200
+
+
+def test_a_sigterm_that_arrives_while_the_first_is_handled_is_ignored() -> None:
+    """Python runs a second signal's handler inside the first, in the same thread: one that took
+    the Event's lock again while the first held it waited for ever (``stop_on_first_sigterm``)."""
+    from webhook.server.serve import stop_on_first_sigterm
+
+    calls: list[str] = []
+
+    class SetAtTheSecondSignal(threading.Event):
+        def set(self) -> None:
+            calls.append("set")
+            if calls == ["set"]:
+                handler(signal.SIGTERM, None)  # as if the second SIGTERM came now
+            super().set()
+
+    stopping = SetAtTheSecondSignal()
+    handler = stop_on_first_sigterm(stopping, lambda signum, frame: calls.append("gunicorn's"))
+    handler(signal.SIGTERM, None)
+    handler(signal.SIGTERM, None)
+    assert stopping.is_set()
+    assert calls == ["set", "gunicorn's"]
