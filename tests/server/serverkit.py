@@ -236,6 +236,11 @@ def send(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     conn.request(method, path, body=body, headers=headers or {})
+    return read_response(conn)
+
+
+def read_response(conn: http.client.HTTPConnection) -> tuple[int, dict[str, str], bytes]:
+    """The answer to the request sent on ``conn``: status, headers (names in lower case), body."""
     response = conn.getresponse()
     try:
         data = response.read()
