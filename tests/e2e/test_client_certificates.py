@@ -160,7 +160,8 @@ def _call(authenticated: Authenticated, client_ca: trustme.CA | None) -> int:
     conn = http.client.HTTPSConnection("127.0.0.1", authenticated.webhook.port, context=context, timeout=10)
     try:
         conn.request("POST", "/mutate", b"{}", {"Content-Type": "application/json"})
-        return conn.getresponse().status
+        with conn.getresponse() as response:  # on "Connection: close" the response owns the socket
+            return response.status
     finally:
         conn.close()
 
