@@ -525,8 +525,8 @@ def test_every_listening_socket_has_a_worker_after_workers_are_added_and_removed
 ) -> None:
     """SIGTTIN adds a worker (and a slot's socket), SIGTTOU removes an old one: a slot whose socket
     outlived its worker would hold the connections the kernel queues at it until they time out.
-    Three rounds: each SIGTTOU made the arbiter send its worker SIGTERM twice at once, which once
-    deadlocked the worker's handler (``stop_on_first_sigterm``), about one round in five."""
+    Three rounds: each SIGTTOU makes the arbiter send its worker SIGTERM twice at once, which used
+    to deadlock the worker's handler now and then (``stop_on_first_sigterm``; 2 rounds in 9 once)."""
     server = own_server.start()
     assert server.process is not None
     arbiter = server.process.pid
