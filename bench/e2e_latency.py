@@ -101,7 +101,8 @@ class Api:
             try:
                 self.conn.request(method, path, body=data, headers=headers)
                 response = self.conn.getresponse()
-                raw = response.read()
+                with response:
+                    raw = response.read()
                 try:
                     return response.status, json.loads(raw) if raw else None
                 except ValueError:
@@ -334,8 +335,9 @@ def get(
         conn = http.client.HTTPConnection("127.0.0.1", webhook.health_port, timeout=10)
     try:
         conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
-        response = conn.getresponse()
-        return response.status, response.read()
+        # Closed even if reading fails: on "Connection: close" the response owns the socket.
+        with conn.getresponse() as response:
+            return response.status, response.read()
     finally:
         conn.close()
 

@@ -314,8 +314,9 @@ def request(
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
+        # Closed even if reading fails: on "Connection: close" the response owns the socket.
+        with connection.getresponse() as response:
+            return response.status, response.read()
     finally:
         connection.close()
 

@@ -18,14 +18,18 @@ export GOTOOLCHAIN=$K8S_GOTOOLCHAIN CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 tools=(kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
 [ $# -eq 0 ] || tools=("$@")  # e.g. `hack/build-cluster.sh kubectl` for make test
+# Versions are read whole before they are matched: with pipefail, `kubectl version | grep -q` failed
+# whenever grep had left after the first line and kubectl died of SIGPIPE writing the next (5 checks
+# in 40 under load), and a cached binary was built again.
+version_of() { "$@" 2>/dev/null || true; }
 missing=()
 for tool in "${tools[@]}"; do
   if [ "$tool" = kubectl ]; then
-    "$bin/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $K8S_VERSION" && continue
+    grep -qx "Client Version: $K8S_VERSION" <<<"$(version_of "$bin/kubectl" version --client)" && continue
   elif [ "$tool" = kubeadm ]; then  # for hack/kind-node-image.sh
     [ "$("$bin/kubeadm" version -o short 2>/dev/null)" = "$K8S_VERSION" ] && continue
   else
-    "$bin/$tool" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" && continue
+    grep -qx "Kubernetes $K8S_VERSION" <<<"$(version_of "$bin/$tool" --version)" && continue
   fi
   missing+=("$tool")
 done

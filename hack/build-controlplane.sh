@@ -24,7 +24,12 @@ mkdir -p "$bin"
 
 export GOTOOLCHAIN=$K8S_GOTOOLCHAIN CGO_ENABLED=0 GOFLAGS=-mod=mod
 
-if "$bin/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; then
+# A binary's version is read whole before it is matched: with pipefail, `etcd --version | grep -q`
+# failed whenever grep had left after the first line and etcd died of SIGPIPE writing the next
+# (6 checks in 40 under load), and a cached binary was built again.
+version_of() { "$@" 2>/dev/null || true; }
+
+if grep -qx "Kubernetes $K8S_VERSION" <<<"$(version_of "$bin/kube-apiserver" --version)"; then
   echo "kube-apiserver $K8S_VERSION: cached in $bin" >&2
 else
   echo "building kube-apiserver $K8S_VERSION into $bin (cold build: several minutes)" >&2
@@ -40,7 +45,7 @@ else
   echo "built kube-apiserver $K8S_VERSION in $((SECONDS - start)) s" >&2
 fi
 
-if "$bin/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; then
+if grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$(version_of "$bin/etcd" --version)"; then
   echo "etcd $ETCD_VERSION: cached in $bin" >&2
 else
   echo "building etcd $ETCD_VERSION into $bin" >&2

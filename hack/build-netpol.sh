@@ -15,7 +15,9 @@ cache=${PODPRESET_CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podpreset}
 bin="$cache/kube-router-$VERSION"
 mkdir -p "$cache"
 
-if "$bin" --version 2>&1 | grep -q "version $VERSION,"; then
+# Read whole before it is matched: with pipefail, a grep -q that leaves early fails the check when
+# the binary dies of SIGPIPE writing its next line (a cached binary was then built again).
+if grep -q "version $VERSION," <<<"$("$bin" --version 2>&1 || true)"; then
   echo "kube-router $VERSION: cached in $bin" >&2
 else
   echo "building kube-router $VERSION into $bin (cold build: a few minutes)" >&2

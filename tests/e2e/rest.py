@@ -204,8 +204,9 @@ def collection_path(doc: Mapping[str, Any]) -> str:
     return f"{prefix}/namespaces/{doc['metadata']['namespace']}/{_PLURALS[kind]}"
 
 
-def eventually(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
-    """Poll ``check()`` until it returns a truthy value; fail naming ``what`` and the last result."""
+def eventually(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll ``check()`` until it returns a truthy value; fail naming ``what`` and the last result.
+    The timeout only stops a test that would wait for ever (60 s: the machine may be busy)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:

@@ -43,7 +43,11 @@ def connect(webhook: LocalWebhook) -> http.client.HTTPSConnection:
 def post(conn: http.client.HTTPSConnection, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     conn.request("POST", "/mutate", json.dumps(body), {"Content-Type": "application/json"})
     response = conn.getresponse()
-    data = response.read()
+    try:
+        data = response.read()
+    except BaseException:
+        response.close()  # on "Connection: close" the response owns the socket
+        raise
     return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(data)
 
 

@@ -13,7 +13,7 @@ import json
 from hostile import FUZZ, deep_text, encode, review_of, reviews
 from hypothesis import example, given
 from hypothesis import strategies as st
-from serverkit import GunicornServer
+from serverkit import GunicornServer, send
 
 JSON = {"Content-Type": "application/json"}
 
@@ -21,9 +21,8 @@ JSON = {"Content-Type": "application/json"}
 def _post(server: GunicornServer, body: bytes) -> tuple[int, bytes]:
     conn = server.connection(timeout=30)
     try:
-        conn.request("POST", "/mutate", body=body, headers=JSON)
-        response = conn.getresponse()
-        return response.status, response.read()
+        status, _, data = send(conn, "POST", "/mutate", body, JSON)
+        return status, data
     finally:
         conn.close()
 

@@ -84,8 +84,13 @@ class ImageArchive:
                     stdin=subprocess.PIPE,
                 )
                 assert tar.stdin is not None
-                with tar.stdin:
-                    shutil.copyfileobj(member(archive, self.path, name), tar.stdin, CHUNK)
+                try:
+                    with tar.stdin:
+                        shutil.copyfileobj(member(archive, self.path, name), tar.stdin, CHUNK)
+                except BaseException:
+                    tar.kill()  # not left running (nor to the GC) when the copy fails
+                    tar.wait()
+                    raise
                 if tar.wait() != 0:
                     raise ArchiveError(f"{self.path}: layer {name}: tar exited {tar.returncode}")
         return root

@@ -435,8 +435,9 @@ def test_webhook_serves_reviews_with_deploy_args_as_its_user_on_a_read_only_root
         connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=WAIT)
         try:
             connection.request(method, path, body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            return response.status, response.read()
+            # Closed even if reading fails: on "Connection: close" the response owns the socket.
+            with connection.getresponse() as response:
+                return response.status, response.read()
         finally:
             connection.close()
 
@@ -445,7 +446,9 @@ def test_webhook_serves_reviews_with_deploy_args_as_its_user_on_a_read_only_root
         connection = http.client.HTTPConnection("127.0.0.1", health_port, timeout=WAIT)
         try:
             connection.request("GET", "/readyz")
-            return connection.getresponse().status == 200
+            with connection.getresponse() as response:
+                response.read()
+                return response.status == 200
         except OSError:
             return False
         finally:

@@ -119,7 +119,7 @@ def run_watches(source: KubeSource) -> None:
     """Start the watch threads as a worker does; they stop once all three have asked to watch."""
     source.start()
     for watch in source.watches:
-        watch.join(timeout=10)
+        watch.join(timeout=60)  # a bound for a watch that never stops, not a speed
         assert watch._thread is not None and not watch._thread.is_alive()
 
 

@@ -23,6 +23,9 @@ import trustme
 from support.reviews import admission_review
 
 ROOT = Path(__file__).resolve().parents[2]
+READY_SECONDS = 90.0
+"""How long a server may take to be ready: about a second alone, several on 2 busy cores (imports,
+two workers forked and loaded); far above that is a server that will not start."""
 SECRET_VALUE = "s3cr3t-value-never-logged"
 
 PRESETS_YAML = f"""\
@@ -166,7 +169,20 @@ class GunicornServer:
             self.process = subprocess.Popen(
                 self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
             )
-        deadline = time.monotonic() + 30
+        try:
+            self.wait_ready()
+        except BaseException:
+            # A session fixture that fails here has nobody to stop the process, and a Popen
+            # left running fails a later test with a ResourceWarning.
+            self.process.kill()
+            self.process.wait()
+            raise
+        return self
+
+    def wait_ready(self, seconds: float = READY_SECONDS) -> None:
+        """Until ``/readyz`` answers 200; raises if the process exits or ``seconds`` pass."""
+        assert self.process is not None
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
@@ -175,9 +191,9 @@ class GunicornServer:
             except OSError:
                 status = 0
             if status == 200:
-                return self
+                return
             time.sleep(0.1)
-        raise AssertionError(f"server not ready in 30 s:\n{self.log()}")
+        raise AssertionError(f"server not ready in {seconds:.0f} s:\n{self.log()}")
 
     def connection(self, timeout: float = 30) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=timeout)
@@ -219,13 +235,15 @@ class GunicornServer:
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self) -> int:
+        """SIGTERM, and the exit status; killed (and waited for) if it has not exited in 60 s."""
         assert self.process is not None
         self.terminate()
         try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            return self.process.wait(timeout=60)
+        except BaseException:
             self.process.kill()
-            return self.process.wait()
+            self.process.wait()
+            raise
 
 
 def send(
@@ -236,6 +254,11 @@ def send(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     conn.request(method, path, body=body, headers=headers or {})
+    return read_response(conn)
+
+
+def read_response(conn: http.client.HTTPConnection) -> tuple[int, dict[str, str], bytes]:
+    """The answer to the request sent on ``conn``: status, headers (names in lower case), body."""
     response = conn.getresponse()
     try:
         data = response.read()

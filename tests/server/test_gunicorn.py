@@ -13,7 +13,7 @@ import time
 
 import jsonpatch
 import pytest
-from serverkit import SECRET_VALUE, GunicornServer, encode, make_review, metric_value, send
+from serverkit import SECRET_VALUE, GunicornServer, encode, make_review, metric_value, read_response, send
 
 from presets.admission import admit, encode_review
 from webhook.sources.documents import load_presets
@@ -174,7 +174,7 @@ def test_a_body_over_the_limit_is_a_413_even_while_the_client_still_sends(server
         f"Content-Length: {len(huge)}\r\n\r\n"
     ).encode()
     with (
-        socket.create_connection(("127.0.0.1", server.port)) as raw,
+        socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw,
         server.context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         # The server may answer and close without reading it all, as it should.
@@ -192,12 +192,17 @@ def test_a_chunked_body_over_the_limit_is_a_413(server: GunicornServer) -> None:
     chunk = b"x" * (1024 * 1024)
     conn = server.connection()
     try:
-        conn.request("POST", "/mutate", body=iter([chunk] * 4), headers=JSON, encode_chunked=True)
-        response = conn.getresponse()
-        response.read()
-        assert response.status == 413
+        # The server answers once the body passes 3 MiB and closes without reading the rest (it
+        # drains at most 64 KiB more): the send of the fourth MiB then fails whenever the socket
+        # buffers cannot take what is left, with EPIPE, a reset, or SSLEOFError (seen in CI).
+        # The answer was sent before the close and is read all the same.
+        with contextlib.suppress(OSError):
+            conn.request("POST", "/mutate", body=iter([chunk] * 4), headers=JSON, encode_chunked=True)
+        status, _, data = read_response(conn)
     finally:
         conn.close()
+    assert status == 413
+    assert json.loads(data)["error"] == "body: larger than the limit of 3145728 bytes"
     status, _ = server.mutate(make_review())
     assert status == 200
 
@@ -209,11 +214,10 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ser
         conn.putheader("Content-Type", "application/json")
         conn.putheader("Content-Length", str(1024 * 1024 * 1024))
         conn.endheaders()
-        response = conn.getresponse()
-        response.read()
-        assert response.status == 413
+        status, _, _ = read_response(conn)
     finally:
         conn.close()
+    assert status == 413
 
 
 def test_health_and_readiness_are_served_on_the_plain_http_health_port(server: GunicornServer) -> None:
@@ -330,7 +334,7 @@ def test_metrics_count_each_outcome_across_workers(server: GunicornServer) -> No
 def test_each_decision_is_logged_once_without_env_values(server: GunicornServer) -> None:
     uid = "log-check-4a1f"
     server.mutate(make_review(uid=uid, env=[{"name": "GREETING", "value": "mine-too"}]))
-    deadline = time.monotonic() + 5  # a worker writes its log lines a few milliseconds later
+    deadline = time.monotonic() + 60  # a worker writes its log lines a few milliseconds later
     while f"uid={uid} namespace=" not in server.log() and time.monotonic() < deadline:
         time.sleep(0.01)
     lines = [line for line in server.log().splitlines() if f"uid={uid}" in line]

@@ -47,7 +47,7 @@ def test_every_answered_admission_has_its_log_line_after_sigterm(own_server: Gun
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        _wait_ready(own_server)
+        own_server.wait_ready()
         reading.clear()  # from here the pipe fills up and the log writers block
         answered = _load_until_sigterm(own_server, count=1500)
         reading.set()
@@ -57,26 +57,15 @@ def test_every_answered_admission_has_its_log_line_after_sigterm(own_server: Gun
         if process.poll() is None:
             process.kill()
             process.wait()
-    reader.join(timeout=10)
-    assert process.stdout is not None
-    process.stdout.close()
+        # Here too when the test failed: a pipe left to the GC fails a later test.
+        reader.join(timeout=60)
+        assert process.stdout is not None
+        process.stdout.close()
 
     logged = _UID.findall(output.decode(errors="replace"))
     assert len(answered) >= 1500
     assert answered <= set(logged), f"{len(answered - set(logged))} answered admissions have no log line"
     assert len(logged) == len(set(logged)), "a decision was logged twice"
-
-
-def _wait_ready(server: GunicornServer) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if server.health("/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server not ready in 30 s")
 
 
 def _load_until_sigterm(server: GunicornServer, count: int) -> set[str]:
@@ -111,7 +100,7 @@ def _load_until_sigterm(server: GunicornServer, count: int) -> set[str]:
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a bound for a server that stopped answering, not a speed
     while len(answered) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     server.terminate()  # while the clients are still sending
@@ -159,7 +148,7 @@ def test_the_writer_writes_each_line_while_it_runs_not_only_when_stopped() -> No
     try:
         for n in range(3):  # an idle writer is woken by a line; a line logged while it gathers waits
             logger.info("line %d", n)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60
             while f"line {n}\n" not in stream.getvalue() and time.monotonic() < deadline:
                 time.sleep(0.005)
             assert stream.getvalue() == "".join(f"line {i}\n" for i in range(n + 1))

@@ -436,14 +436,7 @@ def _post_worker_init(worker: Any) -> None:
     recorder = worker.wsgi.extensions.get("podpreset.events")
     if recorder is not None:
         recorder.start()
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        state.stopping.set()
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, stop_on_first_sigterm(state.stopping, signal.getsignal(signal.SIGTERM)))
     interval = state.settings.reload_interval
 
     reloader = server.reloader
@@ -461,6 +454,32 @@ def _post_worker_init(worker: Any) -> None:
                 return
 
     threading.Thread(target=refresh_metrics, name="podpreset-metrics", daemon=True).start()
+
+
+def stop_on_first_sigterm(
+    stopping: threading.Event, previous: object
+) -> Callable[[int, FrameType | None], None]:
+    """A worker's SIGTERM handler: mark ``stopping`` (``/readyz`` turns 503), then call gunicorn's
+    own handler ``previous``; every SIGTERM after the first is ignored.
+
+    gunicorn's arbiter sends a worker it removes (SIGTTOU) SIGTERM on each pass of its loop until
+    the worker is reaped: twice within microseconds after a SIGTTOU. Python runs a handler for the
+    second signal inside the first, in the same thread; while the first held the Event's lock
+    (``Event.set``), the second waited for that lock for ever, and the worker with it (it served
+    nothing and never exited until the arbiter aborted it as silent, after gunicorn's 30 s
+    timeout). The flag is set before any lock is taken, so a nested call returns at once."""
+    received = False
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        if received:
+            return
+        received = True
+        stopping.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    return on_sigterm
 
 
 def _worker_exit(_server: object, worker: Any) -> None:
