@@ -192,8 +192,12 @@ class LogWriter:
 
 def _format_values(handler: logging.StreamHandler[Any], values: Values) -> str | None:
     """The line ``handler`` writes for the record of ``values``; None when formatting failed
-    (reported by ``handleError``, as ``BufferingHandler.handle`` does)."""
-    record = values.record()
+    (reported by ``handleError``, as ``BufferingHandler.handle`` does). Nothing here may raise:
+    the writer would end, and every later line of the worker with it."""
+    try:
+        record = values.record()
+    except Exception:  # unreachable for the decision line's strings and numbers; never the writer's end
+        return None
     try:
         return handler.format(record) + handler.terminator
     except Exception:
