@@ -15,7 +15,9 @@ import time
 import pytest
 from serverkit import ROOT, GunicornServer, encode, make_review, send
 
-from webhook.observe.logqueue import BufferingHandler, LogWriter
+from webhook.observe import logqueue
+from webhook.observe.logqueue import BufferingHandler, LogWriter, log_values
+from webhook.observe.logs import JsonFormatter, TextFormatter
 
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}
@@ -167,3 +169,85 @@ def test_a_mutable_argument_is_formatted_when_logged_not_when_written() -> None:
         logger.removeHandler(buffering)
     writer.write()
     assert stream.getvalue() == "applied ['a']\n"
+
+
+_DECISION = "admission uid=%s namespace=%s pod=%s operation=%s action=%s applied=%s conflicts=%s dry_run=%s"
+_ARGS = ("u-1", "default", "web-1", "CREATE", "patched", "db,cache", 0, False)
+_FIELDS = {
+    "uid": "u-1",
+    "namespace": "default",
+    "applied": ["db", "cache"],
+    "conflicts": [],
+    "dry_run": False,
+}
+
+
+def _log_both_ways(
+    monkeypatch: pytest.MonkeyPatch, formatter: logging.Formatter, logger: logging.Logger
+) -> tuple[list[str], int]:
+    """The decision line logged by its values, then by ``logger.log``, through a worker's buffer
+    and writer on the root logger (as ``serve`` sets them up); the lines written and how many
+    lines the writer made from values."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])  # pytest's capture handlers out of the way
+    for switch in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, switch, False)
+    monkeypatch.setattr(logging, "_srcfile", None)
+    monkeypatch.setattr(time, "time", lambda: 1765080000.987654)  # both records, the same time
+    made: list[object] = []
+    format_values = logqueue._format_values
+
+    def counted(stream_handler: logging.StreamHandler[io.StringIO], values: logqueue.Values) -> str | None:
+        made.append(values)
+        return format_values(stream_handler, values)
+
+    monkeypatch.setattr(logqueue, "_format_values", counted)
+    level = root.level
+    root.setLevel(logging.INFO)
+    logqueue.start_worker_logging()
+    try:
+        log_values(logger, logging.INFO, _DECISION, _ARGS, _FIELDS)
+        logger.log(logging.INFO, _DECISION, *_ARGS, extra={"fields": _FIELDS})
+        log_values(logger, logging.DEBUG, "below the level: %s", ("not written",), {})
+    finally:
+        logqueue.stop_worker_logging()
+        root.setLevel(level)
+    return stream.getvalue().splitlines(), len(made)
+
+
+@pytest.mark.parametrize(
+    "formatter", [pytest.param(TextFormatter(), id="text"), pytest.param(JsonFormatter(), id="json")]
+)
+def test_a_line_logged_by_its_values_is_the_line_its_record_makes(
+    monkeypatch: pytest.MonkeyPatch, formatter: logging.Formatter
+) -> None:
+    lines, made = _log_both_ways(monkeypatch, formatter, logging.getLogger("test.logqueue.values"))
+    assert made == 1  # the first line's record was made by the writer
+    assert len(lines) == 2
+    assert lines[0] == lines[1]
+    assert "admission uid=u-1 namespace=default pod=web-1" in lines[0]
+    assert "987" in lines[0].split("admission")[0]  # the milliseconds of the time logged
+
+
+def test_a_filter_on_the_way_sees_the_record_of_a_line_logged_by_its_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+    logger = logging.getLogger("test.logqueue.filtered")
+
+    def remember(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return True
+
+    logger.addFilter(remember)
+    try:
+        lines, made = _log_both_ways(monkeypatch, TextFormatter(), logger)
+    finally:
+        logger.removeFilter(remember)
+    assert made == 0  # a filter must see the record on the logging thread: no values queued
+    assert len(seen) == 2
+    assert len(lines) == 2
+    assert lines[0] == lines[1]

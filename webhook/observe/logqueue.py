@@ -11,6 +11,15 @@ deque. The ``LogWriter`` thread writes what has gathered with one write and one 
 stream, then sleeps ``GATHER_SECONDS`` before it looks again: an idle worker's line is written at
 once (the first line after a write wakes the writer), a busy worker's once per interval.
 
+The decision line of every admission takes a shorter way (``log_values``): where nothing but the
+buffer can see its record (no filter on the logger, its ancestors or the stream handlers, no
+other handler on the way, ``logging``'s caller, thread and process lookups off, the stock record
+and logger classes), the request thread queues the line's values and the time, and the writer
+makes the record and formats it with the same formatter. The line's bytes are the same; the
+request thread no longer pays for the record, the handler chain and the formatting. Anything
+else, and the same line in any other setup (tests' ``caplog``, a handler added by a user), goes
+through ``logger.log`` as before.
+
 ``stop_worker_logging()`` (the worker's exit hook; also registered with ``atexit``) stops the
 writer, which writes what is left, and gives the root logger its original handlers back, so
 nothing logged is lost on a graceful stop (SIGTERM). A worker killed outright (SIGKILL, the OOM
@@ -24,9 +33,10 @@ import collections
 import logging
 import os
 import select
+import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 GATHER_SECONDS = 0.02
 """After a write, how long the writer lets lines gather before the next one."""
@@ -34,8 +44,42 @@ GATHER_SECONDS = 0.02
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 """The longest write a pipe keeps whole (POSIX guarantees 512; Linux has 4096)."""
 
-Pending = collections.deque[tuple[logging.StreamHandler[Any], str]]
-"""Formatted lines waiting for the writer, each with the stream handler that writes it."""
+_STAMPS_AS_311 = sys.version_info < (3, 13)
+"""``logging.LogRecord`` stamps its time as ``_stamp`` does (3.13 takes ``time.time_ns``)."""
+
+
+class Values(NamedTuple):
+    """A record's makings, queued by ``log_values`` for the writer to make the record from."""
+
+    name: str
+    level: int
+    created: float
+    msg: str
+    args: tuple[object, ...]
+    fields: dict[str, Any]
+
+    def record(self) -> logging.LogRecord:
+        """The record ``logger.log(level, msg, *args, extra={"fields": fields})`` makes, with
+        ``logging._srcfile`` None (no caller lookup), at the time ``created``."""
+        record = logging.LogRecord(
+            self.name, self.level, "(unknown file)", 0, self.msg, self.args, None, "(unknown function)", None
+        )
+        _stamp(record, self.created)
+        record.__dict__["fields"] = self.fields  # as ``extra`` sets it
+        return record
+
+
+def _stamp(record: logging.LogRecord, created: float) -> None:
+    """Give ``record`` the time ``created`` exactly as ``LogRecord.__init__`` derives its fields
+    from ``time.time()`` (Python 3.11 and 3.12)."""
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    record.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+
+
+Pending = collections.deque[tuple[logging.StreamHandler[Any], str | Values]]
+"""Lines waiting for the writer, each with the stream handler that writes it: formatted, or the
+values of a record the writer makes and formats (``log_values``)."""
 
 
 class BufferingHandler(logging.Handler):
@@ -69,6 +113,21 @@ class BufferingHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does it all
         self.handle(record)
 
+    def take_values(self, values: Values) -> bool:
+        """Queue ``values`` for each stream handler whose level takes them; False (nothing queued)
+        when a handler could see the record before the writer makes it (a filter, another
+        handler, a filter or level of this one in the way)."""
+        if self.others or self.filters or values.level < self.level:
+            return False
+        streams = self.streams
+        for stream in streams:
+            if stream.filters:
+                return False
+        for stream in streams:
+            if values.level >= stream.level:
+                self.writer.add(stream, values)
+        return True
+
 
 class LogWriter:
     """Writes the lines ``add``ed to it, woken by the first since its last write and at most
@@ -85,8 +144,9 @@ class LogWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def add(self, stream: logging.StreamHandler[Any], line: str) -> None:
-        """Queue a formatted line for ``stream`` (any thread; no lock: a deque append is atomic)."""
+    def add(self, stream: logging.StreamHandler[Any], line: str | Values) -> None:
+        """Queue a formatted line, or a record's values, for ``stream`` (any thread; no lock: a
+        deque append is atomic)."""
         self.pending.append((stream, line))
         if not self.wake.is_set():
             self.wake.set()
@@ -116,6 +176,11 @@ class LogWriter:
         by_stream: dict[logging.StreamHandler[Any], list[str]] = {}
         for _ in range(count):
             handler, line = self.pending.popleft()
+            if not isinstance(line, str):
+                text = _format_values(handler, line)
+                if text is None:
+                    continue
+                line = text
             by_stream.setdefault(handler, []).append(line)
         for handler, lines in by_stream.items():
             try:
@@ -123,6 +188,21 @@ class LogWriter:
                     _write_lines(handler, lines)
             except Exception:  # a broken stream must not end the writer
                 continue
+
+
+def _format_values(handler: logging.StreamHandler[Any], values: Values) -> str | None:
+    """The line ``handler`` writes for the record of ``values``; None when formatting failed
+    (reported by ``handleError``, as ``BufferingHandler.handle`` does). Nothing here may raise:
+    the writer would end, and every later line of the worker with it."""
+    try:
+        record = values.record()
+    except Exception:  # unreachable for the decision line's strings and numbers; never the writer's end
+        return None
+    try:
+        return handler.format(record) + handler.terminator
+    except Exception:
+        handler.handleError(record)
+        return None
 
 
 def _write_lines(handler: logging.StreamHandler[Any], lines: list[str]) -> None:
@@ -177,6 +257,50 @@ def start_worker_logging() -> None:
         root.addHandler(buffering)
         _state.update(writer=writer, handlers=handlers, buffering=buffering)
         atexit.register(stop_worker_logging)
+
+
+def log_values(
+    logger: logging.Logger, level: int, msg: str, args: tuple[object, ...], fields: dict[str, Any]
+) -> None:
+    """``logger.log(level, msg, *args, extra={"fields": fields})``, the same line; in a worker where
+    nothing but the buffer sees the record, the record is made and formatted by the writer.
+
+    ``args`` and ``fields`` must not change after the call (the writer formats them later)."""
+    if not logger.isEnabledFor(level):
+        return
+    buffering = _state.get("buffering")
+    if buffering is None or not _values_reach_only(logger, buffering):
+        logger.log(level, msg, *args, extra={"fields": fields}, stacklevel=2)
+        return
+    if not buffering.take_values(Values(logger.name, level, time.time(), msg, args, fields)):
+        logger.log(level, msg, *args, extra={"fields": fields}, stacklevel=2)
+
+
+def _values_reach_only(logger: logging.Logger, buffering: BufferingHandler) -> bool:
+    """Whether a record of ``logger`` made later, on the writer, would be the same record and
+    reach the same handlers: no caller, thread or process lookups, the stock record and logger,
+    no filter and no handler on the way but ``buffering``."""
+    if (
+        not _STAMPS_AS_311
+        or logging._srcfile is not None
+        or logging.logThreads
+        or logging.logProcesses
+        or logging.logMultiprocessing
+        or logging.getLogRecordFactory() is not logging.LogRecord
+        or type(logger) is not logging.Logger
+    ):
+        return False
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters or node.disabled:
+            return False
+        handlers = node.handlers
+        if handlers:
+            return len(handlers) == 1 and handlers[0] is buffering
+        if not node.propagate:
+            return False
+        node = node.parent
+    return False
 
 
 def stop_worker_logging() -> None:

@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from presets.admission import BadReview, Decision, admit, decode_review, encode_review
 from presets.limits import MAX_DEPTH
 from presets.model import Protected, VolumeTypes
+from webhook.observe.logqueue import log_values
 from webhook.observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.observe.metrics import Metrics
 from webhook.settings import Settings
@@ -325,27 +326,21 @@ def _log_decision(decision: Decision) -> None:
     applied = list(outcome.applied) if outcome is not None else []
     conflicts = list(decision.warnings)
     uid, namespace, pod, operation, dry_run = req.uid, req.namespace, req.pod_name, req.operation, req.dry_run
-    logger.info(
+    # The writer makes and formats this record (log_values): nothing in it changes after this.
+    log_values(
+        logger,
+        logging.INFO,
         "admission uid=%s namespace=%s pod=%s operation=%s action=%s applied=%s conflicts=%s dry_run=%s",
-        uid,
-        namespace,
-        pod,
-        operation,
-        action,
-        ",".join(applied) or "-",
-        len(conflicts),
-        dry_run,
-        extra={
-            "fields": {
-                "uid": uid,
-                "namespace": namespace,
-                "pod": pod,
-                "operation": operation,
-                "action": action,
-                "applied": applied,
-                "conflicts": conflicts,
-                "dry_run": dry_run,
-            }
+        (uid, namespace, pod, operation, action, ",".join(applied) or "-", len(conflicts), dry_run),
+        {
+            "uid": uid,
+            "namespace": namespace,
+            "pod": pod,
+            "operation": operation,
+            "action": action,
+            "applied": applied,
+            "conflicts": conflicts,
+            "dry_run": dry_run,
         },
     )
     for line in conflicts:
