@@ -1,13 +1,11 @@
 """The podpreset CLI as a user runs it: a real process, its output, exit codes and messages."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from support.cli import run_cli
+from support.cli import heavy_modules_imported_by, run_cli
 from support.reviews import admission_review
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,17 +301,7 @@ def test_apply_with_a_kubeconfig_whose_context_does_not_exist_says_so(tmp_path):
     ids=["validate", "apply", "review"],
 )
 def test_offline_commands_import_neither_flask_nor_the_kubernetes_client(argv):
-    code = (
-        "import contextlib, io, sys; from webhook.cli import main\n"
-        f"with contextlib.redirect_stdout(io.StringIO()): rc = main({argv!r})\n"
-        "heavy = [m for m in ('flask', 'kubernetes', 'gunicorn', 'werkzeug') if m in sys.modules]\n"
-        "print(heavy); sys.exit(rc)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert heavy_modules_imported_by(*argv) == []
 
 
 @pytest.mark.parametrize(
