@@ -28,6 +28,7 @@ from serverkit import (
     make_review,
     metric_value,
     send,
+    wait_until,
     write_cert,
 )
 
@@ -131,7 +132,7 @@ def test_sigterm_during_load_answers_every_request_in_flight(own_server: Gunicor
         own_server.terminate()
         # Readiness ends: /readyz answers 503 while the worker still answers, then connections
         # are refused. Either is "not ready"; which one a probe sees depends on timing.
-        assert _wait_until(lambda: _not_ready(own_server), seconds=10)
+        assert wait_until(lambda: _not_ready(own_server), seconds=10)
         assert own_server.process is not None
         assert own_server.process.wait(timeout=30) == 0
     assert load.failures == []
@@ -150,15 +151,6 @@ def _not_ready(server: GunicornServer) -> bool:
     finally:
         conn.close()
     return status == 503
-
-
-def _wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _served_cert(server: GunicornServer) -> bytes:
@@ -185,12 +177,12 @@ def test_a_rewritten_certificate_is_served_within_10_seconds_without_a_failed_re
     ):
         load.wait_for(50)
         new = der_of(write_cert(ca, own_server.cert_file, own_server.key_file))
-        assert _wait_until(lambda: _served_cert(own_server) == new), (
+        assert wait_until(lambda: _served_cert(own_server) == new), (
             "the new certificate was not served in 10 s"
         )
         fresh.wait_for(fresh.ok + 50)
     assert load.failures == [] and fresh.failures == []
-    assert _wait_until(lambda: "reloaded the TLS certificate" in own_server.log())
+    assert wait_until(lambda: "reloaded the TLS certificate" in own_server.log())
 
 
 def _kubernetes_secret_volume(directory: Path, ca: trustme.CA, generation: int) -> bytes:
@@ -222,7 +214,7 @@ def test_a_secret_volume_symlink_swap_is_served_within_10_seconds_without_a_fail
         with Load(server, threads=2) as load, Load(server, threads=2, new_connection_each_time=True) as fresh:
             load.wait_for(50)
             new = _kubernetes_secret_volume(volume, ca, 2)
-            assert _wait_until(lambda: _served_cert(server) == new), (
+            assert wait_until(lambda: _served_cert(server) == new), (
                 "the new certificate was not served in 10 s"
             )
             fresh.wait_for(fresh.ok + 50)
@@ -263,20 +255,20 @@ def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_pr
     own_server.start()
     assert _applied(own_server) == {"web-settings", "db-password"}
     (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET)
-    assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password", "added-later"})
+    assert wait_until(lambda: _applied(own_server) == {"web-settings", "db-password", "added-later"})
     # Both workers, each with its own source, have the new set before the bad edit.
-    assert _wait_until(lambda: own_server.log().count("loaded 3 presets") == 2)
+    assert wait_until(lambda: own_server.log().count("loaded 3 presets") == 2)
 
     (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET.replace("  env:", "  env: 7\n  envx:"))
-    assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
+    assert wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
     for _ in range(20):  # every worker still serves the last good set
         assert _applied(own_server) == {"web-settings", "db-password", "added-later"}
     assert own_server.health("/readyz")[0] == 200
-    assert _wait_until(lambda: "added.yaml: document 1 (added-later): spec.env" in own_server.log())
+    assert wait_until(lambda: "added.yaml: document 1 (added-later): spec.env" in own_server.log())
 
     (own_server.presets_dir / "added.yaml").unlink()
-    assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password"})
-    assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") == 0)
+    assert wait_until(lambda: _applied(own_server) == {"web-settings", "db-password"})
+    assert wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") == 0)
 
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -341,7 +333,7 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
             finally:
                 conn.close()
 
-        assert _wait_until(ready, 30), log.read_text()
+        assert wait_until(ready, 30), log.read_text()
         assert "for local debugging only" in log.read_text()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
@@ -423,7 +415,7 @@ def test_a_worker_sent_sigterm_while_it_boots_exits(tmp_path: Path, ca: trustme.
             pid = int(found.group(1))
             os.kill(pid, signal.SIGTERM)
             killed.append(pid)
-            assert _wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 10), (
+            assert wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 10), (
                 f"worker {pid} still runs 10 s after a SIGTERM sent while it booted"
             )
             if len(killed) == 5:
