@@ -536,6 +536,23 @@ def edit_preset(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
     assert reply.status == 200, reply
 
 
+def rollout_argv(admin: Kube, *args: str) -> list[str]:
+    """``podpreset rollout ARGS`` against ADMIN's cluster, as a command line."""
+    return [sys.executable, "-m", "webhook.cli", "rollout", "--kubeconfig", str(admin.kubeconfig), *args]
+
+
+def run_rollout(admin: Kube, *args: str) -> subprocess.CompletedProcess[str]:
+    """One ``podpreset rollout ARGS`` pass, its output captured."""
+    return subprocess.run(rollout_argv(admin, *args), capture_output=True, text=True, cwd=TOP, timeout=120)
+
+
+def rollout_passes(admin: Kube, *args: str) -> list[str]:
+    """The lines of one successful ``podpreset rollout ARGS`` pass (one per workload it names)."""
+    done = run_rollout(admin, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
 def annotations_of(pod: dict[str, Any]) -> dict[str, str]:
     return dict(pod["metadata"].get("annotations") or {})
 
