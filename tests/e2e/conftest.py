@@ -205,26 +205,13 @@ class Cluster:
         if self.webhook is not None:
             self.webhook.stop()
             return
-        kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=0")
-        eventually(
-            "the webhook's pods to be gone",
-            lambda: (
-                not self.admin.get(
-                    f"/api/v1/namespaces/{NAMESPACE}/pods",
-                    labelSelector="app.kubernetes.io/component=webhook",
-                )["items"]
-            ),
-            timeout=120,
-        )
+        scale_installed(self, "webhook", 0)
 
     def start_webhook(self) -> None:
         if self.webhook is not None:
             self.webhook.start()
         else:
-            kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=2")
-            kubectl(
-                self, "-n", NAMESPACE, "rollout", "status", "deployment/podpreset-webhook", "--timeout=180s"
-            )
+            scale_installed(self, "webhook", 2)
 
     @property
     def can_restart_apiserver(self) -> bool:
@@ -240,6 +227,26 @@ class Cluster:
 
 def kubectl(cluster: Cluster, *args: str) -> None:
     subprocess.run(["kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), *args], check=True)
+
+
+def scale_installed(cluster: Cluster, component: str, replicas: int) -> None:
+    """Scale deploy/'s ``podpreset-COMPONENT`` Deployment to REPLICAS, then wait until its pods are
+    gone (none) or its rollout is done."""
+    deployment = f"deployment/podpreset-{component}"
+    kubectl(cluster, "-n", NAMESPACE, "scale", deployment, f"--replicas={replicas}")
+    if replicas:
+        kubectl(cluster, "-n", NAMESPACE, "rollout", "status", deployment, "--timeout=180s")
+        return
+    eventually(
+        f"the installed {component}'s pods to be gone",
+        lambda: (
+            not cluster.admin.get(
+                f"/api/v1/namespaces/{NAMESPACE}/pods",
+                labelSelector=f"app.kubernetes.io/component={component}",
+            )["items"]
+        ),
+        timeout=120,
+    )
 
 
 def kubectl_output(cluster: Cluster, *args: str, check: bool = True) -> str:

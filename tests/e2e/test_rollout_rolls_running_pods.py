@@ -29,6 +29,7 @@ from .conftest import (
     env_of,
     kubectl,
     rollout_passes,
+    scale_installed,
 )
 from .controller import LocalController
 from .rest import Kube, eventually
@@ -45,33 +46,12 @@ def cluster(kubelet_cluster: Cluster) -> Iterator[Cluster]:
     installed = kubelet_cluster.admin.request("GET", path)
     replicas = installed.body["spec"]["replicas"] if installed.status == 200 else 0
     if replicas:
-        kubectl(kubelet_cluster, "-n", NAMESPACE, "scale", "deployment/podpreset-controller", "--replicas=0")
-        eventually(
-            "the installed controller's pods to be gone",
-            lambda: (
-                not kubelet_cluster.admin.get(
-                    f"/api/v1/namespaces/{NAMESPACE}/pods",
-                    labelSelector="app.kubernetes.io/component=controller",
-                )["items"]
-            ),
-            timeout=120,
-        )
+        scale_installed(kubelet_cluster, "controller", 0)
     try:
         yield kubelet_cluster
     finally:
         if replicas:
-            kubectl(
-                kubelet_cluster,
-                "-n",
-                NAMESPACE,
-                "scale",
-                "deployment/podpreset-controller",
-                f"--replicas={replicas}",
-            )
-            kubectl(
-                kubelet_cluster,
-                *("-n", NAMESPACE, "rollout", "status", "deployment/podpreset-controller", "--timeout=180s"),
-            )
+            scale_installed(kubelet_cluster, "controller", replicas)
 
 
 def deployment(name: str, opted_in: bool) -> dict[str, Any]:
