@@ -543,6 +543,37 @@ def edit_preset(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
     assert reply.status == 200, reply
 
 
+def pod_webhook_config(
+    name: str, webhook: str, namespace: str, client_config: dict[str, Any], **settings: Any
+) -> dict[str, Any]:
+    """A MutatingWebhookConfiguration NAME with one fail-closed webhook WEBHOOK that the API server
+    calls, at CLIENT_CONFIG, for the pods created in NAMESPACE only; SETTINGS add to the webhook."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": webhook,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                **settings,
+                "clientConfig": client_config,
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            }
+        ],
+    }
+
+
 def rollout_argv(admin: Kube, *args: str) -> list[str]:
     """``podpreset rollout ARGS`` against ADMIN's cluster, as a command line."""
     return [sys.executable, "-m", "webhook.cli", "rollout", "--kubeconfig", str(admin.kubeconfig), *args]
