@@ -46,13 +46,8 @@ mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 timings="$logs/timings-local.txt"
 : > "$timings"
-timed() {
-  local what=$1 t0=$SECONDS status=0
-  shift
-  "$@" || status=$?
-  echo "$what: $((SECONDS - t0)) s$([ $status = 0 ] || echo " (failed: exit $status)")" | tee -a "$timings" >&2
-  return $status
-}
+# shellcheck source=hack/lib/timed.sh
+. "$top/hack/lib/timed.sh"
 
 # --- tools ---------------------------------------------------------------------------------------
 missing=()
