@@ -16,14 +16,11 @@ import argparse
 import json
 import os
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-import trustme
 
 from bench import scenarios
 from bench.procs import free_port
@@ -31,11 +28,11 @@ from bench.run import (
     Server,
     drive,
     log,
+    serving_tls,
     spawn,
     stop_server,
     verify,
     wait_ready,
-    write_certificate,
 )
 
 
@@ -105,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir).resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    ca = trustme.CA()
-    cert, key = write_certificate(ca, workdir)
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+    cert, key, context = serving_tls(workdir)
     scenario = scenarios.build(args.scenario)
     servers: dict[str, Server] = {}
     for label, root, extra in (("A", args.a_root, args.a_arg), ("B", args.b_root, args.b_arg)):

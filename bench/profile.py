@@ -11,25 +11,22 @@ from __future__ import annotations
 import argparse
 import collections
 import shutil
-import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import trustme
 
 from bench import scenarios
 from bench.run import (
     ROOT,
     BenchError,
     drive,
+    serving_tls,
     start_server,
     stop_server,
     verify,
     wait_ready,
     worker_pids,
-    write_certificate,
 )
 
 
@@ -49,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = ROOT / "build" / "bench-profile"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    ca = trustme.CA()
-    cert, key = write_certificate(ca, workdir)
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+    cert, key, context = serving_tls(workdir)
     server = start_server(scenarios.build(args.scenario), workdir, cert, key, args.serve_arg)
     stacks: collections.Counter[str] = collections.Counter()
     try:

@@ -153,10 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    ca = trustme.CA()
-    cert, key = write_certificate(ca, workdir)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+    cert, key, client_context = serving_tls(workdir)
 
     names = [n for n in args.scenarios.split(",") if n]
     built = {name: scenarios.build(name) for name in names}
@@ -234,12 +231,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_certificate(ca: trustme.CA, workdir: Path) -> tuple[Path, Path]:
+def serving_tls(workdir: Path) -> tuple[Path, Path, ssl.SSLContext]:
+    """A serving certificate and key for 127.0.0.1 from a new CA, written into WORKDIR, and a
+    client context that trusts that CA only."""
+    ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     cert, key = workdir / "server.pem", workdir / "server.key"
     cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     key.write_bytes(leaf.private_key_pem.bytes())
-    return cert, key
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return cert, key, client_context
 
 
 def start_server(scenario: Scenario, workdir: Path, cert: Path, key: Path, extra: Sequence[str]) -> Server:

@@ -15,32 +15,18 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver"
   exit 0
 fi
 
-resolved=$("$top/hack/k8s-versions.sh" resolve "${K8S_VERSION:-}")
-eval "$resolved"
-
-cache=${PODPRESET_CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podpreset/controlplane}
+# shellcheck source=hack/lib/k8s-build.sh
+. "$top/hack/lib/k8s-build.sh"
+resolve_k8s_build
 bin="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 mkdir -p "$bin"
-
-export GOTOOLCHAIN=$K8S_GOTOOLCHAIN CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-# A binary's version is read whole before it is matched: with pipefail, `etcd --version | grep -q`
-# failed whenever grep had left after the first line and etcd died of SIGPIPE writing the next
-# (6 checks in 40 under load), and a cached binary was built again.
-version_of() { "$@" 2>/dev/null || true; }
 
 if grep -qx "Kubernetes $K8S_VERSION" <<<"$(version_of "$bin/kube-apiserver" --version)"; then
   echo "kube-apiserver $K8S_VERSION: cached in $bin" >&2
 else
   echo "building kube-apiserver $K8S_VERSION into $bin (cold build: several minutes)" >&2
-  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-  ldflags="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
   start=$SECONDS
-  (cd "$K8S_MODULE" && go build -trimpath -pgo=off -ldflags "$ldflags" \
-      -o "$bin/kube-apiserver.tmp.$$" k8s.io/kubernetes/cmd/kube-apiserver)
+  go_build_k8s "$bin/kube-apiserver.tmp.$$" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$bin/kube-apiserver.tmp.$$" "$bin/kube-apiserver"
   echo "built kube-apiserver $K8S_VERSION in $((SECONDS - start)) s" >&2
 fi

@@ -36,6 +36,8 @@ HOST_PATHS=(/var/lib/kubelet /var/lib/kubelet/device-plugins /var/log/containers
 
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: $*" >&2; exit 1; }
+# shellcheck source=hack/lib/firewall.sh
+. "$top/hack/lib/firewall.sh"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -139,10 +141,7 @@ save_host_state() {
   for s in "${SYSCTLS[@]}"; do
     if v=$(sysctl -n "$s" 2>/dev/null); then printf '%s=%s\n' "$s" "$v"; fi
   done > "$RUN/host/sysctls"
-  for tool in iptables ip6tables; do
-    "$tool-save" 2>/dev/null | normalize_rules > "$RUN/host/$tool.rules" || true
-  done
-  nft list tables 2>/dev/null | sort > "$RUN/host/nft.tables" || true
+  save_firewall "$RUN/host"
   ipset list -n 2>/dev/null | sort > "$RUN/host/ipsets" || true
   for p in "${HOST_PATHS[@]}"; do
     [ -e "$p" ] || echo "$p"
@@ -150,52 +149,6 @@ save_host_state() {
   for p in /var/log/containers /var/lib/cni; do
     [ -e "$p" ] && find "$p" -mindepth 1 | sort
   done > "$RUN/host/existing-entries" || true
-}
-
-normalize_rules() { grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]$//; s/ +$//'; }
-
-restore_iptables() {
-  local tool table line chain
-  for tool in iptables ip6tables; do
-    [ -f "$RUN/host/$tool.rules" ] || continue
-    "$tool-save" 2>/dev/null | normalize_rules > "$RUN/host/$tool.after" || continue
-    table=
-    # Rules added to chains that existed before: delete them one by one.
-    while IFS= read -r line; do
-      case "$line" in
-        \**) table=${line#\*} ;;
-        -A\ *)
-          chain=$(echo "$line" | awk '{print $2}')
-          if grep -qx ":$chain .*" <(sed -n "/^\*$table\$/,/^COMMIT/p" "$RUN/host/$tool.rules") &&
-            ! sed -n "/^\*$table\$/,/^COMMIT/p" "$RUN/host/$tool.rules" | grep -qxF -- "$line"; then
-            eval "$tool -w -t $table -D ${line#-A }" 2>/dev/null || log "could not delete $tool -t $table $line"
-          fi
-          ;;
-      esac
-    done < "$RUN/host/$tool.after"
-    # Chains that did not exist before: flush all, then delete all.
-    for pass in -F -X; do
-      table=
-      while IFS= read -r line; do
-        case "$line" in
-          \**) table=${line#\*} ;;
-          :*)
-            chain=$(echo "${line#:}" | awk '{print $1}')
-            if ! sed -n "/^\*$table\$/,/^COMMIT/p" "$RUN/host/$tool.rules" | grep -q "^:$chain "; then
-              "$tool" -w -t "$table" "$pass" "$chain" 2>/dev/null || log "could not $pass $tool -t $table $chain"
-            fi
-            ;;
-        esac
-      done < "$RUN/host/$tool.after"
-    done
-  done
-  # With iptables' nf_tables backend, the tables themselves (made by kubelet and kube-proxy) stay: drop
-  # those that did not exist before `up`.
-  if [ -f "$RUN/host/nft.tables" ]; then
-    nft list tables 2>/dev/null | sort | comm -23 - "$RUN/host/nft.tables" | while read -r _ family name; do
-      nft delete table "$family" "$name" || log "could not delete nft table $family $name"
-    done
-  fi
 }
 
 restore_host_state() {
@@ -206,7 +159,7 @@ restore_host_state() {
         log "could not put back sysctl $line"
     done < "$RUN/host/sysctls"
   fi
-  restore_iptables
+  restore_firewall "$RUN/host"
   # kube-router's sets, once no rule refers to them.
   if [ -f "$RUN/host/ipsets" ]; then
     ipset list -n 2>/dev/null | sort | comm -23 - "$RUN/host/ipsets" | while IFS= read -r p; do
@@ -649,17 +602,9 @@ check_leftovers() {
   leftovers=$(ip -br link show type veth 2>/dev/null | awk '{print $1}')
   [ -z "$leftovers" ] || { log "leftover veth devices: $leftovers"; ok=1; }
   ! ip route show | grep -q "$BRIDGE" || { log "leftover routes via $BRIDGE"; ok=1; }
-  for tool in iptables ip6tables; do
-    [ -f "$RUN/host/$tool.rules" ] || continue
-    if ! diff "$RUN/host/$tool.rules" <("$tool-save" 2>/dev/null | normalize_rules) > "$RUN/host/$tool.diff"; then
-      log "$tool differs from before the run:"; cat "$RUN/host/$tool.diff" >&2; ok=1
-    fi
-  done
+  check_firewall "$RUN/host" || ok=1
   if [ -f "$RUN/host/ipsets" ] && ! diff "$RUN/host/ipsets" <(ipset list -n 2>/dev/null | sort) >&2; then
     log "ipsets differ from before the run"; ok=1
-  fi
-  if [ -f "$RUN/host/nft.tables" ] && ! diff "$RUN/host/nft.tables" <(nft list tables 2>/dev/null | sort) >&2; then
-    log "nftables tables differ from before the run"; ok=1
   fi
   if [ -f "$RUN/host/sysctls" ]; then
     while IFS= read -r line; do

@@ -48,13 +48,8 @@ mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 timings="$logs/timings.txt"
 : > "$timings"
-timed() {  # timed WHAT COMMAND...: run, and note how long it took
-  local what=$1 t0=$SECONDS status=0
-  shift
-  "$@" || status=$?
-  echo "$what: $((SECONDS - t0)) s$([ $status = 0 ] || echo " (failed: exit $status)")" | tee -a "$timings" >&2
-  return $status
-}
+# shellcheck source=hack/lib/timed.sh
+. "$top/hack/lib/timed.sh"
 echo "e2e-cluster: logs of every component in $logs" >&2
 
 timed "build kube-apiserver and etcd (hack/build-controlplane.sh)" \

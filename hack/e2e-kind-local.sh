@@ -34,6 +34,8 @@ SUBNET=${PODPRESET_KIND_SUBNET:-10.243.0.0/24}
 
 log() { echo "e2e-kind-local: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=hack/lib/firewall.sh
+. "$top/hack/lib/firewall.sh"
 
 [ "$(uname -s)" = Linux ] || die "needs Linux (this is $(uname -s)); with Docker and kind, use make e2e-kind"
 [ "$(id -u)" = 0 ] || die "needs root: it runs dockerd, makes a network bridge and an iptables chain (all removed afterwards)"
@@ -44,13 +46,8 @@ mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 timings="$logs/timings-local.txt"
 : > "$timings"
-timed() {
-  local what=$1 t0=$SECONDS status=0
-  shift
-  "$@" || status=$?
-  echo "$what: $((SECONDS - t0)) s$([ $status = 0 ] || echo " (failed: exit $status)")" | tee -a "$timings" >&2
-  return $status
-}
+# shellcheck source=hack/lib/timed.sh
+. "$top/hack/lib/timed.sh"
 
 # --- tools ---------------------------------------------------------------------------------------
 missing=()
@@ -90,13 +87,10 @@ kubectl_dir=$("$top/hack/build-cluster.sh" kubectl 2>/dev/null | tail -n 1)
 # --- host state, to check against afterwards ----------------------------------------------------------
 run=$(mktemp -d /tmp/ppkind.XXXXXX)  # short: the docker and containerd sockets live here
 data_root="$cache/kind/docker-run"   # dockerd's data root (overlay2 layers), removed afterwards
-normalize_rules() { grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]$//; s/ +$//'; }
 save_state() {
-  iptables-save 2>/dev/null | normalize_rules > "$run/iptables.before" || true
-  ip6tables-save 2>/dev/null | normalize_rules > "$run/ip6tables.before" || true
+  save_firewall "$run"
   ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort > "$run/links.before"
   sysctl -n net.ipv4.ip_forward > "$run/ip_forward.before"
-  nft list tables 2>/dev/null | sort > "$run/nft.before" || true
 }
 [ ! -e "$data_root" ] || die "$data_root exists: a previous run was not cleaned up; remove it (after checking no dockerd uses it)"
 ! ip link show "$BRIDGE" >/dev/null 2>&1 || die "network device $BRIDGE exists (a leftover of a previous run?)"
@@ -131,13 +125,9 @@ teardown() {
   while iptables -w -D FORWARD -j "$CHAIN" 2>/dev/null; do :; done
   iptables -w -F "$CHAIN" 2>/dev/null || true
   iptables -w -X "$CHAIN" 2>/dev/null || true
-  # Docker may still set FORWARD's policy to DROP and add its chains on start: put back what was there.
-  restore_iptables
-  # With iptables' nf_tables backend the tables themselves stay (iptables -N made `ip filter` if it
-  # was not there): drop those that did not exist before.
-  nft list tables 2>/dev/null | sort | comm -23 - "$run/nft.before" | while read -r _ family name; do
-    nft delete table "$family" "$name" || log "could not delete nft table $family $name"
-  done
+  # Docker may still set FORWARD's policy to DROP and add its chains on start, and iptables -N made
+  # `ip filter` if it was not there: put back what was there.
+  restore_firewall "$run"
   [ "$(sysctl -n net.ipv4.ip_forward)" = "$(cat "$run/ip_forward.before")" ] || sysctl -q -w "net.ipv4.ip_forward=$(cat "$run/ip_forward.before")"
   for dir in /sys/fs/cgroup/*/"$CGROUP"; do
     [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -152,13 +142,8 @@ teardown() {
   [ -z "$m" ] || { log "leftover mounts: $m"; ok=1; }
   m=$(comm -13 "$run/links.before" <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort))
   [ -z "$m" ] || { log "leftover network devices: $m"; ok=1; }
-  for tool in iptables ip6tables; do
-    if ! diff "$run/$tool.before" <("$tool-save" 2>/dev/null | normalize_rules) > "$run/$tool.diff"; then
-      log "$tool differs from before the run:"; cat "$run/$tool.diff" >&2; ok=1
-    fi
-  done
+  check_firewall "$run" || ok=1
   [ "$(sysctl -n net.ipv4.ip_forward)" = "$(cat "$run/ip_forward.before")" ] || { log "net.ipv4.ip_forward changed"; ok=1; }
-  diff "$run/nft.before" <(nft list tables 2>/dev/null | sort) >&2 || { log "nftables tables differ from before the run"; ok=1; }
   m=$(ls -d /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/*/docker 2>/dev/null || true)
   [ -z "$m" ] || { log "leftover cgroups: $m"; ok=1; }
   [ ! -e "$data_root" ] || { log "leftover $data_root"; ok=1; }
@@ -169,47 +154,6 @@ teardown() {
     log "teardown check FAILED (state kept in $run)"
   fi
   return $ok
-}
-
-restore_iptables() {  # every rule and chain not in the saved state goes; FORWARD's policy comes back
-  local tool table line chain policy
-  for tool in iptables ip6tables; do
-    "$tool-save" 2>/dev/null | normalize_rules > "$run/$tool.after" || continue
-    table=
-    while IFS= read -r line; do
-      case "$line" in
-        \**) table=${line#\*} ;;
-        :*)
-          chain=$(echo "${line#:}" | awk '{print $1}'); policy=$(echo "${line#:}" | awk '{print $2}')
-          before=$(sed -n "/^\*$table\$/,/^COMMIT/p" "$run/$tool.before" | grep "^:$chain " | awk '{print $2}' || true)
-          if [ -n "$before" ] && [ "$before" != - ] && [ "$before" != "$policy" ]; then
-            "$tool" -w -t "$table" -P "$chain" "$before" || log "could not restore $tool -t $table -P $chain $before"
-          fi
-          ;;
-        -A\ *)
-          if ! sed -n "/^\*$table\$/,/^COMMIT/p" "$run/$tool.before" | grep -qxF -- "$line"; then
-            chain=$(echo "$line" | awk '{print $2}')
-            if sed -n "/^\*$table\$/,/^COMMIT/p" "$run/$tool.before" | grep -q "^:$chain "; then
-              eval "$tool -w -t $table -D ${line#-A }" 2>/dev/null || log "could not delete $tool -t $table $line"
-            fi
-          fi
-          ;;
-      esac
-    done < "$run/$tool.after"
-    for pass in -F -X; do
-      table=
-      while IFS= read -r line; do
-        case "$line" in
-          \**) table=${line#\*} ;;
-          :*)
-            chain=$(echo "${line#:}" | awk '{print $1}')
-            sed -n "/^\*$table\$/,/^COMMIT/p" "$run/$tool.before" | grep -q "^:$chain " ||
-              "$tool" -w -t "$table" "$pass" "$chain" 2>/dev/null || true
-            ;;
-        esac
-      done < "$run/$tool.after"
-    done
-  done
 }
 
 on_exit() {

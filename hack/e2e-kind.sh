@@ -60,13 +60,8 @@ for tool in docker kind kubectl openssl; do
   command -v "$tool" >/dev/null || { echo "e2e-kind: $tool is required" >&2; exit 2; }
 done
 
-timed() {  # timed WHAT COMMAND...: run, and note how long it took
-  local what=$1 t0=$SECONDS status=0
-  shift
-  "$@" || status=$?
-  echo "$what: $((SECONDS - t0)) s$([ $status = 0 ] || echo " (failed: exit $status)")" | tee -a "$timings" >&2
-  return $status
-}
+# shellcheck source=hack/lib/timed.sh
+. "$top/hack/lib/timed.sh"
 
 cleanup() {
   status=$?

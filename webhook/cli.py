@@ -11,7 +11,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from presets.admission import (
@@ -149,7 +149,7 @@ def build_parser(with_serve: bool = True, with_controller: bool = True) -> argpa
     )
     rollout.add_argument(
         "--rollout-per-minute",
-        type=_at_least_one,
+        type=_at_least_one("a whole number"),
         default=10,
         metavar="N",
         help="roll at most N workloads (the rest wait for the next pass); default 10",
@@ -193,7 +193,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-preset-bytes",
-        type=_positive,
+        type=_at_least_one("a number of bytes"),
         default=DEFAULT_MAX_PRESET_BYTES,
         metavar="N",
         help=f"a preset larger than this (compact JSON) is invalid; default {DEFAULT_MAX_PRESET_BYTES}, "
@@ -201,24 +201,19 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+def _at_least_one(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least 1; WHAT is how the error calls it."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+        return value
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+    return parse
 
 
 def volume_types_of(values: Sequence[str] | None) -> VolumeTypes:

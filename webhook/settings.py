@@ -12,7 +12,8 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import DEFAULT_PROTECTED_ENTRIES, PROTECTED_ENTRY, RESTRICTED_VOLUME_TYPES, VolumeTypes
@@ -111,14 +112,70 @@ _OPTIONS: tuple[tuple[str, str], ...] = (
 ENV_VARS: Mapping[str, str] = {dest: ENV_PREFIX + suffix for dest, suffix in _OPTIONS}
 
 
+class Flags:
+    """One command's flags, each with a ``PODPRESET_*`` variable (``serve``'s here, ``podpreset
+    controller``'s in ``webhook.controller.command``): declared with their variable named at the
+    end of their help and no default, read as the flag, else the variable, else None (the settings'
+    own default)."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        self.variables = variables
+        """Flag dest -> its variable."""
+
+    def add(self, parser: argparse.ArgumentParser, dest: str, help: str, **options: Any) -> None:
+        """Declares ``--DEST`` (dashes for underscores), its help ending with its variable."""
+        flag = f"--{dest.replace('_', '-')}"
+        parser.add_argument(flag, dest=dest, help=f"{help} (env {self.variables[dest]})", **options)
+
+    def reader(self, args: argparse.Namespace, environ: Mapping[str, str]) -> Callable[[str], Any]:
+        """The value of a dest: the flag's, else the variable's unless empty, else None."""
+
+        def read(dest: str) -> Any:
+            value = getattr(args, dest, None)
+            if value is not None:
+                return value
+            text = environ.get(self.variables[dest])
+            return text if text not in (None, "") else None
+
+        return read
+
+    def where(self, dest: str) -> str:
+        """How an error names a setting: ``--flag/PODPRESET_VARIABLE``."""
+        return f"--{dest.replace('_', '-')}/{self.variables[dest]}"
+
+
+FLAGS = Flags(ENV_VARS)
+
+
+def parse_boolean(value: object, where: str) -> object:
+    """A variable's text (1/true/yes, 0/false/no, any case) as a bool; a flag's value, or None, as it is."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+        raise SettingsError(f"{where}: expected true or false, got {value!r}")
+    return value.lower() in ("1", "true", "yes")
+
+
+def parse_log_format(value: object, where: str) -> LogFormat:
+    """``text`` (also when unset) or ``json``."""
+    log_format = value or "text"
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"{where}: expected text or json, got {log_format!r}")
+    return log_format
+
+
+def check_host_port(address: object, where: str) -> None:
+    """Raises ``SettingsError`` unless ADDRESS is ``HOST:PORT`` with a port from 1 to 65535."""
+    host, sep, port = str(address).rpartition(":")
+    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
+        raise SettingsError(f"{where}: expected HOST:PORT, got {address!r}")
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve`` flags. Defaults are None here so that env variables can fill the gaps."""
 
     defaults = Settings()
-
-    def env(dest: str) -> str:
-        return f"(env {ENV_VARS[dest]})"
-
+    add = partial(FLAGS.add, parser)
     parser.add_argument(
         "-f",
         "--presets",
@@ -126,126 +183,98 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="PRESETS",
         help=f"preset file or directory, repeatable; without any, presets are watched in the "
-        f"cluster {env('preset_paths')}, several separated by '{os.pathsep}'",
+        f"cluster (env {ENV_VARS['preset_paths']}), several separated by '{os.pathsep}'",
     )
-    parser.add_argument(
-        "--kubeconfig",
+    add(
+        "kubeconfig",
+        "watch PodPresets with this kubeconfig instead of in-cluster config",
         metavar="PATH",
-        help=f"watch PodPresets with this kubeconfig instead of in-cluster config {env('kubeconfig')}",
     )
-    parser.add_argument(
-        "--tls-cert",
-        metavar="FILE",
-        help=f"serving certificate (PEM), re-read when it changes {env('tls_cert')}",
-    )
-    parser.add_argument("--tls-key", metavar="FILE", help=f"its private key (PEM) {env('tls_key')}")
-    parser.add_argument(
-        "--insecure-http",
+    add("tls_cert", "serving certificate (PEM), re-read when it changes", metavar="FILE")
+    add("tls_key", "its private key (PEM)", metavar="FILE")
+    add(
+        "insecure_http",
+        "serve plain HTTP without TLS, for local debugging only",
         action="store_const",
         const=True,
         default=None,
-        help=f"serve plain HTTP without TLS, for local debugging only {env('insecure_http')}",
     )
-    parser.add_argument(
-        "--bind", metavar="HOST:PORT", help=f"listen address, default {defaults.bind} {env('bind')}"
-    )
-    parser.add_argument(
-        "--health-bind",
+    add("bind", f"listen address, default {defaults.bind}", metavar="HOST:PORT")
+    add(
+        "health_bind",
+        f"plain-HTTP listen address of /healthz, /readyz and /metrics (the TLS --bind serves "
+        f"only POST /mutate), default {defaults.health_bind}",
         metavar="HOST:PORT",
-        help=f"plain-HTTP listen address of /healthz, /readyz and /metrics (the TLS --bind serves "
-        f"only POST /mutate), default {defaults.health_bind} {env('health_bind')}",
     )
-    parser.add_argument(
-        "--client-ca",
+    add(
+        "client_ca",
+        "require a client certificate signed by this CA (PEM) on the TLS listener, re-read when it changes",
         metavar="FILE",
-        help=f"require a client certificate signed by this CA (PEM) on the TLS listener, re-read "
-        f"when it changes {env('client_ca')}",
     )
-    parser.add_argument(
-        "--tls-min-version",
+    add(
+        "tls_min_version",
+        f"oldest TLS version accepted, default {defaults.tls_min_version}",
         choices=TLS_VERSIONS,
-        help=f"oldest TLS version accepted, default {defaults.tls_min_version} {env('tls_min_version')}",
     )
-    parser.add_argument(
-        "--handshake-timeout",
+    add(
+        "handshake_timeout",
+        f"time a connection gets for its TLS handshake and request head (and for each read of "
+        f"a body), default {defaults.handshake_timeout}",
         metavar="SECONDS",
-        help=f"time a connection gets for its TLS handshake and request head (and for each read of "
-        f"a body), default {defaults.handshake_timeout} {env('handshake_timeout')}",
     )
-    parser.add_argument(
-        "--workers",
+    add(
+        "workers",
+        f"gunicorn worker processes, default one per usable CPU, at most 2 (here {defaults.workers})",
         metavar="N",
-        help=f"gunicorn worker processes, default one per usable CPU, at most 2 (here {defaults.workers}) "
-        f"{env('workers')}",
     )
-    parser.add_argument(
-        "--threads", metavar="N", help=f"threads per worker, default {defaults.threads} {env('threads')}"
-    )
-    parser.add_argument(
-        "--max-body-bytes",
+    add("threads", f"threads per worker, default {defaults.threads}", metavar="N")
+    add("max_body_bytes", f"largest accepted request body, default {defaults.max_body_bytes}", metavar="N")
+    add(
+        "max_decoding_bytes",
+        f"request body bytes one worker decodes at once, more is answered 429; at least "
+        f"--max-body-bytes, default {defaults.max_decoding_bytes}",
         metavar="N",
-        help=f"largest accepted request body, default {defaults.max_body_bytes} {env('max_body_bytes')}",
     )
-    parser.add_argument(
-        "--max-decoding-bytes",
-        metavar="N",
-        help=f"request body bytes one worker decodes at once, more is answered 429; at least "
-        f"--max-body-bytes, default {defaults.max_decoding_bytes} {env('max_decoding_bytes')}",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        help=f"log line format, default {defaults.log_format} {env('log_format')}",
-    )
-    parser.add_argument(
-        "--log-level", metavar="LEVEL", help=f"default {defaults.log_level} {env('log_level')}"
-    )
-    parser.add_argument(
-        "--metrics-dir",
+    add("log_format", f"log line format, default {defaults.log_format}", choices=("text", "json"))
+    add("log_level", f"default {defaults.log_level}", metavar="LEVEL")
+    add(
+        "metrics_dir",
+        "directory in which a podpreset-metrics subdirectory holds the workers' metrics (its "
+        "metric files are removed at start; nothing else is touched); default a temporary "
+        "directory",
         metavar="DIR",
-        help=f"directory in which a podpreset-metrics subdirectory holds the workers' metrics (its "
-        f"metric files are removed at start; nothing else is touched); default a temporary "
-        f"directory {env('metrics_dir')}",
     )
-    parser.add_argument(
-        "--graceful-timeout",
+    add(
+        "graceful_timeout",
+        f"time in-flight requests get after SIGTERM, default {defaults.graceful_timeout}",
         metavar="SECONDS",
-        help=f"time in-flight requests get after "
-        f"SIGTERM, default {defaults.graceful_timeout} {env('graceful_timeout')}",
     )
-    parser.add_argument(
-        "--keepalive",
+    add("keepalive", f"idle keep-alive time, default {defaults.keepalive}", metavar="SECONDS")
+    add(
+        "reload_interval",
+        f"how often preset files and the certificate are checked, default {defaults.reload_interval}",
         metavar="SECONDS",
-        help=f"idle keep-alive time, default {defaults.keepalive} {env('keepalive')}",
     )
-    parser.add_argument(
-        "--reload-interval",
-        metavar="SECONDS",
-        help=f"how often preset files and the "
-        f"certificate are checked, default {defaults.reload_interval} {env('reload_interval')}",
-    )
-    parser.add_argument(
-        "--protected",
+    add(
+        "protected",
+        f"env names no preset may inject, a trailing * makes a prefix; repeatable or comma "
+        f"separated, replaces the default {','.join(defaults.protected)}; --protected= protects "
+        f"nothing",
         action="append",
         metavar="NAME_OR_PREFIX*",
-        help=f"env names no preset may inject, a trailing * makes a prefix; repeatable or comma "
-        f"separated, replaces the default {','.join(defaults.protected)}; --protected= protects "
-        f"nothing {env('protected')}",
     )
-    parser.add_argument(
-        "--max-preset-bytes",
+    add(
+        "max_preset_bytes",
+        f"a preset larger than this (compact JSON, without managedFields and kubectl's "
+        f"last-applied annotation) is skipped as invalid, default {defaults.max_preset_bytes}",
         metavar="N",
-        help=f"a preset larger than this (compact JSON, without managedFields and kubectl's "
-        f"last-applied annotation) is skipped as invalid, default {defaults.max_preset_bytes} "
-        f"{env('max_preset_bytes')}",
     )
-    parser.add_argument(
-        "--namespaced-volume-types",
+    add(
+        "namespaced_volume_types",
+        f"volume types a PodPreset may inject (ClusterPodPresets: any); repeatable or comma "
+        f"separated, '*' for any, default {','.join(defaults.namespaced_volume_types)}",
         action="append",
         metavar="TYPE",
-        help=f"volume types a PodPreset may inject (ClusterPodPresets: any); repeatable or comma "
-        f"separated, '*' for any, default {','.join(defaults.namespaced_volume_types)} "
-        f"{env('namespaced_volume_types')}",
     )
 
 
@@ -253,12 +282,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     """Flags, then ``PODPRESET_*`` variables, then defaults. Raises ``SettingsError``."""
     environ = os.environ if environ is None else environ
 
-    def raw(dest: str) -> object:
-        value = getattr(args, dest, None)
-        if value is not None:
-            return value
-        text = environ.get(ENV_VARS[dest])
-        return text if text not in (None, "") else None
+    raw = FLAGS.reader(args, environ)
 
     def number(dest: str, convert: Callable[[str], _N], minimum: _N) -> _N | None:
         value = raw(dest)
@@ -267,11 +291,11 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
         try:
             result = convert(str(value))
         except ValueError:
-            raise SettingsError(f"{_where(dest)}: expected a number, got {value!r}") from None
+            raise SettingsError(f"{FLAGS.where(dest)}: expected a number, got {value!r}") from None
         if not math.isfinite(result):
-            raise SettingsError(f"{_where(dest)}: expected a finite number, got {value!r}")
+            raise SettingsError(f"{FLAGS.where(dest)}: expected a finite number, got {value!r}")
         if result < minimum:
-            raise SettingsError(f"{_where(dest)}: must be at least {minimum}, got {value!r}")
+            raise SettingsError(f"{FLAGS.where(dest)}: must be at least {minimum}, got {value!r}")
         return result
 
     paths_value = raw("preset_paths")
@@ -281,17 +305,12 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
         paths = tuple(p for p in paths_value.split(os.pathsep) if p)
     else:
         paths = ()
-    insecure = raw("insecure_http")
-    if isinstance(insecure, str):
-        if insecure.lower() not in ("1", "true", "yes", "0", "false", "no"):
-            raise SettingsError(f"{ENV_VARS['insecure_http']}: expected true or false, got {insecure!r}")
-        insecure = insecure.lower() in ("1", "true", "yes")
-    log_format = raw("log_format") or "text"
-    if log_format not in ("text", "json"):
-        raise SettingsError(f"{_where('log_format')}: expected text or json, got {log_format!r}")
+    # A text value can only be the variable's, so the error names the variable alone.
+    insecure = parse_boolean(raw("insecure_http"), ENV_VARS["insecure_http"])
+    log_format = parse_log_format(raw("log_format"), FLAGS.where("log_format"))
     tls_min_version = raw("tls_min_version")
     if tls_min_version is not None and tls_min_version not in TLS_VERSIONS:
-        raise SettingsError(f"{_where('tls_min_version')}: expected 1.2 or 1.3, got {tls_min_version!r}")
+        raise SettingsError(f"{FLAGS.where('tls_min_version')}: expected 1.2 or 1.3, got {tls_min_version!r}")
 
     values: dict[str, object] = {
         "protected": protected_entries(raw("protected")),
@@ -335,7 +354,7 @@ def protected_entries(value: object) -> tuple[str, ...] | None:
     for entry in entries:
         if not PROTECTED_ENTRY.fullmatch(entry):
             raise SettingsError(
-                f"{_where('protected')}: {entry!r} is not an env name (letters, digits, '_', '-', '.', "
+                f"{FLAGS.where('protected')}: {entry!r} is not an env name (letters, digits, '_', '-', '.', "
                 f"not starting with a digit), optionally ending in '*' for a prefix"
             )
     return tuple(dict.fromkeys(entries))
@@ -352,7 +371,7 @@ def volume_type_entries(value: object) -> tuple[str, ...] | None:
     try:
         VolumeTypes.parse(entries)
     except ValueError as exc:
-        raise SettingsError(f"{_where('namespaced_volume_types')}: {exc}") from None
+        raise SettingsError(f"{FLAGS.where('namespaced_volume_types')}: {exc}") from None
     return tuple(dict.fromkeys(entries))
 
 
@@ -370,18 +389,11 @@ def check_settings(settings: Settings) -> None:
     elif settings.client_ca is not None:
         raise SettingsError("--client-ca needs TLS: it cannot be combined with --insecure-http")
     for dest in ("bind", "health_bind"):
-        address = getattr(settings, dest)
-        host, sep, port = address.rpartition(":")
-        if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
-            raise SettingsError(f"{_where(dest)}: expected HOST:PORT, got {address!r}")
+        check_host_port(getattr(settings, dest), FLAGS.where(dest))
     if settings.bind == settings.health_bind:
-        raise SettingsError(f"{_where('health_bind')}: must differ from --bind ({settings.bind})")
+        raise SettingsError(f"{FLAGS.where('health_bind')}: must differ from --bind ({settings.bind})")
     if settings.max_decoding_bytes < settings.max_body_bytes:
         raise SettingsError(
-            f"{_where('max_decoding_bytes')}: must be at least --max-body-bytes "
+            f"{FLAGS.where('max_decoding_bytes')}: must be at least --max-body-bytes "
             f"({settings.max_body_bytes}), got {settings.max_decoding_bytes}"
         )
-
-
-def _where(dest: str) -> str:
-    return f"--{dest.replace('_', '-')}/{ENV_VARS[dest]}"

@@ -58,6 +58,37 @@ def test_bad_settings_are_refused_by_name(argv, problem) -> None:
         settings(*argv)
 
 
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        pytest.param(
+            {"PODPRESET_LEADER_ELECT": "maybe"},
+            "--leader-elect/PODPRESET_LEADER_ELECT: expected true or false, got 'maybe'",
+            id="boolean",
+        ),
+        pytest.param(
+            {"PODPRESET_LOG_FORMAT": "xml"},
+            "--log-format/PODPRESET_LOG_FORMAT: expected text or json, got 'xml'",
+            id="log-format",
+        ),
+        pytest.param(
+            {"PODPRESET_HEALTH_BIND": ":8080"},
+            "--health-bind/PODPRESET_HEALTH_BIND: expected HOST:PORT, got ':8080'",
+            id="bind-without-host",
+        ),
+    ],
+)
+def test_bad_variables_are_refused_by_name(environ, problem) -> None:
+    with pytest.raises(SettingsError) as refused:
+        settings(environ=environ)
+    assert str(refused.value) == problem
+
+
+def test_a_variable_turns_leader_election_off_and_an_empty_one_is_unset() -> None:
+    assert settings(environ={"PODPRESET_LEADER_ELECT": "False"}).leader_elect is False
+    assert settings(environ={"PODPRESET_LEADER_ELECT": "", "PODPRESET_LOG_FORMAT": ""}).log_format == "text"
+
+
 def test_the_command_exits_2_with_one_line_for_bad_settings() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "webhook.cli", "controller", "--renew-deadline", "20"],

@@ -205,26 +205,13 @@ class Cluster:
         if self.webhook is not None:
             self.webhook.stop()
             return
-        kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=0")
-        eventually(
-            "the webhook's pods to be gone",
-            lambda: (
-                not self.admin.get(
-                    f"/api/v1/namespaces/{NAMESPACE}/pods",
-                    labelSelector="app.kubernetes.io/component=webhook",
-                )["items"]
-            ),
-            timeout=120,
-        )
+        scale_installed(self, "webhook", 0)
 
     def start_webhook(self) -> None:
         if self.webhook is not None:
             self.webhook.start()
         else:
-            kubectl(self, "-n", NAMESPACE, "scale", "deployment/podpreset-webhook", "--replicas=2")
-            kubectl(
-                self, "-n", NAMESPACE, "rollout", "status", "deployment/podpreset-webhook", "--timeout=180s"
-            )
+            scale_installed(self, "webhook", 2)
 
     @property
     def can_restart_apiserver(self) -> bool:
@@ -240,6 +227,26 @@ class Cluster:
 
 def kubectl(cluster: Cluster, *args: str) -> None:
     subprocess.run(["kubectl", "--kubeconfig", str(cluster.admin.kubeconfig), *args], check=True)
+
+
+def scale_installed(cluster: Cluster, component: str, replicas: int) -> None:
+    """Scale deploy/'s ``podpreset-COMPONENT`` Deployment to REPLICAS, then wait until its pods are
+    gone (none) or its rollout is done."""
+    deployment = f"deployment/podpreset-{component}"
+    kubectl(cluster, "-n", NAMESPACE, "scale", deployment, f"--replicas={replicas}")
+    if replicas:
+        kubectl(cluster, "-n", NAMESPACE, "rollout", "status", deployment, "--timeout=180s")
+        return
+    eventually(
+        f"the installed {component}'s pods to be gone",
+        lambda: (
+            not cluster.admin.get(
+                f"/api/v1/namespaces/{NAMESPACE}/pods",
+                labelSelector=f"app.kubernetes.io/component={component}",
+            )["items"]
+        ),
+        timeout=120,
+    )
 
 
 def kubectl_output(cluster: Cluster, *args: str, check: bool = True) -> str:
@@ -534,6 +541,54 @@ def edit_preset(admin: Kube, namespace: str, name: str, **changes: Any) -> None:
             current["spec"][key] = value
     reply = admin.request("PUT", path, current)
     assert reply.status == 200, reply
+
+
+def pod_webhook_config(
+    name: str, webhook: str, namespace: str, client_config: dict[str, Any], **settings: Any
+) -> dict[str, Any]:
+    """A MutatingWebhookConfiguration NAME with one fail-closed webhook WEBHOOK that the API server
+    calls, at CLIENT_CONFIG, for the pods created in NAMESPACE only; SETTINGS add to the webhook."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": webhook,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                **settings,
+                "clientConfig": client_config,
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            }
+        ],
+    }
+
+
+def rollout_argv(admin: Kube, *args: str) -> list[str]:
+    """``podpreset rollout ARGS`` against ADMIN's cluster, as a command line."""
+    return [sys.executable, "-m", "webhook.cli", "rollout", "--kubeconfig", str(admin.kubeconfig), *args]
+
+
+def run_rollout(admin: Kube, *args: str) -> subprocess.CompletedProcess[str]:
+    """One ``podpreset rollout ARGS`` pass, its output captured."""
+    return subprocess.run(rollout_argv(admin, *args), capture_output=True, text=True, cwd=TOP, timeout=120)
+
+
+def rollout_passes(admin: Kube, *args: str) -> list[str]:
+    """The lines of one successful ``podpreset rollout ARGS`` pass (one per workload it names)."""
+    done = run_rollout(admin, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
 
 
 def annotations_of(pod: dict[str, Any]) -> dict[str, str]:

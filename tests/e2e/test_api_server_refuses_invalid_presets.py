@@ -18,6 +18,16 @@ def preset(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "podpreset.dev/v1", "kind": "PodPreset", "metadata": {"name": name}, "spec": spec}
 
 
+def with_selector(name: str, selector: dict[str, Any]) -> dict[str, Any]:
+    """A preset whose only fault (if any) is in its selector."""
+    return preset(name, {"selector": selector, "env": ENV})
+
+
+def with_expression(name: str, expression: dict[str, Any]) -> dict[str, Any]:
+    """A preset whose only fault (if any) is in its one selector expression."""
+    return with_selector(name, {"matchExpressions": [expression]})
+
+
 INVALID = [
     pytest.param(
         preset("n" * 54, {"env": ENV}),
@@ -51,88 +61,62 @@ INVALID = [
         id="duplicate-volume-name",
     ),
     pytest.param(
-        preset(
-            "bad-operator", {"selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}, "env": ENV}
-        ),
+        with_expression("bad-operator", {"key": "a", "operator": "Near"}),
         "operator Near is not one of In, NotIn, Exists, DoesNotExist",
         id="selector-unknown-operator",
     ),
     pytest.param(
-        preset(
-            "in-without-values",
-            {"selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}, "env": ENV},
-        ),
+        with_expression("in-without-values", {"key": "a", "operator": "In"}),
         "values must not be empty when operator is In",
         id="selector-in-without-values",
     ),
     pytest.param(
-        preset(
-            "exists-with-values",
-            {
-                "selector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
-                "env": ENV,
-            },
-        ),
+        with_expression("exists-with-values", {"key": "a", "operator": "Exists", "values": ["x"]}),
         "values must be empty when operator is Exists",
         id="selector-exists-with-values",
     ),
     pytest.param(
-        preset("bad-label-key", {"selector": {"matchLabels": {"not a key": "x"}}, "env": ENV}),
+        with_selector("bad-label-key", {"matchLabels": {"not a key": "x"}}),
         "invalid label key",
         id="selector-invalid-label-key",
     ),
     pytest.param(
-        preset("label-name-64", {"selector": {"matchLabels": {"n" * 64: "x"}}, "env": ENV}),
+        with_selector("label-name-64", {"matchLabels": {"n" * 64: "x"}}),
         "invalid label key",
         id="selector-label-key-name-over-63",
     ),
     pytest.param(
-        preset("label-prefix-254", {"selector": {"matchLabels": {f"q{PREFIX_253}/app": "x"}}, "env": ENV}),
+        with_selector("label-prefix-254", {"matchLabels": {f"q{PREFIX_253}/app": "x"}}),
         "invalid label key",
         id="selector-label-key-prefix-over-253",
     ),
     pytest.param(
-        preset("label-empty-prefix", {"selector": {"matchLabels": {"/app": "x"}}, "env": ENV}),
+        with_selector("label-empty-prefix", {"matchLabels": {"/app": "x"}}),
         "invalid label key",
         id="selector-label-key-empty-prefix",
     ),
     pytest.param(
-        preset(
-            "expr-name-64",
-            {"selector": {"matchExpressions": [{"key": "n" * 64, "operator": "Exists"}]}, "env": ENV},
-        ),
+        with_expression("expr-name-64", {"key": "n" * 64, "operator": "Exists"}),
         "invalid label key " + "n" * 64,
         id="selector-expression-key-name-over-63",
     ),
     pytest.param(
-        preset(
-            "expr-prefix-254",
-            {
-                "selector": {"matchExpressions": [{"key": f"q{PREFIX_253}/app", "operator": "Exists"}]},
-                "env": ENV,
-            },
-        ),
+        with_expression("expr-prefix-254", {"key": f"q{PREFIX_253}/app", "operator": "Exists"}),
         "invalid label key q",
         id="selector-expression-key-prefix-over-253",
     ),
     pytest.param(
-        preset(
-            "expr-bad-value",
-            {
-                "selector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["x_"]}]},
-                "env": ENV,
-            },
-        ),
+        with_expression("expr-bad-value", {"key": "a", "operator": "In", "values": ["x_"]}),
         "a label value is at most 63",
         id="selector-expression-invalid-value",
     ),
     pytest.param(
-        preset("label-value-64", {"selector": {"matchLabels": {"app": "v" * 64}}, "env": ENV}),
+        with_selector("label-value-64", {"matchLabels": {"app": "v" * 64}}),
         "may not be more than 63",
         id="selector-label-value-over-63",
     ),
     pytest.param(
-        preset("bad-label-value", {"selector": {"matchLabels": {"app": "-x-"}}, "env": ENV}),
+        with_selector("bad-label-value", {"matchLabels": {"app": "-x-"}}),
         "a label value is at most 63",
         id="selector-invalid-label-value",
     ),

@@ -35,6 +35,7 @@ from .conftest import (
     kubectl,
     kubectl_output,
     pod_body,
+    pod_webhook_config,
     wait_for_pods_to,
 )
 from .rest import Kube, eventually
@@ -358,34 +359,15 @@ def test_the_api_server_calls_the_webhook_through_its_service_verifying_the_boot
         check=True,
     ).stdout
     name = f"zz-e2e-wrong-ca-{namespace}"
+    service = {"name": "podpreset-webhook", "namespace": NAMESPACE, "path": "/mutate"}
     admin.create(
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": name},
-            "webhooks": [
-                {
-                    "name": "wrong-ca.e2e.podpreset.dev",
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Fail",
-                    "clientConfig": {
-                        "service": {"name": "podpreset-webhook", "namespace": NAMESPACE, "path": "/mutate"},
-                        "caBundle": base64.b64encode(other_ca).decode(),
-                    },
-                    "rules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE"],
-                            "resources": ["pods"],
-                        }
-                    ],
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                }
-            ],
-        },
+        pod_webhook_config(
+            name,
+            "wrong-ca.e2e.podpreset.dev",
+            namespace,
+            {"service": service, "caBundle": base64.b64encode(other_ca).decode()},
+        ),
     )
     try:
 

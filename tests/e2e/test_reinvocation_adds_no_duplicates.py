@@ -22,6 +22,7 @@ from .conftest import (
     create_preset,
     env_of,
     pod_body,
+    pod_webhook_config,
     wait_for_pods_to,
 )
 from .rest import Kube
@@ -74,34 +75,17 @@ def sidecar_webhook(cluster: Cluster, namespace: str, tmp_path: Any) -> Iterator
     thread.start()
     # Named after ours ("podpreset"): the API server calls webhooks in name order, so it runs second.
     name = f"zz-e2e-sidecar-{namespace}"
-    config = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": "sidecar.e2e.podpreset.dev",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "reinvocationPolicy": "IfNeeded",
-                "timeoutSeconds": 5,
-                "clientConfig": {
-                    "url": f"https://{HOST_ADDRESS}:{server.server_address[1]}/",
-                    "caBundle": base64.b64encode(ca.cert_pem.bytes()).decode(),
-                },
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                    }
-                ],
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            }
-        ],
-    }
+    config = pod_webhook_config(
+        name,
+        "sidecar.e2e.podpreset.dev",
+        namespace,
+        {
+            "url": f"https://{HOST_ADDRESS}:{server.server_address[1]}/",
+            "caBundle": base64.b64encode(ca.cert_pem.bytes()).decode(),
+        },
+        reinvocationPolicy="IfNeeded",
+        timeoutSeconds=5,
+    )
     cluster.admin.create("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", config)
     try:
         yield server

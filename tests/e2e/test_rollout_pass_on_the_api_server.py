@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import NAMESPACE, TOP, Cluster, Namespaces, create_preset, edit_preset
+from .conftest import (
+    NAMESPACE,
+    TOP,
+    Cluster,
+    Namespaces,
+    create_preset,
+    edit_preset,
+    rollout_argv,
+    rollout_passes,
+    run_rollout,
+)
 from .controller import FAST_ELECTION, LocalController
 from .rest import Kube, eventually
 
@@ -76,22 +85,6 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return {**template, "metadata": metadata}
 
 
-def rollout(admin: Kube, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "rollout", "--kubeconfig", str(admin.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        cwd=TOP,
-        timeout=120,
-    )
-
-
-def passes(admin: Kube, *args: str) -> list[str]:
-    done = rollout(admin, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()
-
-
 def events(admin: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     found = admin.get(f"/api/v1/namespaces/{namespace}/events")["items"]
     return [e for e in found if e["involvedObject"]["name"] == name and e["reason"] == "PodPresetRollout"]
@@ -116,7 +109,7 @@ def test_a_preset_edit_rolls_an_opted_in_workload_once_and_nothing_else(admin: K
     before = {name: read(admin, namespace, "Deployment", name) for name in ("opted", "plain")}
 
     # Dry run at first sight: it would only record; nothing is written.
-    assert passes(admin, "-n", namespace, "--dry-run") == [
+    assert rollout_passes(admin, "-n", namespace, "--dry-run") == [
         f"deployment {namespace}/opted: would record: first sight: its pods were admitted with today's "
         "presets; recorded, not rolled"
     ]
@@ -126,19 +119,19 @@ def test_a_preset_edit_rolls_an_opted_in_workload_once_and_nothing_else(admin: K
     )
 
     # First sight: recorded in its metadata, the template untouched.
-    passes(admin, "-n", namespace)
+    rollout_passes(admin, "-n", namespace)
     opted = read(admin, namespace, "Deployment", "opted")
     assert STATE in opted["metadata"]["annotations"]
     assert template_hash(opted) is None
     # (A Deployment's generation counts annotation changes too; its controller rolls on template changes.)
     assert opted["spec"]["template"] == before["opted"]["spec"]["template"]
-    assert passes(admin, "-n", namespace) == []
+    assert rollout_passes(admin, "-n", namespace) == []
 
     # Edits that change nothing for it: a preset it does not match, a matching preset's labels.
     edit_preset(admin, namespace, "db", env=[{"name": "DB", "value": "2"}])
     edit_preset(admin, namespace, "tuning", labels={"team": "platform"})
-    assert passes(admin, "-n", namespace, "--dry-run") == []
-    assert passes(admin, "-n", namespace) == []
+    assert rollout_passes(admin, "-n", namespace, "--dry-run") == []
+    assert rollout_passes(admin, "-n", namespace) == []
     assert (
         read(admin, namespace, "Deployment", "opted")["metadata"]["resourceVersion"]
         == opted["metadata"]["resourceVersion"]
@@ -147,17 +140,17 @@ def test_a_preset_edit_rolls_an_opted_in_workload_once_and_nothing_else(admin: K
     # An edit of what the matching preset injects: the dry run names it and changes nothing...
     edit_preset(admin, namespace, "tuning", env=[{"name": "WORKERS", "value": "8"}])
     line = f"deployment {namespace}/opted: would roll: podpreset tuning changed"
-    assert passes(admin, "-n", namespace, "--dry-run") == [line]
+    assert rollout_passes(admin, "-n", namespace, "--dry-run") == [line]
     assert template_hash(read(admin, namespace, "Deployment", "opted")) is None
 
     # ...and the pass rolls it, exactly once, with an Event naming the preset.
-    assert passes(admin, "-n", namespace) == [
+    assert rollout_passes(admin, "-n", namespace) == [
         f"deployment {namespace}/opted: rolled: podpreset tuning changed"
     ]
     rolled = read(admin, namespace, "Deployment", "opted")
     assert template_hash(rolled)
     assert without_hash(rolled["spec"]["template"]) == opted["spec"]["template"]
-    assert passes(admin, "-n", namespace) == []
+    assert rollout_passes(admin, "-n", namespace) == []
     assert read(admin, namespace, "Deployment", "opted")["spec"]["template"] == rolled["spec"]["template"]
     (event,) = events(admin, namespace, "opted")
     assert event["type"] == "Normal"
@@ -181,11 +174,11 @@ def test_never_presets_and_the_owners_own_template_edits_roll_nothing(admin: Kub
         admin, namespace, "tuning", {"selector": {"matchLabels": web}, "env": [{"name": "W", "value": "1"}]}
     )
     create(admin, namespace, workload("StatefulSet", "store", web, OPT_IN))
-    passes(admin, "-n", namespace)
+    rollout_passes(admin, "-n", namespace)
     recorded = read(admin, namespace, "StatefulSet", "store")
 
     edit_preset(admin, namespace, "sidecar-env", env=[{"name": "S", "value": "2"}])
-    assert passes(admin, "-n", namespace) == []
+    assert rollout_passes(admin, "-n", namespace) == []
 
     # The owner edits the template and a preset at once: the template change rolls it with today's
     # presets already, so the pass only records.
@@ -193,7 +186,7 @@ def test_never_presets_and_the_owners_own_template_edits_roll_nothing(admin: Kub
     reply = admin.request("PUT", f"/apis/apps/v1/namespaces/{namespace}/statefulsets/store", recorded)
     assert reply.status == 200, reply
     edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
-    assert passes(admin, "-n", namespace) == [
+    assert rollout_passes(admin, "-n", namespace) == [
         f"statefulset {namespace}/store: recorded: its pod template changed, so it rolls with today's "
         "presets anyway; recorded"
     ]
@@ -211,10 +204,10 @@ def test_a_labelled_namespace_opts_every_workload_in_and_the_rate_limit_defers_t
     create(admin, namespace, workload("DaemonSet", "agent", web))
     create(admin, namespace, workload("Deployment", "front", web))
     create(admin, namespace, workload("Deployment", "out", web, {"podpreset.dev/rollout": "false"}))
-    assert len(passes(admin, "-n", namespace)) == 2  # recorded: the DaemonSet and "front", not "out"
+    assert len(rollout_passes(admin, "-n", namespace)) == 2  # recorded: the DaemonSet and "front", not "out"
 
     edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
-    done = rollout(admin, "-n", namespace, "--rollout-per-minute", "1")
+    done = run_rollout(admin, "-n", namespace, "--rollout-per-minute", "1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"daemonset {namespace}/agent: rolled: podpreset tuning changed",
@@ -225,7 +218,7 @@ def test_a_labelled_namespace_opts_every_workload_in_and_the_rate_limit_defers_t
     assert template_hash(read(admin, namespace, "DaemonSet", "agent"))
     assert template_hash(read(admin, namespace, "Deployment", "front")) is None
     # The next pass rolls the one that waited; "out" opted out of its namespace's label.
-    assert passes(admin, "-n", namespace) == [
+    assert rollout_passes(admin, "-n", namespace) == [
         f"deployment {namespace}/front: rolled: podpreset tuning changed"
     ]
     assert STATE not in (read(admin, namespace, "Deployment", "out")["metadata"].get("annotations") or {})
@@ -240,19 +233,10 @@ def test_two_passes_at_once_roll_a_workload_once(admin: Kube, namespace: str) ->
     )
     for i in range(3):
         create(admin, namespace, workload("Deployment", f"web-{i}", web, OPT_IN))
-    passes(admin, "-n", namespace)
+    rollout_passes(admin, "-n", namespace)
     edit_preset(admin, namespace, "tuning", env=[{"name": "W", "value": "2"}])
 
-    command = [
-        sys.executable,
-        "-m",
-        "webhook.cli",
-        "rollout",
-        "--kubeconfig",
-        str(admin.kubeconfig),
-        "-n",
-        namespace,
-    ]
+    command = rollout_argv(admin, "-n", namespace)
     both = [
         subprocess.Popen(command, cwd=TOP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)

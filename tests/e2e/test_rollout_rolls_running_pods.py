@@ -23,12 +23,13 @@ from .conftest import (
     LOG_DIR,
     NAMESPACE,
     TEST_IMAGE,
-    TOP,
     Cluster,
     create_preset,
     edit_preset,
     env_of,
     kubectl,
+    rollout_passes,
+    scale_installed,
 )
 from .controller import LocalController
 from .rest import Kube, eventually
@@ -45,33 +46,12 @@ def cluster(kubelet_cluster: Cluster) -> Iterator[Cluster]:
     installed = kubelet_cluster.admin.request("GET", path)
     replicas = installed.body["spec"]["replicas"] if installed.status == 200 else 0
     if replicas:
-        kubectl(kubelet_cluster, "-n", NAMESPACE, "scale", "deployment/podpreset-controller", "--replicas=0")
-        eventually(
-            "the installed controller's pods to be gone",
-            lambda: (
-                not kubelet_cluster.admin.get(
-                    f"/api/v1/namespaces/{NAMESPACE}/pods",
-                    labelSelector="app.kubernetes.io/component=controller",
-                )["items"]
-            ),
-            timeout=120,
-        )
+        scale_installed(kubelet_cluster, "controller", 0)
     try:
         yield kubelet_cluster
     finally:
         if replicas:
-            kubectl(
-                kubelet_cluster,
-                "-n",
-                NAMESPACE,
-                "scale",
-                "deployment/podpreset-controller",
-                f"--replicas={replicas}",
-            )
-            kubectl(
-                kubelet_cluster,
-                *("-n", NAMESPACE, "rollout", "status", "deployment/podpreset-controller", "--timeout=180s"),
-            )
+            scale_installed(kubelet_cluster, "controller", replicas)
 
 
 def deployment(name: str, opted_in: bool) -> dict[str, Any]:
@@ -91,27 +71,6 @@ def deployment(name: str, opted_in: bool) -> dict[str, Any]:
             },
         },
     }
-
-
-def rollout(admin: Kube, namespace: str) -> list[str]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook.cli",
-            "rollout",
-            "--kubeconfig",
-            str(admin.kubeconfig),
-            "-n",
-            namespace,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=TOP,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()
 
 
 def running_pods(admin: Kube, namespace: str, app: str) -> list[dict[str, Any]]:
@@ -193,19 +152,21 @@ def test_a_preset_edit_rolls_the_opted_in_deployment_whose_new_pod_runs_with_the
     assert env_of(first["opted"]["spec"]["containers"][0]) == {"GREETING": "v1"}
 
     # First sight: recorded, nothing rolls.
-    assert rollout(admin, namespace) == [
+    assert rollout_passes(admin, "-n", namespace) == [
         f"deployment {namespace}/opted: recorded: first sight: its pods were admitted with today's "
         "presets; recorded, not rolled"
     ]
     # Edits that change nothing for it: another preset's env, this preset's labels.
     edit_preset(admin, namespace, "unrelated", env=[{"name": "OTHER", "value": "2"}])
     edit_preset(admin, namespace, "greeting", labels={"team": "platform"})
-    assert rollout(admin, namespace) == []
+    assert rollout_passes(admin, "-n", namespace) == []
 
     # The edit that matters, and the latency from it to the new pod running with the new env.
     started = time.monotonic()
     edit_preset(admin, namespace, "greeting", env=[{"name": "GREETING", "value": "v2"}])
-    assert rollout(admin, namespace) == [f"deployment {namespace}/opted: rolled: podpreset greeting changed"]
+    assert rollout_passes(admin, "-n", namespace) == [
+        f"deployment {namespace}/opted: rolled: podpreset greeting changed"
+    ]
 
     def new_running() -> bool:
         return any(

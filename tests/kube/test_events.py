@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from support.presets import cluster_preset
 from support.reviews import admission_review
 
 from presets.admission import PresetIndex, admit
@@ -116,16 +117,8 @@ def test_a_full_queue_drops_and_counts_and_never_blocks_the_caller() -> None:
 
 
 def test_a_refusal_by_a_reject_preset_is_an_event_saying_so_but_not_in_a_dry_run() -> None:
-    strict = parse_preset(
-        {
-            "apiVersion": "podpreset.dev/v1",
-            "kind": "ClusterPodPreset",
-            "metadata": {"name": "strict-logging"},
-            "spec": {"onConflict": "Reject", "env": [{"name": "LOG_LEVEL", "value": "info"}]},
-        },
-        source="t",
-        document=1,
-        default_namespace="",
+    strict = cluster_preset(
+        "strict-logging", onConflict="Reject", env=[{"name": "LOG_LEVEL", "value": "info"}]
     )
     index = PresetIndex.build([strict])
     decision = admit(review(name="web-1"), index)

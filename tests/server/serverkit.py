@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,18 @@ def write_cert(ca: trustme.CA, cert_file: Path, key_file: Path) -> trustme.LeafC
 
 def der_of(leaf: trustme.LeafCert) -> bytes:
     return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 60) -> bool:
+    """Whether CONDITION holds within SECONDS, asked every 0.1 s (and once more at the end).
+
+    The bound only stops a test that would otherwise wait for ever: it is no speed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
 
 
 def free_port() -> int:

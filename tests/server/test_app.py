@@ -18,9 +18,10 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serverkit import PRESETS_YAML, SECRET_VALUE, encode, make_review, metric_value, write_cert
+from support.presets import cluster_preset
 
 from presets.admission import Decision
-from presets.model import DEFAULT_PROTECTED, RESTRICTED_VOLUME_TYPES, Protected, VolumeTypes, parse_preset
+from presets.model import DEFAULT_PROTECTED, RESTRICTED_VOLUME_TYPES, Protected, VolumeTypes
 from webhook.observe.logs import JsonFormatter
 from webhook.observe.metrics import Metrics, MetricsDirError, prepare_multiprocess_dir
 from webhook.server.app import create_app
@@ -110,17 +111,7 @@ def test_the_decision_listener_runs_except_for_dry_runs(source: StaticSource) ->
 
 
 def test_a_reject_preset_refuses_the_pod_with_409_counts_it_and_still_tells_the_listener() -> None:
-    strict = parse_preset(
-        {
-            "apiVersion": "podpreset.dev/v1",
-            "kind": "ClusterPodPreset",
-            "metadata": {"name": "strict"},
-            "spec": {"onConflict": "Reject", "env": [{"name": "GREETING", "value": "hello"}]},
-        },
-        source="t",
-        document=1,
-        default_namespace="",
-    )
+    strict = cluster_preset("strict", onConflict="Reject", env=[{"name": "GREETING", "value": "hello"}])
     seen: list[Decision] = []
     app = create_app(Settings(insecure_http=True), StaticSource([strict]), on_decision=seen.append)
     body = make_review(env=[{"name": "GREETING", "value": "mine"}])

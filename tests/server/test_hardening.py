@@ -11,26 +11,15 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trustme
-from serverkit import GunicornServer, encode, make_review, metric_value, send
+from serverkit import GunicornServer, encode, make_review, metric_value, send, wait_until
 
 pytestmark = pytest.mark.server
 JSON = {"Content-Type": "application/json"}
 MiB = 1024 * 1024
-
-
-def _wait_until(condition: Callable[[], bool], seconds: float = 60) -> bool:
-    """Wait for ``condition``; the bound only stops a test that would wait for ever."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _workers(server: GunicornServer) -> list[int]:
@@ -72,7 +61,7 @@ def test_200_slow_sockets_do_not_stop_an_honest_admission_nor_a_kept_alive_conne
             assert status == 200 and kept.sock is sock, "the kept-alive connection was lost"
             assert server.health("/readyz")[0] == 200
             # The server closes each stalled connection once its handshake timeout (5 s) is over.
-            assert _wait_until(lambda: all(_closed_by_peer(s) for s in stalled))
+            assert wait_until(lambda: all(_closed_by_peer(s) for s in stalled))
         finally:
             for stale in stalled:
                 stale.close()
@@ -168,7 +157,7 @@ def test_with_a_client_ca_only_clients_with_its_certificates_are_served_and_it_i
         with pytest.raises(REFUSED):
             _mutate_with(own_server, _client(ca, who))
     # Written by the worker's log writer thread, a moment after the handshake failed.
-    assert _wait_until(lambda: "TLS handshake with 127.0.0.1" in own_server.log())
+    assert wait_until(lambda: "TLS handshake with 127.0.0.1" in own_server.log())
     # A new client CA written in place is used for new connections.
     other_ca.cert_pem.write_to_path(str(ca_file))
 
@@ -178,7 +167,7 @@ def test_with_a_client_ca_only_clients_with_its_certificates_are_served_and_it_i
         except REFUSED:
             return False
 
-    assert _wait_until(switched)
+    assert wait_until(switched)
     with pytest.raises(REFUSED):
         _mutate_with(own_server, _client(ca, apiserver_ca))
     assert own_server.health("/readyz")[0] == 200, "the health port needs no client certificate"
@@ -296,11 +285,11 @@ def test_the_certificate_expiry_is_a_metric_updated_on_reload(
     own_server.start()
     leaf_expiry = datetime.datetime(3000, 1, 1, tzinfo=datetime.UTC).timestamp()  # trustme's default
     name = "podpreset_certificate_expiry_timestamp_seconds"
-    assert _wait_until(lambda: metric_value(own_server.metrics(), name) == leaf_expiry)
+    assert wait_until(lambda: metric_value(own_server.metrics(), name) == leaf_expiry)
     renewed = datetime.datetime(2031, 5, 17, 8, 30, tzinfo=datetime.UTC)  # encoded as UTCTime
     leaf = ca.issue_cert("127.0.0.1", not_after=renewed)
     tmp = own_server.cert_file.with_suffix(".new")
     tmp.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     own_server.key_file.write_bytes(leaf.private_key_pem.bytes())
     os.replace(tmp, own_server.cert_file)
-    assert _wait_until(lambda: metric_value(own_server.metrics(), name) == renewed.timestamp())
+    assert wait_until(lambda: metric_value(own_server.metrics(), name) == renewed.timestamp())

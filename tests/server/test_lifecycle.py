@@ -28,6 +28,7 @@ from serverkit import (
     make_review,
     metric_value,
     send,
+    wait_until,
     write_cert,
 )
 
@@ -141,7 +142,7 @@ def test_sigterm_during_load_answers_every_request_in_flight(own_server: Gunicor
         own_server.terminate()
         # Readiness ends: /readyz answers 503 while the worker still answers, then connections
         # are refused. Either is "not ready"; which one a probe sees depends on timing.
-        assert _wait_until(lambda: _not_ready(own_server))
+        assert wait_until(lambda: _not_ready(own_server))
         assert own_server.process is not None
         assert own_server.process.wait(timeout=30) == 0
     assert load.failures == []
@@ -160,16 +161,6 @@ def _not_ready(server: GunicornServer) -> bool:
     finally:
         conn.close()
     return status == 503
-
-
-def _wait_until(condition: Callable[[], bool], seconds: float = 60) -> bool:
-    """Wait for ``condition``; the bound only stops a test that would wait for ever."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _served_cert(server: GunicornServer) -> bytes:
@@ -196,12 +187,12 @@ def test_a_rewritten_certificate_is_served_without_a_failed_request(
     ):
         load.wait_for(50)
         new = der_of(write_cert(ca, own_server.cert_file, own_server.key_file))
-        assert _wait_until(lambda: _served_cert(own_server) == new), (
+        assert wait_until(lambda: _served_cert(own_server) == new), (
             "the new certificate was not served in 60 s"
         )
         fresh.wait_for(fresh.ok + 50)
     assert load.failures == [] and fresh.failures == []
-    assert _wait_until(lambda: "reloaded the TLS certificate" in own_server.log())
+    assert wait_until(lambda: "reloaded the TLS certificate" in own_server.log())
 
 
 def _kubernetes_secret_volume(directory: Path, ca: trustme.CA, generation: int) -> bytes:
@@ -233,7 +224,7 @@ def test_a_secret_volume_symlink_swap_is_served_without_a_failed_request(
         with Load(server, threads=2) as load, Load(server, threads=2, new_connection_each_time=True) as fresh:
             load.wait_for(50)
             new = _kubernetes_secret_volume(volume, ca, 2)
-            assert _wait_until(lambda: _served_cert(server) == new), (
+            assert wait_until(lambda: _served_cert(server) == new), (
                 "the new certificate was not served in 60 s"
             )
             fresh.wait_for(fresh.ok + 50)
@@ -274,20 +265,20 @@ def test_an_edited_preset_file_is_reloaded_and_a_bad_edit_keeps_the_last_good_pr
     own_server.start()
     assert _applied(own_server) == {"web-settings", "db-password"}
     (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET)
-    assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password", "added-later"})
+    assert wait_until(lambda: _applied(own_server) == {"web-settings", "db-password", "added-later"})
     # Both workers, each with its own source, have the new set before the bad edit.
-    assert _wait_until(lambda: own_server.log().count("loaded 3 presets") == 2)
+    assert wait_until(lambda: own_server.log().count("loaded 3 presets") == 2)
 
     (own_server.presets_dir / "added.yaml").write_text(ADDED_PRESET.replace("  env:", "  env: 7\n  envx:"))
-    assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
+    assert wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") >= 1)
     for _ in range(20):  # every worker still serves the last good set
         assert _applied(own_server) == {"web-settings", "db-password", "added-later"}
     assert own_server.health("/readyz")[0] == 200
-    assert _wait_until(lambda: "added.yaml: document 1 (added-later): spec.env" in own_server.log())
+    assert wait_until(lambda: "added.yaml: document 1 (added-later): spec.env" in own_server.log())
 
     (own_server.presets_dir / "added.yaml").unlink()
-    assert _wait_until(lambda: _applied(own_server) == {"web-settings", "db-password"})
-    assert _wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") == 0)
+    assert wait_until(lambda: _applied(own_server) == {"web-settings", "db-password"})
+    assert wait_until(lambda: metric_value(own_server.metrics(), "podpreset_source_problems") == 0)
 
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -352,7 +343,7 @@ def test_insecure_http_serves_plain_http_when_asked(tmp_path: Path) -> None:
             finally:
                 conn.close()
 
-        assert _wait_until(ready, 30), log.read_text()
+        assert wait_until(ready), log.read_text()
         assert "for local debugging only" in log.read_text()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
@@ -446,7 +437,7 @@ def test_a_worker_sent_sigterm_while_it_boots_exits(tmp_path: Path, ca: trustme.
             killed.append(pid)
             # Gone means reaped too. The bound stays below the 25 s graceful timeout that such a
             # worker used to take, which is what this tells apart.
-            assert _wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 20), (
+            assert wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 20), (
                 f"worker {pid} still runs 20 s after a SIGTERM sent while it booted"
             )
             if len(killed) == 5:
@@ -494,7 +485,7 @@ def test_connections_waiting_at_a_worker_that_dies_are_served_by_another(
             client.start()
         # Every connection is made: answered by the other worker, or queued at a listening socket
         # (the stopped worker's, whose queue is what this test is about).
-        assert _wait_until(lambda: len(results) + _queued(server.port) == 16), (results, _queued(server.port))
+        assert wait_until(lambda: len(results) + _queued(server.port) == 16), (results, _queued(server.port))
         assert _queued(server.port) > 0, "no connection was queued at the stopped worker"
     finally:
         os.kill(stopped, signal.SIGKILL)
@@ -531,22 +522,22 @@ def test_every_listening_socket_has_a_worker_after_workers_are_added_and_removed
     assert server.process is not None
     arbiter = server.process.pid
     review = encode(make_review())
-    assert _wait_until(lambda: len(_children(arbiter)) == 2, 60), _children(arbiter)
+    assert wait_until(lambda: len(_children(arbiter)) == 2, 60), _children(arbiter)
     for _ in range(3):
         before = set(_children(arbiter))
         os.kill(arbiter, signal.SIGTTIN)
-        assert _wait_until(lambda: len(_children(arbiter)) == 3, 60), _children(arbiter)
+        assert wait_until(lambda: len(_children(arbiter)) == 3, 60), _children(arbiter)
         [added] = set(_children(arbiter)) - before
-        assert _wait_until(lambda: _listening(server.port) == 3, 60), _listening(server.port)
+        assert wait_until(lambda: _listening(server.port) == 3, 60), _listening(server.port)
         os.kill(arbiter, signal.SIGTTOU)  # gunicorn stops its oldest worker
         # Gone means reaped by the arbiter (a worker not yet reaped is still its child).
-        assert _wait_until(lambda: len(_children(arbiter)) == 2, 60), (
+        assert wait_until(lambda: len(_children(arbiter)) == 2, 60), (
             f"no worker of {_children(arbiter)} exited within 60 s of SIGTTOU:\n{server.log()[-3000:]}"
         )
         survivors = set(_children(arbiter))
         assert added in survivors and len(survivors & before) == 1, (before, added, survivors)
         # The arbiter closes the free slot's socket right after it reaped the worker.
-        assert _wait_until(lambda: _listening(server.port) == 2, 60), _listening(server.port)
+        assert wait_until(lambda: _listening(server.port) == 2, 60), _listening(server.port)
         for _ in range(16):  # new connections, spread by the kernel over both slots
             conn = server.connection(timeout=30)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,23 @@ def run_cli(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+HEAVY_MODULES = ("flask", "kubernetes", "gunicorn", "werkzeug")
+
+
+def heavy_modules_imported_by(*args: object) -> list[str]:
+    """Which of ``HEAVY_MODULES`` ``podpreset ARGS`` imports, run in a fresh interpreter with its
+    standard output discarded (its errors show in the assertion if it fails)."""
+    argv = list(map(str, args))
+    code = (
+        "import contextlib, io, json, sys; from webhook.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): rc = main({argv!r})\n"
+        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules])); sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    heavy: list[str] = json.loads(result.stdout)
+    return heavy

@@ -20,6 +20,7 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
@@ -31,7 +32,15 @@ from presets.limits import DEFAULT_MAX_PRESET_BYTES
 from presets.model import DEFAULT_PROTECTED_ENTRIES, RESTRICTED_VOLUME_TYPES
 from webhook.controller.election import LEASE_NAME, ElectionConfig, LeaderElector
 from webhook.controller.loop import Controller
-from webhook.settings import SettingsError, protected_entries, volume_type_entries
+from webhook.settings import (
+    Flags,
+    SettingsError,
+    check_host_port,
+    parse_boolean,
+    parse_log_format,
+    protected_entries,
+    volume_type_entries,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,120 +76,111 @@ class ControllerSettings:
     """Seconds between rollout passes (sooner while workloads wait for the rate limit)."""
 
 
-_ENV = {
-    "kubeconfig": "KUBECONFIG",
-    "namespace": "CONTROLLER_NAMESPACE",
-    "identity": "CONTROLLER_IDENTITY",
-    "leader_elect": "LEADER_ELECT",
-    "lease_duration": "LEASE_DURATION",
-    "renew_deadline": "RENEW_DEADLINE",
-    "retry_period": "RETRY_PERIOD",
-    "health_bind": "HEALTH_BIND",
-    "log_format": "LOG_FORMAT",
-    "log_level": "LOG_LEVEL",
-    "status_interval": "STATUS_INTERVAL",
-    "status_writes_per_second": "STATUS_WRITES_PER_SECOND",
-    "rollout_per_minute": "ROLLOUT_PER_MINUTE",
-    "rollout_interval": "ROLLOUT_INTERVAL",
-    "protected": "PROTECTED",
-    "namespaced_volume_types": "NAMESPACED_VOLUME_TYPES",
-    "max_preset_bytes": "MAX_PRESET_BYTES",
-}
+_FLAGS = Flags(
+    {
+        "kubeconfig": "PODPRESET_KUBECONFIG",
+        "namespace": "PODPRESET_CONTROLLER_NAMESPACE",
+        "identity": "PODPRESET_CONTROLLER_IDENTITY",
+        "leader_elect": "PODPRESET_LEADER_ELECT",
+        "lease_duration": "PODPRESET_LEASE_DURATION",
+        "renew_deadline": "PODPRESET_RENEW_DEADLINE",
+        "retry_period": "PODPRESET_RETRY_PERIOD",
+        "health_bind": "PODPRESET_HEALTH_BIND",
+        "log_format": "PODPRESET_LOG_FORMAT",
+        "log_level": "PODPRESET_LOG_LEVEL",
+        "status_interval": "PODPRESET_STATUS_INTERVAL",
+        "status_writes_per_second": "PODPRESET_STATUS_WRITES_PER_SECOND",
+        "rollout_per_minute": "PODPRESET_ROLLOUT_PER_MINUTE",
+        "rollout_interval": "PODPRESET_ROLLOUT_INTERVAL",
+        "protected": "PODPRESET_PROTECTED",
+        "namespaced_volume_types": "PODPRESET_NAMESPACED_VOLUME_TYPES",
+        "max_preset_bytes": "PODPRESET_MAX_PRESET_BYTES",
+    }
+)
+"""Each flag's variable; ``--protected``, ``--namespaced-volume-types`` and ``--max-preset-bytes``
+share ``serve``'s."""
 
 
 def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``podpreset controller``; defaults None so that variables fill the gaps."""
     d = ControllerSettings()
-
-    def env(dest: str) -> str:
-        return f"(env PODPRESET_{_ENV[dest]})"
-
-    parser.add_argument(
-        "--kubeconfig", metavar="PATH", help=f"instead of in-cluster config {env('kubeconfig')}"
-    )
-    parser.add_argument(
-        "--namespace",
+    add = partial(_FLAGS.add, parser)
+    add("kubeconfig", "instead of in-cluster config", metavar="PATH")
+    add(
+        "namespace",
+        f"the controller's namespace, where its Lease {LEASE_NAME} lives; default the pod's "
+        f"own (in cluster), else {DEFAULT_NAMESPACE}",
         metavar="NS",
-        help=f"the controller's namespace, where its Lease {LEASE_NAME} lives; default the pod's "
-        f"own (in cluster), else {DEFAULT_NAMESPACE} {env('namespace')}",
     )
-    parser.add_argument(
-        "--identity",
+    add(
+        "identity",
+        "this replica's name in the Lease; default the pod name (POD_NAME), else hostname_pid",
         metavar="NAME",
-        help=f"this replica's name in the Lease; default the pod name (POD_NAME), else hostname_pid "
-        f"{env('identity')}",
     )
-    parser.add_argument(
-        "--leader-elect",
+    add(
+        "leader_elect",
+        "take part in leader election and act only while holding the Lease (default on; off: "
+        "act at once, for a single replica)",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help=f"take part in leader election and act only while holding the Lease (default on; off: "
-        f"act at once, for a single replica) {env('leader_elect')}",
     )
-    parser.add_argument(
-        "--lease-duration",
+    add(
+        "lease_duration",
+        f"how long a Lease not renewed keeps others out, default {d.lease_duration}",
         metavar="SECONDS",
-        help=f"how long a Lease not renewed keeps others out, default {d.lease_duration} "
-        f"{env('lease_duration')}",
     )
-    parser.add_argument(
-        "--renew-deadline",
+    add(
+        "renew_deadline",
+        f"the leader stops acting when it has not renewed for this long, default {d.renew_deadline:g}",
         metavar="SECONDS",
-        help=f"the leader stops acting when it has not renewed for this long, default "
-        f"{d.renew_deadline:g} {env('renew_deadline')}",
     )
-    parser.add_argument(
-        "--retry-period",
+    add(
+        "retry_period",
+        f"time between tries to acquire or renew, default {d.retry_period:g}",
         metavar="SECONDS",
-        help=f"time between tries to acquire or renew, default {d.retry_period:g} {env('retry_period')}",
     )
-    parser.add_argument(
-        "--health-bind",
+    add(
+        "health_bind",
+        f"plain-HTTP /healthz, /readyz and /metrics, default {d.health_bind}",
         metavar="HOST:PORT",
-        help=f"plain-HTTP /healthz, /readyz and /metrics, default {d.health_bind} {env('health_bind')}",
     )
-    parser.add_argument("--log-format", choices=("text", "json"), help=f"default text {env('log_format')}")
-    parser.add_argument("--log-level", metavar="LEVEL", help=f"default INFO {env('log_level')}")
-    parser.add_argument(
-        "--status-interval",
+    add("log_format", "default text", choices=("text", "json"))
+    add("log_level", "default INFO", metavar="LEVEL")
+    add(
+        "status_interval",
+        f"at most one status round per interval; the changes of an interval are written "
+        f"together, default {d.status_interval:g}",
         metavar="SECONDS",
-        help=f"at most one status round per interval; the changes of an interval are written "
-        f"together, default {d.status_interval:g} {env('status_interval')}",
     )
-    parser.add_argument(
-        "--status-writes-per-second",
+    add(
+        "status_writes_per_second",
+        f"status writes per second at most, default {d.status_writes_per_second:g}",
         metavar="N",
-        help=f"status writes per second at most, default {d.status_writes_per_second:g} "
-        f"{env('status_writes_per_second')}",
     )
-    parser.add_argument(
-        "--rollout-per-minute",
+    add(
+        "rollout_per_minute",
+        f"roll at most N opted-in workloads a minute; the rest wait for a later pass, default "
+        f"{d.rollout_per_minute}",
         metavar="N",
-        help=f"roll at most N opted-in workloads a minute; the rest wait for a later pass, default "
-        f"{d.rollout_per_minute} {env('rollout_per_minute')}",
     )
-    parser.add_argument(
-        "--rollout-interval",
+    add(
+        "rollout_interval",
+        f"seconds between rollout passes, default {d.rollout_interval:g}",
         metavar="SECONDS",
-        help=f"seconds between rollout passes, default {d.rollout_interval:g} {env('rollout_interval')}",
     )
-    parser.add_argument(
-        "--protected",
+    add(
+        "protected",
+        "as for serve: env names no preset may inject (set it as the webhook's)",
         action="append",
         metavar="NAME_OR_PREFIX*",
-        help=f"as for serve: env names no preset may inject (set it as the webhook's) {env('protected')}",
     )
-    parser.add_argument(
-        "--namespaced-volume-types",
+    add(
+        "namespaced_volume_types",
+        "as for serve: volume types a PodPreset may inject",
         action="append",
         metavar="TYPE",
-        help=f"as for serve: volume types a PodPreset may inject {env('namespaced_volume_types')}",
     )
-    parser.add_argument(
-        "--max-preset-bytes",
-        metavar="N",
-        help=f"as for serve: a larger preset is skipped as invalid {env('max_preset_bytes')}",
-    )
+    add("max_preset_bytes", "as for serve: a larger preset is skipped as invalid", metavar="N")
 
 
 def settings_from_args(
@@ -189,12 +189,7 @@ def settings_from_args(
     """Flags, then ``PODPRESET_*`` variables, then defaults. Raises ``SettingsError``."""
     environ = os.environ if environ is None else environ
 
-    def raw(dest: str) -> Any:
-        value = getattr(args, dest, None)
-        if value is not None:
-            return value
-        text = environ.get("PODPRESET_" + _ENV[dest])
-        return text if text not in (None, "") else None
+    raw = _FLAGS.reader(args, environ)
 
     def number(dest: str, minimum: float, integer: bool = False) -> Any:
         value = raw(dest)
@@ -203,28 +198,20 @@ def settings_from_args(
         try:
             result = int(str(value)) if integer else float(str(value))
         except ValueError:
-            raise SettingsError(f"{_where(dest)}: expected a number, got {value!r}") from None
+            raise SettingsError(f"{_FLAGS.where(dest)}: expected a number, got {value!r}") from None
         if not math.isfinite(result) or result < minimum:
             raise SettingsError(
-                f"{_where(dest)}: must be a finite number of at least {minimum:g}, got {value!r}"
+                f"{_FLAGS.where(dest)}: must be a finite number of at least {minimum:g}, got {value!r}"
             )
         return result
 
-    leader_elect = raw("leader_elect")
-    if isinstance(leader_elect, str):
-        if leader_elect.lower() not in ("1", "true", "yes", "0", "false", "no"):
-            raise SettingsError(f"{_where('leader_elect')}: expected true or false, got {leader_elect!r}")
-        leader_elect = leader_elect.lower() in ("1", "true", "yes")
-    log_format = raw("log_format") or "text"
-    if log_format not in ("text", "json"):
-        raise SettingsError(f"{_where('log_format')}: expected text or json, got {log_format!r}")
+    leader_elect = parse_boolean(raw("leader_elect"), _FLAGS.where("leader_elect"))
+    log_format = parse_log_format(raw("log_format"), _FLAGS.where("log_format"))
     protected = protected_entries(raw("protected"))
     volume_types = volume_type_entries(raw("namespaced_volume_types"))
     health_bind = raw("health_bind")
     if health_bind is not None:
-        host, sep, port = str(health_bind).rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise SettingsError(f"{_where('health_bind')}: expected HOST:PORT, got {health_bind!r}")
+        check_host_port(health_bind, _FLAGS.where("health_bind"))
     values: dict[str, Any] = {
         "kubeconfig": raw("kubeconfig"),
         "namespace": raw("namespace") or own_namespace(),
@@ -250,10 +237,6 @@ def settings_from_args(
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     return settings
-
-
-def _where(dest: str) -> str:
-    return f"--{dest.replace('_', '-')}/PODPRESET_{_ENV[dest]}"
 
 
 def own_namespace() -> str:

@@ -96,18 +96,18 @@ def next_record(
     (RFC 3339, microseconds). Another holder's lease has expired only when ``lease_duration``
     of the *record's* seconds have passed here since it last changed.
     """
-    if current is None:
-        return Attempt(
-            action="create",
-            record=LeaseRecord(
-                holder=identity,
-                lease_duration_seconds=lease_duration,
-                acquire_time=now_text,
-                renew_time=now_text,
-                transitions=0,
-            ),
-            reason="no lease yet",
+
+    def taken(transitions: int) -> LeaseRecord:
+        return LeaseRecord(
+            holder=identity,
+            lease_duration_seconds=lease_duration,
+            acquire_time=now_text,
+            renew_time=now_text,
+            transitions=transitions,
         )
+
+    if current is None:
+        return Attempt(action="create", record=taken(0), reason="no lease yet")
     if current.holder == identity:
         return Attempt(
             action="update",
@@ -118,13 +118,7 @@ def next_record(
         return Attempt(action="wait", reason=f"held by {current.holder}")
     return Attempt(
         action="update",
-        record=LeaseRecord(
-            holder=identity,
-            lease_duration_seconds=lease_duration,
-            acquire_time=now_text,
-            renew_time=now_text,
-            transitions=current.transitions + 1,
-        ),
+        record=taken(current.transitions + 1),
         reason="released" if not current.holder else f"expired (held by {current.holder})",
     )
 
