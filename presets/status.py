@@ -132,22 +132,16 @@ def judge_preset(
         fields = [p.field for p in exc.problems]
         message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in exc.problems)
         return None, Validity(valid=False, reason=_invalid_reason(fields), message=_clip(message))
-    found = protected_problems(preset, protected)
-    if found:
-        message = "; ".join(f"{f}: {m}" for f, m in found)
-        return preset, Validity(
-            valid=False,
-            reason="ProtectedEnvName",
-            message=_clip(f"{message} (the webhook treats it as a conflict in every pod it selects)"),
-        )
-    refused = volume_type_problems(preset, volume_types)
-    if refused:
-        message = "; ".join(f"{f}: {m}" for f, m in refused)
-        return preset, Validity(
-            valid=False,
-            reason="RefusedVolumeType",
-            message=_clip(f"{message} (the webhook leaves this preset out of every pod)"),
-        )
+    checks = (
+        ("ProtectedEnvName", protected_problems(preset, protected),
+         "the webhook treats it as a conflict in every pod it selects"),
+        ("RefusedVolumeType", volume_type_problems(preset, volume_types),
+         "the webhook leaves this preset out of every pod"),
+    )  # fmt: skip
+    for reason, found, effect in checks:
+        if found:
+            message = "; ".join(f"{f}: {m}" for f, m in found)
+            return preset, Validity(valid=False, reason=reason, message=_clip(f"{message} ({effect})"))
     return preset, ACCEPTED
 
 
