@@ -42,14 +42,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-logs=${E2E_CLUSTER_LOGS:-$top/build/e2e-cluster/$stamp}
-mkdir -p "$logs"
-logs=$(cd "$logs" && pwd)
-timings="$logs/timings.txt"
-: > "$timings"
 # shellcheck source=hack/lib/timed.sh
 . "$top/hack/lib/timed.sh"
+run_logs "${E2E_CLUSTER_LOGS:-$top/build/e2e-cluster/$(date -u +%Y%m%dT%H%M%SZ)}" timings.txt
 echo "e2e-cluster: logs of every component in $logs" >&2
 
 timed "build kube-apiserver and etcd (hack/build-controlplane.sh)" \

@@ -40,14 +40,9 @@ die() { log "$*"; exit 1; }
 [ "$(uname -s)" = Linux ] || die "needs Linux (this is $(uname -s)); with Docker and kind, use make e2e-kind"
 [ "$(id -u)" = 0 ] || die "needs root: it runs dockerd, makes a network bridge and an iptables chain (all removed afterwards)"
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-logs=${E2E_KIND_LOGS:-$top/build/e2e-kind/$stamp}
-mkdir -p "$logs"
-logs=$(cd "$logs" && pwd)
-timings="$logs/timings-local.txt"
-: > "$timings"
 # shellcheck source=hack/lib/timed.sh
 . "$top/hack/lib/timed.sh"
+run_logs "${E2E_KIND_LOGS:-$top/build/e2e-kind/$(date -u +%Y%m%dT%H%M%SZ)}" timings-local.txt
 
 # --- tools ---------------------------------------------------------------------------------------
 missing=()

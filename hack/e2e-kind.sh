@@ -48,20 +48,14 @@ image=${IMAGE:-podpreset:dev}
 python=${PYTHON:-$top/.venv/bin/python}
 config=${KIND_CONFIG:-$top/hack/kind/cluster.yaml}
 test_image=${PODPRESET_E2E_TEST_IMAGE:-docker.io/library/busybox:1.36}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-logs=${E2E_KIND_LOGS:-$top/build/e2e-kind/$stamp}
-mkdir -p "$logs"
-logs=$(cd "$logs" && pwd)
+# shellcheck source=hack/lib/timed.sh
+. "$top/hack/lib/timed.sh"
+run_logs "${E2E_KIND_LOGS:-$top/build/e2e-kind/$(date -u +%Y%m%dT%H%M%SZ)}" timings.txt
 kubeconfig="$logs/kubeconfig"
-timings="$logs/timings.txt"
-: > "$timings"
 
 for tool in docker kind kubectl openssl; do
   command -v "$tool" >/dev/null || { echo "e2e-kind: $tool is required" >&2; exit 2; }
 done
-
-# shellcheck source=hack/lib/timed.sh
-. "$top/hack/lib/timed.sh"
 
 cleanup() {
   status=$?
