@@ -132,6 +132,30 @@ def free_port() -> int:
         return port
 
 
+class TlsConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that closes its socket when connecting fails.
+
+    ``HTTPSConnection.connect`` wraps a connected socket; when the server resets it during
+    ``wrap_socket`` (a listener closed after SIGTERM), CPython's ``SSLSocket._create`` raises
+    from its pre-handshake ``recv`` without closing the socket it made, and nobody holds it but
+    the traceback: the GC then finds it open in whatever test runs. Wrapped before it connects,
+    the socket is ours to close.
+    """
+
+    def connect(self) -> None:
+        sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM), server_hostname=self.host
+        )
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect((self.host, self.port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class GunicornServer:
     """``python -m webhook.server.serve`` in a subprocess, over TLS on a loopback port."""
 
@@ -209,7 +233,7 @@ class GunicornServer:
         raise AssertionError(f"server not ready in {seconds:.0f} s:\n{self.log()}")
 
     def connection(self, timeout: float = 30) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=timeout)
+        return TlsConnection("127.0.0.1", self.port, context=self.context, timeout=timeout)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
